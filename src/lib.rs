@@ -1,1 +1,53 @@
+//! dlbridge moves tensors between DLPack, the Python buffer protocol and
+//! NumPy's array interface without copying a byte, and hands them to and
+//! from Rust (`ndarray`) just as cheaply.
+//!
+//! # One hub, many spokes
+//!
+//! ```text
+//!   foreign object ──import──▶ Tensor ──export──▶ protocol view
+//!   DLPack capsule               │               DLPack capsule (legacy / versioned)
+//!   Py_buffer                    │ as_ndarray    Py_buffer
+//!   __array_struct__ capsule     │ From<Array>   __array_struct__ capsule
+//!   __array_interface__ dict     ▼               __array_interface__ dict
+//!                          ndarray views
+//! ```
+//!
+//! Every conversion goes through [`Tensor`]: a layout validated once at
+//! import ([`Layout`]), a [`DType`], a [`Device`], a data pointer, a readonly
+//! flag and an owner that releases the producer exactly once. A protocol
+//! module (a *spoke*) parses its protocol into those parts or renders them
+//! back, and knows nothing of the other protocols.
+//!
+//! ```
+//! use dlbridge::Tensor;
+//! use ndarray::array;
+//!
+//! // Rust-owned memory out through DLPack and back in: one allocation throughout.
+//! let t = Tensor::from(array![[1.0f32, 2.0], [3.0, 4.0]]);
+//! let dlpack = t.to_dlpack_versioned().unwrap();
+//! let back = Tensor::try_from(dlpack).unwrap();
+//! assert_eq!(back.data_ptr(), t.data_ptr());
+//! assert_eq!(back.as_ndarray::<f32>().unwrap()[[1, 0]], 3.0);
+//! ```
+//!
+//! With the `python` feature (on for the Python package) the crate is also
+//! the `dlbridge._native` extension module.
 
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod layout;
+mod ndarray;
+mod owner;
+mod protocol;
+#[cfg(feature = "python")]
+mod python;
+mod tensor;
+
+pub use device::Device;
+pub use dtype::{DType, Element};
+pub use error::{Error, ErrorKind, Result};
+pub use layout::{Layout, MAX_NDIM};
+pub use owner::live_buffers;
+pub use tensor::{Source, Tensor};

@@ -1,0 +1,87 @@
+//! Where a tensor's memory lives, in DLPack's terms.
+
+use crate::error::{Error, Result};
+use dlpark::ffi::{DLDevice, DLDeviceType};
+
+/// A DLPack device: `(device_type, device_id)`, e.g. `(1, 0)` for CPU.
+///
+/// dlbridge never touches memory that is not on the CPU: such tensors pass
+/// through DLPack import and export unchanged, and every protocol that would
+/// need to read them (the buffer protocol, the array interface, `copy()`,
+/// `as_ndarray`) refuses them with [`Device::ensure_cpu`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Device {
+    /// `DLDeviceType` (1 CPU, 2 CUDA, 3 CUDAHost, 10 ROCm, ...).
+    pub device_type: u32,
+    /// The device ordinal (0 for CPU).
+    pub device_id: i32,
+}
+
+impl Device {
+    /// Host memory, `(1, 0)`.
+    pub const CPU: Self = Self {
+        device_type: 1,
+        device_id: 0,
+    };
+
+    /// Whether the memory is ordinary host memory that dlbridge may address.
+    pub fn is_cpu(self) -> bool {
+        self.device_type == DLDeviceType::CPU.0
+    }
+
+    /// Refuses (`BufferError`) non-CPU memory for a protocol that must read it.
+    pub fn ensure_cpu(self, protocol: &str) -> Result<()> {
+        if self.is_cpu() {
+            Ok(())
+        } else {
+            Err(Error::buffer(format!(
+                "{protocol} needs CPU memory, but the tensor is on device {self}"
+            )))
+        }
+    }
+
+    /// The DLPack `DLDevice`.
+    pub fn to_dlpack(self) -> DLDevice {
+        DLDevice {
+            device_type: DLDeviceType(self.device_type),
+            device_id: self.device_id,
+        }
+    }
+
+    /// From a DLPack `DLDevice`.
+    pub fn from_dlpack(device: DLDevice) -> Self {
+        Self {
+            device_type: device.device_type.0,
+            device_id: device.device_id,
+        }
+    }
+
+    /// The DLPack name of the device type (`"cpu"`, `"cuda"`, ...).
+    pub fn type_name(self) -> &'static str {
+        match self.device_type {
+            1 => "cpu",
+            2 => "cuda",
+            3 => "cuda_host",
+            4 => "opencl",
+            7 => "vulkan",
+            8 => "metal",
+            9 => "vpi",
+            10 => "rocm",
+            11 => "rocm_host",
+            12 => "ext_dev",
+            13 => "cuda_managed",
+            14 => "oneapi",
+            15 => "webgpu",
+            16 => "hexagon",
+            17 => "maia",
+            18 => "trn",
+            _ => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.type_name(), self.device_id)
+    }
+}

@@ -1,0 +1,284 @@
+//! Element types: DLPack's `(code, bits, lanes)` triple, its names, and the
+//! Rust types that can view it.
+//!
+//! A [`DType`] *is* a DLPack `DLDataType`; every other protocol maps to and
+//! from it in its own spoke (PEP 3118 formats in the buffer spoke, typestrs in
+//! the array-interface spoke). Names follow NumPy and `ml_dtypes`
+//! (`float32`, `bfloat16`, `float8_e4m3fn`, ...).
+
+use crate::error::{Error, Result};
+use dlpark::ffi::{DLDataType, DLDataTypeCode};
+
+/// A tensor element type, as DLPack describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DType {
+    /// `DLDataTypeCode` (0 int, 1 uint, 2 float, 4 bfloat, 5 complex, 6 bool, 7-17 float8/6/4).
+    pub code: u8,
+    /// Bits per lane (a complex counts both halves: complex64 is 64).
+    pub bits: u8,
+    /// Lanes per element (1 for scalars; torch's `float4_e2m1fn_x2` has 2).
+    pub lanes: u16,
+}
+
+const fn dt(code: u8, bits: u8) -> DType {
+    DType {
+        code,
+        bits,
+        lanes: 1,
+    }
+}
+
+/// Every scalar dtype dlbridge knows, with its name (NumPy / `ml_dtypes` spelling).
+const NAMED: &[(DType, &str)] = &[
+    (DType::BOOL, "bool"),
+    (DType::INT8, "int8"),
+    (DType::INT16, "int16"),
+    (DType::INT32, "int32"),
+    (DType::INT64, "int64"),
+    (DType::UINT8, "uint8"),
+    (DType::UINT16, "uint16"),
+    (DType::UINT32, "uint32"),
+    (DType::UINT64, "uint64"),
+    (DType::FLOAT16, "float16"),
+    (DType::FLOAT32, "float32"),
+    (DType::FLOAT64, "float64"),
+    (DType::BFLOAT16, "bfloat16"),
+    (dt(5, 32), "complex32"),
+    (DType::COMPLEX64, "complex64"),
+    (DType::COMPLEX128, "complex128"),
+    (dt(7, 8), "float8_e3m4"),
+    (dt(8, 8), "float8_e4m3"),
+    (dt(9, 8), "float8_e4m3b11fnuz"),
+    (DType::FLOAT8_E4M3FN, "float8_e4m3fn"),
+    (dt(11, 8), "float8_e4m3fnuz"),
+    (DType::FLOAT8_E5M2, "float8_e5m2"),
+    (dt(13, 8), "float8_e5m2fnuz"),
+    (dt(14, 8), "float8_e8m0fnu"),
+    (dt(15, 6), "float6_e2m3fn"),
+    (dt(16, 6), "float6_e3m2fn"),
+    (dt(17, 4), "float4_e2m1fn"),
+];
+
+impl DType {
+    /// `bool`, stored as one byte (DLPack `(6, 8, 1)`).
+    pub const BOOL: Self = dt(6, 8);
+    /// `int8`.
+    pub const INT8: Self = dt(0, 8);
+    /// `int16`.
+    pub const INT16: Self = dt(0, 16);
+    /// `int32`.
+    pub const INT32: Self = dt(0, 32);
+    /// `int64`.
+    pub const INT64: Self = dt(0, 64);
+    /// `uint8`.
+    pub const UINT8: Self = dt(1, 8);
+    /// `uint16`.
+    pub const UINT16: Self = dt(1, 16);
+    /// `uint32`.
+    pub const UINT32: Self = dt(1, 32);
+    /// `uint64`.
+    pub const UINT64: Self = dt(1, 64);
+    /// IEEE half precision.
+    pub const FLOAT16: Self = dt(2, 16);
+    /// IEEE single precision.
+    pub const FLOAT32: Self = dt(2, 32);
+    /// IEEE double precision.
+    pub const FLOAT64: Self = dt(2, 64);
+    /// Brain floating point.
+    pub const BFLOAT16: Self = dt(4, 16);
+    /// A pair of `float32`.
+    pub const COMPLEX64: Self = dt(5, 64);
+    /// A pair of `float64`.
+    pub const COMPLEX128: Self = dt(5, 128);
+    /// OCP FP8 E4M3 (finite, NaN only).
+    pub const FLOAT8_E4M3FN: Self = dt(10, 8);
+    /// OCP FP8 E5M2.
+    pub const FLOAT8_E5M2: Self = dt(12, 8);
+
+    /// Checks a DLPack triple and returns it as a `DType`.
+    ///
+    /// Refuses (`BufferError`) codes dlbridge does not know, widths that do
+    /// not match their code, and elements that do not fill whole bytes
+    /// (packed sub-byte data cannot be addressed with byte strides).
+    pub fn from_dlpack(dtype: DLDataType) -> Result<Self> {
+        let candidate = Self {
+            code: dtype.code.0,
+            bits: dtype.bits,
+            lanes: dtype.lanes,
+        };
+        if candidate.lanes == 0 {
+            return Err(Error::buffer(format!(
+                "DLPack dtype {candidate} has zero lanes"
+            )));
+        }
+        if !NAMED
+            .iter()
+            .any(|(known, _)| known.code == candidate.code && known.bits == candidate.bits)
+        {
+            return Err(Error::buffer(format!(
+                "unsupported DLPack dtype {candidate}: no dtype with this code and bit width"
+            )));
+        }
+        let bits = u32::from(candidate.bits) * u32::from(candidate.lanes);
+        if bits % 8 != 0 {
+            return Err(Error::buffer(format!(
+                "unsupported DLPack dtype {candidate}: packed sub-byte elements ({bits} bits) \
+                 cannot be addressed with byte strides"
+            )));
+        }
+        Ok(candidate)
+    }
+
+    /// The DLPack `DLDataType` for this dtype.
+    pub fn to_dlpack(self) -> DLDataType {
+        DLDataType {
+            code: DLDataTypeCode(self.code),
+            bits: self.bits,
+            lanes: self.lanes,
+        }
+    }
+
+    /// Looks a dtype up by its name (`"float32"`, `"bfloat16"`, `"float8_e5m2"`, ...).
+    pub fn from_name(name: &str) -> Result<Self> {
+        NAMED
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map(|(dtype, _)| *dtype)
+            .ok_or_else(|| Error::type_error(format!("unknown dtype name {name:?}")))
+    }
+
+    /// The scalar name, e.g. `"float32"`; `None` for a triple with no name.
+    fn scalar_name(self) -> Option<&'static str> {
+        let scalar = Self { lanes: 1, ..self };
+        NAMED
+            .iter()
+            .find(|(dtype, _)| *dtype == scalar)
+            .map(|(_, name)| *name)
+    }
+
+    /// The dtype's name as NumPy / `ml_dtypes` spell it; vector types get a
+    /// `_x{lanes}` suffix as PyTorch spells them (`float4_e2m1fn_x2`).
+    pub fn name(self) -> String {
+        match (self.scalar_name(), self.lanes) {
+            (Some(name), 1) => name.to_owned(),
+            (Some(name), lanes) => format!("{name}_x{lanes}"),
+            (None, _) => format!("dlpack({},{},{})", self.code, self.bits, self.lanes),
+        }
+    }
+
+    /// Bytes per element: `ceil(bits * lanes / 8)`.
+    pub fn itemsize(self) -> usize {
+        (usize::from(self.bits) * usize::from(self.lanes)).div_ceil(8)
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.scalar_name() {
+            Some(_) => f.write_str(&self.name()),
+            None => write!(
+                f,
+                "(code={}, bits={}, lanes={})",
+                self.code, self.bits, self.lanes
+            ),
+        }
+    }
+}
+
+/// A Rust type whose values may be read from (and written to) tensor memory
+/// of one [`DType`].
+///
+/// # Safety
+///
+/// `DTYPE.itemsize()` must equal `size_of::<Self>()`, and every bit pattern
+/// that a producer of `DTYPE` may legitimately store must be a valid `Self`.
+/// (`bool` is the one type with invalid bit patterns: dlbridge trusts DLPack
+/// producers to store 0 or 1, as NumPy and PyTorch do.)
+pub unsafe trait Element: Copy + Send + Sync + 'static {
+    /// The dtype this Rust type views.
+    const DTYPE: DType;
+}
+
+macro_rules! element {
+    ($($ty:ty => $dtype:expr),* $(,)?) => {$(
+        // SAFETY: the size of each type equals its DLPack width (checked by the
+        // `element_sizes_match_dtypes` test), and all bit patterns are valid
+        // except for `bool`, documented on the trait.
+        unsafe impl Element for $ty {
+            const DTYPE: DType = $dtype;
+        }
+    )*};
+}
+
+element! {
+    bool => DType::BOOL,
+    i8 => DType::INT8,
+    i16 => DType::INT16,
+    i32 => DType::INT32,
+    i64 => DType::INT64,
+    u8 => DType::UINT8,
+    u16 => DType::UINT16,
+    u32 => DType::UINT32,
+    u64 => DType::UINT64,
+    half::f16 => DType::FLOAT16,
+    half::bf16 => DType::BFLOAT16,
+    f32 => DType::FLOAT32,
+    f64 => DType::FLOAT64,
+    num_complex::Complex<f32> => DType::COMPLEX64,
+    num_complex::Complex<f64> => DType::COMPLEX128,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for (dtype, name) in NAMED {
+            assert_eq!(DType::from_name(name).unwrap(), *dtype);
+            assert_eq!(dtype.name(), *name);
+        }
+        assert!(DType::from_name("float128").is_err());
+    }
+
+    #[test]
+    fn element_sizes_match_dtypes() {
+        fn check<T: Element>() {
+            assert_eq!(T::DTYPE.itemsize(), size_of::<T>(), "{}", T::DTYPE);
+        }
+        check::<bool>();
+        check::<i8>();
+        check::<i16>();
+        check::<i32>();
+        check::<i64>();
+        check::<u8>();
+        check::<u16>();
+        check::<u32>();
+        check::<u64>();
+        check::<half::f16>();
+        check::<half::bf16>();
+        check::<f32>();
+        check::<f64>();
+        check::<num_complex::Complex<f32>>();
+        check::<num_complex::Complex<f64>>();
+    }
+
+    #[test]
+    fn dlpack_triples_are_checked() {
+        let ok = |code, bits, lanes| {
+            DType::from_dlpack(DLDataType {
+                code: DLDataTypeCode(code),
+                bits,
+                lanes,
+            })
+        };
+        assert_eq!(ok(2, 32, 1).unwrap(), DType::FLOAT32);
+        assert_eq!(ok(17, 4, 2).unwrap().name(), "float4_e2m1fn_x2");
+        assert_eq!(ok(17, 4, 2).unwrap().itemsize(), 1);
+        assert!(ok(17, 4, 1).is_err(), "packed fp4 has no byte address");
+        assert!(ok(15, 6, 1).is_err());
+        assert!(ok(2, 24, 1).is_err());
+        assert!(ok(99, 8, 1).is_err());
+        assert!(ok(2, 32, 0).is_err());
+    }
+}

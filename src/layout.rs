@@ -1,0 +1,335 @@
+//! Shape and byte-stride arithmetic, validated once, overflow-checked.
+//!
+//! A [`Layout`] is the proof that a shape/strides pair is sane: at most
+//! [`MAX_NDIM`] axes, no negative extent, an element count and a byte span
+//! that fit in `isize`, one stride per axis. Every spoke builds one at import
+//! and every export trusts it. Strides are kept in **bytes** (as NumPy, the
+//! buffer protocol and the array interface do) and converted to DLPack's
+//! element strides only on the way out, when they divide the itemsize.
+
+use crate::error::{Error, Result};
+
+/// The most axes a layout may have (NumPy's `NPY_MAXDIMS`, CPython's `PyBUF_MAX_NDIM`).
+pub const MAX_NDIM: usize = 64;
+
+/// A validated shape with byte strides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    shape: Box<[usize]>,
+    strides: Box<[isize]>,
+    itemsize: usize,
+    size: usize,
+    /// Lowest byte touched, relative to the first logical element (`<= 0`).
+    low: isize,
+    /// One past the highest byte touched, relative to the first logical element.
+    high: isize,
+    c_contiguous: bool,
+    f_contiguous: bool,
+}
+
+fn overflow(what: &str) -> Error {
+    Error::value(format!("{what} does not fit in isize"))
+}
+
+impl Layout {
+    /// Validates a shape given as signed integers (as DLPack and Python carry
+    /// them) with optional byte strides; `None` means C-contiguous.
+    pub fn from_signed(
+        shape: &[i64],
+        byte_strides: Option<&[i64]>,
+        itemsize: usize,
+    ) -> Result<Self> {
+        check_ndim(shape.len())?;
+        let mut dims = Vec::with_capacity(shape.len());
+        for (axis, &extent) in shape.iter().enumerate() {
+            if extent < 0 {
+                return Err(Error::value(format!(
+                    "shape has a negative extent {extent} on axis {axis}"
+                )));
+            }
+            dims.push(usize::try_from(extent).map_err(|_| overflow("a shape extent"))?);
+        }
+        let strides = match byte_strides {
+            None => None,
+            Some(strides) => Some(
+                strides
+                    .iter()
+                    .map(|&s| isize::try_from(s).map_err(|_| overflow("a stride")))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        Self::new(&dims, strides.as_deref(), itemsize)
+    }
+
+    /// Validates a shape with optional byte strides (`None`: C-contiguous).
+    pub fn new(shape: &[usize], byte_strides: Option<&[isize]>, itemsize: usize) -> Result<Self> {
+        check_ndim(shape.len())?;
+        let mut size: usize = 1;
+        for &extent in shape {
+            size = size
+                .checked_mul(extent)
+                .filter(|&s| isize::try_from(s).is_ok())
+                .ok_or_else(|| overflow(&format!("the element count of shape {shape:?}")))?;
+        }
+        size.checked_mul(itemsize)
+            .filter(|&n| isize::try_from(n).is_ok())
+            .ok_or_else(|| overflow(&format!("the byte size of shape {shape:?}")))?;
+        let strides: Box<[isize]> = match byte_strides {
+            Some(strides) if strides.len() != shape.len() => {
+                return Err(Error::value(format!(
+                    "strides {strides:?} have {} entries for {} dimensions",
+                    strides.len(),
+                    shape.len()
+                )));
+            }
+            Some(strides) => strides.into(),
+            // `size * itemsize` fits in isize, so every suffix product does.
+            None => c_strides(shape, itemsize).into(),
+        };
+        let (low, high) = span(shape, &strides, itemsize, size)?;
+        let c_contiguous =
+            is_contiguous(itemsize, size, shape.iter().rev().zip(strides.iter().rev()));
+        let f_contiguous = is_contiguous(itemsize, size, shape.iter().zip(strides.iter()));
+        Ok(Self {
+            shape: shape.into(),
+            strides,
+            itemsize,
+            size,
+            low,
+            high,
+            c_contiguous,
+            f_contiguous,
+        })
+    }
+
+    /// A C-contiguous layout for `shape`.
+    pub fn contiguous(shape: &[usize], itemsize: usize) -> Result<Self> {
+        Self::new(shape, None, itemsize)
+    }
+
+    /// Extents per axis.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Byte strides per axis.
+    pub fn strides(&self) -> &[isize] {
+        &self.strides
+    }
+
+    /// Number of axes.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Bytes per element.
+    pub fn itemsize(&self) -> usize {
+        self.itemsize
+    }
+
+    /// `size * itemsize`: the bytes a contiguous copy needs.
+    pub fn nbytes(&self) -> usize {
+        self.size * self.itemsize
+    }
+
+    /// The byte range `[low, high)` the elements occupy, relative to the
+    /// first logical element (`low <= 0` when some stride is negative).
+    pub fn span(&self) -> (isize, isize) {
+        (self.low, self.high)
+    }
+
+    /// Row-major contiguous (size-1 axes and empty layouts count as contiguous, as in NumPy).
+    pub fn is_c_contiguous(&self) -> bool {
+        self.c_contiguous
+    }
+
+    /// Column-major contiguous.
+    pub fn is_f_contiguous(&self) -> bool {
+        self.f_contiguous
+    }
+
+    /// Checks that the layout, starting `offset` bytes into a block of `len`
+    /// bytes, stays inside it (`BufferError` otherwise).
+    pub fn check_within(&self, offset: usize, len: usize) -> Result<()> {
+        let offset = isize::try_from(offset).map_err(|_| overflow("the offset"))?;
+        let len = isize::try_from(len).map_err(|_| overflow("the buffer length"))?;
+        let inside = offset.checked_add(self.low).is_some_and(|start| start >= 0)
+            && offset.checked_add(self.high).is_some_and(|end| end <= len);
+        if self.size == 0 || inside {
+            Ok(())
+        } else {
+            Err(Error::buffer(format!(
+                "shape {:?} with strides {:?} at offset {offset} reaches outside a buffer of {len} bytes",
+                self.shape, self.strides
+            )))
+        }
+    }
+
+    /// Writes DLPack element strides (byte strides divided by the itemsize)
+    /// into `out`. An axis whose stride cannot matter (extent 1, or an empty
+    /// tensor) gets its compact value; any other stride that is not a multiple
+    /// of the itemsize is a `BufferError`.
+    pub fn element_strides_into(&self, out: &mut [i64]) -> Result<()> {
+        let itemsize = self.itemsize.max(1) as isize;
+        let mut compact: i64 = 1;
+        for axis in (0..self.ndim()).rev() {
+            let stride = self.strides[axis];
+            out[axis] = if stride % itemsize == 0 {
+                (stride / itemsize) as i64
+            } else if self.shape[axis] <= 1 || self.size == 0 {
+                compact
+            } else {
+                return Err(Error::buffer(format!(
+                    "byte stride {stride} on axis {axis} is not a multiple of the itemsize {}; \
+                     DLPack strides count elements",
+                    self.itemsize
+                )));
+            };
+            compact = compact.saturating_mul(self.shape[axis].max(1) as i64);
+        }
+        Ok(())
+    }
+}
+
+fn check_ndim(ndim: usize) -> Result<()> {
+    if ndim > MAX_NDIM {
+        Err(Error::value(format!(
+            "ndim {ndim} exceeds the maximum of {MAX_NDIM} dimensions"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn c_strides(shape: &[usize], itemsize: usize) -> Vec<isize> {
+    let mut strides = vec![0isize; shape.len()];
+    let mut step = itemsize as isize;
+    for (axis, &extent) in shape.iter().enumerate().rev() {
+        strides[axis] = step;
+        step = step.saturating_mul(extent.max(1) as isize);
+    }
+    strides
+}
+
+/// The byte range touched, relative to the first element; checked in isize.
+fn span(
+    shape: &[usize],
+    strides: &[isize],
+    itemsize: usize,
+    size: usize,
+) -> Result<(isize, isize)> {
+    if size == 0 {
+        return Ok((0, 0));
+    }
+    let (mut low, mut high) = (0isize, itemsize as isize);
+    for (&extent, &stride) in shape.iter().zip(strides) {
+        let reach = (extent as isize - 1)
+            .checked_mul(stride)
+            .ok_or_else(|| overflow(&format!("stride {stride} times extent {extent}")))?;
+        if reach < 0 {
+            low = low
+                .checked_add(reach)
+                .ok_or_else(|| overflow("the byte span"))?;
+        } else {
+            high = high
+                .checked_add(reach)
+                .ok_or_else(|| overflow("the byte span"))?;
+        }
+    }
+    high.checked_sub(low)
+        .ok_or_else(|| overflow("the byte span"))?;
+    Ok((low, high))
+}
+
+fn is_contiguous<'a>(
+    itemsize: usize,
+    size: usize,
+    axes: impl Iterator<Item = (&'a usize, &'a isize)>,
+) -> bool {
+    if size == 0 {
+        return true;
+    }
+    let mut expected = itemsize as isize;
+    for (&extent, &stride) in axes {
+        if extent == 1 {
+            continue;
+        }
+        if stride != expected {
+            return false;
+        }
+        expected *= extent as isize;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn c_layout_and_flags() {
+        let l = Layout::contiguous(&[2, 3, 4], 8).unwrap();
+        assert_eq!(l.strides(), &[96, 32, 8]);
+        assert!(l.is_c_contiguous() && !l.is_f_contiguous());
+        assert_eq!((l.size(), l.nbytes(), l.span()), (24, 192, (0, 192)));
+        let f = Layout::new(&[2, 3], Some(&[4, 8]), 4).unwrap();
+        assert!(f.is_f_contiguous() && !f.is_c_contiguous());
+        let one = Layout::new(&[1, 5, 1], Some(&[999, 2, -7]), 2).unwrap();
+        assert!(one.is_c_contiguous(), "size-1 axes do not count");
+    }
+
+    #[test]
+    fn negative_strides_span_below_the_first_element() {
+        let l = Layout::new(&[4], Some(&[-8]), 8).unwrap();
+        assert_eq!(l.span(), (-24, 8));
+        assert!(l.check_within(24, 32).is_ok());
+        assert_eq!(
+            l.check_within(16, 32).unwrap_err().kind(),
+            ErrorKind::Buffer
+        );
+        assert_eq!(
+            l.check_within(24, 31).unwrap_err().kind(),
+            ErrorKind::Buffer
+        );
+    }
+
+    #[test]
+    fn refusals_are_value_errors() {
+        for err in [
+            Layout::from_signed(&[2, -1], None, 4).unwrap_err(),
+            Layout::new(&[1; 65], None, 4).unwrap_err(),
+            Layout::new(&[2, 2], Some(&[8]), 4).unwrap_err(),
+            Layout::new(&[usize::MAX / 2, 4], None, 1).unwrap_err(),
+            Layout::new(&[1 << 62], None, 4).unwrap_err(),
+            Layout::new(&[3], Some(&[isize::MAX]), 1).unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Value, "{err}");
+        }
+        assert!(Layout::new(&[1; 64], None, 4).is_ok());
+        assert!(
+            Layout::new(&[0, usize::MAX / 2], None, 1).is_ok(),
+            "empty: nothing to address"
+        );
+    }
+
+    #[test]
+    fn element_strides_need_whole_items() {
+        let mut out = [0i64; 3];
+        Layout::new(&[2, 3, 1], Some(&[24, -8, 3]), 8)
+            .unwrap()
+            .element_strides_into(&mut out)
+            .unwrap();
+        assert_eq!(out, [3, -1, 1]);
+        let err = Layout::new(&[2], Some(&[12]), 8)
+            .unwrap()
+            .element_strides_into(&mut out[..1])
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Buffer);
+    }
+}

@@ -1,0 +1,127 @@
+//! What keeps a tensor's memory alive, released exactly once.
+//!
+//! Each variant owns one foreign (or Rust) resource and releases it in its
+//! `Drop`: the DLPack managed tensor through its deleter (dlpark's `Managed`),
+//! a Rust allocation through the global allocator. A [`Tensor`](crate::Tensor)
+//! holds its owner in an `Arc`; views and exports clone the `Arc`, so the
+//! resource goes when the last of them does, on whichever thread that is.
+
+use std::alloc::{self, Layout as AllocLayout};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dlpark::Managed;
+use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned};
+
+use crate::error::{Error, Result};
+
+/// Alignment of Rust-owned data: a cache line, enough for any SIMD load.
+pub const DATA_ALIGNMENT: usize = 64;
+
+static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Rust-owned data buffers (from `zeros`, `empty`, `copy()`, or arrays handed
+/// over from Rust) not yet freed. Tests use it to prove exactly-once release.
+pub fn live_buffers() -> usize {
+    LIVE_BUFFERS.load(Ordering::SeqCst)
+}
+
+/// Counts one live Rust-owned buffer for as long as it exists.
+struct LiveBuffer;
+
+impl LiveBuffer {
+    fn new() -> Self {
+        LIVE_BUFFERS.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for LiveBuffer {
+    fn drop(&mut self) {
+        LIVE_BUFFERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A 64-byte-aligned heap block owned by Rust.
+pub(crate) struct RustBuffer {
+    ptr: NonNull<u8>,
+    layout: Option<AllocLayout>,
+    _live: LiveBuffer,
+}
+
+// SAFETY: the block is plain bytes owned by this value alone; freeing it
+// from any thread is what the global allocator allows.
+unsafe impl Send for RustBuffer {}
+// SAFETY: `&RustBuffer` exposes only the address, never the bytes.
+unsafe impl Sync for RustBuffer {}
+
+impl RustBuffer {
+    /// Allocates `nbytes` bytes, zeroed if asked (`calloc`-style, so large
+    /// zeroed blocks come straight from fresh zero pages).
+    pub(crate) fn allocate(nbytes: usize, zeroed: bool) -> Result<Self> {
+        if nbytes == 0 {
+            // No allocation: an aligned dangling pointer is valid for 0 bytes.
+            let ptr = NonNull::new(DATA_ALIGNMENT as *mut u8).expect("non-zero");
+            return Ok(Self {
+                ptr,
+                layout: None,
+                _live: LiveBuffer::new(),
+            });
+        }
+        let layout = AllocLayout::from_size_align(nbytes, DATA_ALIGNMENT)
+            .map_err(|_| Error::value(format!("cannot allocate {nbytes} bytes")))?;
+        // SAFETY: `layout` has a non-zero size.
+        let raw = unsafe {
+            if zeroed {
+                alloc::alloc_zeroed(layout)
+            } else {
+                alloc::alloc(layout)
+            }
+        };
+        let ptr = NonNull::new(raw)
+            .ok_or_else(|| Error::buffer(format!("out of memory allocating {nbytes} bytes")))?;
+        Ok(Self {
+            ptr,
+            layout: Some(layout),
+            _live: LiveBuffer::new(),
+        })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for RustBuffer {
+    fn drop(&mut self) {
+        if let Some(layout) = self.layout {
+            // SAFETY: `ptr` came from `alloc`/`alloc_zeroed` with this layout
+            // and is freed only here, once.
+            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+        }
+    }
+}
+
+/// Keeps a tensor's memory alive; dropping it releases the resource once.
+///
+/// The fields are never read: they are held for their `Drop`.
+#[allow(dead_code)]
+pub(crate) enum Owner {
+    /// A block allocated by dlbridge.
+    Rust(RustBuffer),
+    /// A Rust value that owns the memory (an `ndarray::Array`, a `Vec`).
+    RustValue(Box<dyn Send + Sync>, LiveBufferToken),
+    /// A legacy DLPack managed tensor; its deleter runs on drop.
+    DlpackLegacy(Managed<DLManagedTensor>),
+    /// A versioned DLPack managed tensor; its deleter runs on drop.
+    DlpackVersioned(Managed<DLManagedTensorVersioned>),
+}
+
+/// The live-buffer count of a Rust value that owns tensor memory.
+pub(crate) struct LiveBufferToken(#[allow(dead_code)] LiveBuffer);
+
+impl LiveBufferToken {
+    pub(crate) fn new() -> Self {
+        Self(LiveBuffer::new())
+    }
+}

@@ -1,0 +1,251 @@
+//! DLPack spoke, Python side: capsules, `__dlpack__` negotiation, and the
+//! arguments of `Tensor.__dlpack__`.
+
+use std::ffi::{CStr, c_char};
+
+use dlpark::Managed;
+use dlpark::ffi::{
+    DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION,
+};
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::device::Device;
+use crate::error::Error;
+use crate::tensor::Tensor;
+
+const DLTENSOR: &CStr = c"dltensor";
+const DLTENSOR_VERSIONED: &CStr = c"dltensor_versioned";
+const USED_DLTENSOR: &CStr = c"used_dltensor";
+const USED_DLTENSOR_VERSIONED: &CStr = c"used_dltensor_versioned";
+
+/// Whether `object` is a capsule (consumed or not) with a DLPack name.
+pub(crate) fn is_dlpack_capsule(object: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `object` is a live reference and the thread is attached.
+    if unsafe { ffi::PyCapsule_CheckExact(object.as_ptr()) } == 0 {
+        return false;
+    }
+    // SAFETY: checked to be a capsule above; GetName never fails on one.
+    let name = unsafe { ffi::PyCapsule_GetName(object.as_ptr()) };
+    !name.is_null() && {
+        // SAFETY: a capsule name is a NUL-terminated static string.
+        let name = unsafe { CStr::from_ptr(name) };
+        [
+            DLTENSOR,
+            DLTENSOR_VERSIONED,
+            USED_DLTENSOR,
+            USED_DLTENSOR_VERSIONED,
+        ]
+        .contains(&name)
+    }
+}
+
+/// Consumes a DLPack capsule into a tensor. The capsule is renamed `used_…`
+/// the moment its pointer is taken, so from then on dlbridge alone releases
+/// it (exactly once, even when validation refuses it); on any failure before
+/// that the capsule stays unconsumed and its own destructor releases it.
+pub(crate) fn consume_capsule(capsule: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    let ptr = capsule.as_ptr();
+    // SAFETY: `capsule` is a live reference and the thread is attached.
+    if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
+        return Err(PyTypeError::new_err(format!(
+            "expected a DLPack capsule, got {}",
+            capsule.get_type().name()?
+        )));
+    }
+    // SAFETY: a capsule; GetName returns its (possibly NULL) static name.
+    let name_ptr: *const c_char = unsafe { ffi::PyCapsule_GetName(ptr) };
+    let name = if name_ptr.is_null() {
+        c""
+    } else {
+        // SAFETY: capsule names are NUL-terminated strings that outlive the capsule.
+        unsafe { CStr::from_ptr(name_ptr) }
+    };
+    let (used, versioned) = match name {
+        n if n == DLTENSOR => (USED_DLTENSOR, false),
+        n if n == DLTENSOR_VERSIONED => (USED_DLTENSOR_VERSIONED, true),
+        n if n == USED_DLTENSOR || n == USED_DLTENSOR_VERSIONED => {
+            return Err(Error::value("DLPack capsule has already been consumed").into());
+        }
+        other => {
+            return Err(Error::value(format!(
+                "capsule named {other:?} is not a DLPack capsule (expected \"dltensor\" or \"dltensor_versioned\")"
+            ))
+            .into());
+        }
+    };
+    // SAFETY: the name was just read from this capsule.
+    let raw = unsafe { ffi::PyCapsule_GetPointer(ptr, name_ptr) };
+    if raw.is_null() {
+        return Err(PyErr::take(capsule.py())
+            .unwrap_or_else(|| Error::buffer("DLPack capsule holds a NULL pointer").into()));
+    }
+    // SAFETY: `used` is a 'static C string, as capsule names must be.
+    if unsafe { ffi::PyCapsule_SetName(ptr, used.as_ptr()) } != 0 {
+        return Err(PyErr::fetch(capsule.py()));
+    }
+    // From here the managed tensor is ours: `from_raw` releases it on a
+    // version refusal and `Tensor::try_from` on any other refusal.
+    let tensor = if versioned {
+        // SAFETY: a "dltensor_versioned" capsule holds a DLManagedTensorVersioned
+        // whose ownership the rename above transferred to us.
+        let managed = unsafe { Managed::from_raw(raw.cast::<DLManagedTensorVersioned>()) }
+            .map_err(|e| Error::buffer(format!("cannot import DLPack tensor: {e}")))?;
+        Tensor::try_from(managed)
+    } else {
+        // SAFETY: as above, for a legacy "dltensor" capsule.
+        let managed = unsafe { Managed::from_raw(raw.cast::<DLManagedTensor>()) }
+            .map_err(|e| Error::buffer(format!("cannot import DLPack tensor: {e}")))?;
+        Tensor::try_from(managed)
+    };
+    Ok(tensor?)
+}
+
+/// Imports any DLPack producer: a capsule, or an object with `__dlpack__`.
+///
+/// The versioned ABI is asked for with `max_version`; a producer that
+/// rejects the keywords with `TypeError` is asked again with no arguments
+/// (only when neither `dl_device` nor `copy=False` was requested). The
+/// result is dispatched on the capsule's name, never on what was asked for.
+pub(crate) fn import_object(
+    object: &Bound<'_, PyAny>,
+    dl_device: Option<Device>,
+    copy: Option<bool>,
+) -> PyResult<Tensor> {
+    let py = object.py();
+    if is_dlpack_capsule(object) {
+        return consume_capsule(object);
+    }
+    let Some(method) = object.getattr_opt(intern!(py, "__dlpack__"))? else {
+        return Err(PyTypeError::new_err(format!(
+            "{} does not support DLPack (no __dlpack__ method)",
+            object.get_type().name()?
+        )));
+    };
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(
+        intern!(py, "max_version"),
+        (DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION),
+    )?;
+    if let Some(device) = dl_device {
+        kwargs.set_item(
+            intern!(py, "dl_device"),
+            (device.device_type, device.device_id),
+        )?;
+    }
+    if let Some(copy) = copy {
+        kwargs.set_item(intern!(py, "copy"), copy)?;
+    }
+    let capsule = match method.call((), Some(&kwargs)) {
+        Ok(capsule) => capsule,
+        Err(err)
+            if err.is_instance_of::<PyTypeError>(py) && dl_device.is_none() && copy.is_none() =>
+        {
+            method.call0()?
+        }
+        Err(err) => return Err(err),
+    };
+    if !is_dlpack_capsule(&capsule) {
+        return Err(PyTypeError::new_err(format!(
+            "__dlpack__ of {} returned {}, not a DLPack capsule",
+            object.get_type().name()?,
+            capsule.get_type().name()?
+        )));
+    }
+    let tensor = consume_capsule(&capsule)?;
+    if let Some(device) = dl_device
+        && tensor.device() != device
+    {
+        return Err(Error::buffer(format!(
+            "asked the producer for device {device}, it returned device {}",
+            tensor.device()
+        ))
+        .into());
+    }
+    Ok(tensor)
+}
+
+/// Parses a `(device_type, device_id)` tuple.
+pub(crate) fn parse_device(value: &Bound<'_, PyAny>) -> PyResult<Device> {
+    let tuple = value.cast::<PyTuple>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "dl_device must be a (device_type, device_id) tuple, got {value}"
+        ))
+    })?;
+    let (device_type, device_id): (u32, i32) = tuple.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "dl_device must be a (device_type, device_id) tuple of ints, got {value}"
+        ))
+    })?;
+    Ok(Device {
+        device_type,
+        device_id,
+    })
+}
+
+/// `Tensor.__dlpack__`: a fresh capsule per call.
+pub(crate) fn export(
+    py: Python<'_>,
+    tensor: &Tensor,
+    stream: Option<&Bound<'_, PyAny>>,
+    max_version: Option<&Bound<'_, PyAny>>,
+    dl_device: Option<&Bound<'_, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<Py<PyAny>> {
+    let versioned = match max_version {
+        None => false,
+        Some(value) if value.is_none() => false,
+        Some(value) => {
+            let tuple = value.cast::<PyTuple>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "max_version must be a (major, minor) tuple, got {value}"
+                ))
+            })?;
+            let (major, _minor): (u32, u32) = tuple.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "max_version must be a (major, minor) tuple of ints, got {value}"
+                ))
+            })?;
+            major >= DLPACK_MAJOR_VERSION
+        }
+    };
+    if let Some(stream) = stream
+        && !stream.is_none()
+        && tensor.device().is_cpu()
+    {
+        return Err(Error::value(format!(
+            "stream must be None for a CPU tensor, got {stream}"
+        ))
+        .into());
+    }
+    if let Some(value) = dl_device
+        && !value.is_none()
+    {
+        let requested = parse_device(value)?;
+        if requested != tensor.device() {
+            return Err(Error::buffer(if copy == Some(false) {
+                format!(
+                    "dl_device {requested} needs a copy from device {} but copy=False",
+                    tensor.device()
+                )
+            } else {
+                format!(
+                    "cannot export to dl_device {requested}: the tensor is on device {} and \
+                     dlbridge does not copy across devices",
+                    tensor.device()
+                )
+            })
+            .into());
+        }
+    }
+    let capsule = match (versioned, copy == Some(true)) {
+        (true, false) => tensor.to_dlpack_versioned()?.into_pyobject(py)?,
+        (true, true) => tensor.to_dlpack_copy()?.into_pyobject(py)?,
+        (false, false) => tensor.to_dlpack_legacy()?.into_pyobject(py)?,
+        (false, true) => tensor.to_dlpack_legacy_copy()?.into_pyobject(py)?,
+    };
+    Ok(capsule.unbind())
+}

@@ -1,0 +1,6 @@
+//! The spokes: one module per protocol, each parsing into the hub's parts or
+//! rendering them back. A spoke never calls another spoke.
+
+pub(crate) mod dlpack;
+#[cfg(feature = "python")]
+pub(crate) mod dlpack_python;

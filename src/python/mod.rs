@@ -1,0 +1,170 @@
+//! The `dlbridge._native` extension module.
+
+pub(crate) mod tensor;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::Error;
+use crate::protocol::dlpack_python;
+use crate::tensor::Tensor;
+use tensor::PyTensor;
+
+/// Parses `shape`: an int or a sequence of ints.
+fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    let signed: Vec<i64> = if let Ok(n) = shape.extract::<i64>() {
+        vec![n]
+    } else {
+        shape.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "shape must be an int or a tuple of ints, got {shape}"
+            ))
+        })?
+    };
+    let layout = crate::layout::Layout::from_signed(&signed, None, 1)?;
+    Ok(layout.shape().to_vec())
+}
+
+/// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a
+/// `torch.dtype` (whose `str` is `torch.float32`).
+fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
+    if let Ok(name) = dtype.cast::<PyString>() {
+        return Ok(DType::from_name(name.to_str()?)?);
+    }
+    if let Ok(Some(name)) = dtype.getattr_opt("name")
+        && let Ok(name) = name.extract::<String>()
+    {
+        return Ok(DType::from_name(&name)?);
+    }
+    let text = dtype.str()?.to_string();
+    Ok(DType::from_name(
+        text.strip_prefix("torch.").unwrap_or(&text),
+    )?)
+}
+
+/// Parses `device` of `from_dlpack`: None, `"cpu"`, or a `(type, id)` tuple.
+fn parse_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Device>> {
+    match device {
+        None => Ok(None),
+        Some(d) if d.is_none() => Ok(None),
+        Some(d)
+            if d.cast::<PyString>()
+                .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "cpu")) =>
+        {
+            Ok(Some(Device::CPU))
+        }
+        Some(d) if d.cast::<PyTuple>().is_ok() => dlpack_python::parse_device(d).map(Some),
+        Some(d) => Err(PyTypeError::new_err(format!(
+            "device must be None, \"cpu\" or a (device_type, device_id) tuple, got {d}"
+        ))),
+    }
+}
+
+fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
+    Ok(PyTensor::new(if copy == Some(true) {
+        tensor.copy()?
+    } else {
+        tensor
+    }))
+}
+
+/// Any array-like as a Tensor, zero-copy unless `copy=True`.
+#[pyfunction]
+#[pyo3(signature = (obj, *, copy=None))]
+fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
+    let py = obj.py();
+    if let Ok(tensor) = obj.cast::<PyTensor>() {
+        return if copy == Some(true) {
+            Ok(Py::new(py, PyTensor::new(tensor.get().inner.copy()?))?.into_any())
+        } else {
+            Ok(obj.clone().unbind())
+        };
+    }
+    if dlpack_python::is_dlpack_capsule(obj) || obj.hasattr(pyo3::intern!(py, "__dlpack__"))? {
+        let tensor = dlpack_python::import_object(obj, None, None)?;
+        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
+    }
+    Err(PyTypeError::new_err(format!(
+        "{} speaks no array protocol dlbridge understands (DLPack)",
+        obj.get_type().name()?
+    )))
+}
+
+/// A DLPack producer (or capsule) as a Tensor.
+#[pyfunction]
+#[pyo3(signature = (obj, *, device=None, copy=None))]
+fn from_dlpack(
+    obj: &Bound<'_, PyAny>,
+    device: Option<&Bound<'_, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<PyTensor> {
+    let device = parse_device(device)?;
+    if dlpack_python::is_dlpack_capsule(obj) && (device.is_some() || copy == Some(false)) {
+        // A capsule is already made: it can neither move nor promise anything.
+        let tensor = dlpack_python::consume_capsule(obj)?;
+        if let Some(device) = device
+            && device != tensor.device()
+        {
+            return Err(Error::buffer(format!(
+                "capsule is on device {}, not {device}",
+                tensor.device()
+            ))
+            .into());
+        }
+        return finish(tensor, copy);
+    }
+    // copy=True is done here, on our side, so a producer that copies without
+    // saying so (PyTorch leaves IS_COPIED clear) cannot confuse it.
+    let producer_copy = if copy == Some(false) {
+        Some(false)
+    } else {
+        None
+    };
+    finish(
+        dlpack_python::import_object(obj, device, producer_copy)?,
+        copy,
+    )
+}
+
+/// Rust-owned zero-filled memory.
+#[pyfunction]
+#[pyo3(signature = (shape, dtype=None))]
+fn zeros(shape: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    let dtype = dtype
+        .map(parse_dtype)
+        .transpose()?
+        .unwrap_or(DType::FLOAT32);
+    Ok(PyTensor::new(Tensor::zeros(&parse_shape(shape)?, dtype)?))
+}
+
+/// Rust-owned uninitialised memory.
+#[pyfunction]
+#[pyo3(signature = (shape, dtype=None))]
+fn empty(shape: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    let dtype = dtype
+        .map(parse_dtype)
+        .transpose()?
+        .unwrap_or(DType::FLOAT32);
+    Ok(PyTensor::new(Tensor::empty(&parse_shape(shape)?, dtype)?))
+}
+
+/// Rust-owned data buffers not yet freed.
+#[pyfunction]
+fn live_buffers() -> usize {
+    crate::owner::live_buffers()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PyTensor>()?;
+    m.add_function(wrap_pyfunction!(asarray, m)?)?;
+    m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
+    m.add_function(wrap_pyfunction!(zeros, m)?)?;
+    m.add_function(wrap_pyfunction!(empty, m)?)?;
+    m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `dlbridge.Tensor`: a thin Python shell over [`crate::Tensor`]; every
+//! protocol method delegates to its spoke.
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::protocol::dlpack_python;
+use crate::tensor::Tensor;
+
+/// A view of tensor memory that speaks DLPack (and, through later spokes,
+/// the buffer protocol and the array interface).
+#[pyclass(name = "Tensor", module = "dlbridge", frozen, freelist = 64)]
+pub(crate) struct PyTensor {
+    pub(crate) inner: Tensor,
+}
+
+impl PyTensor {
+    pub(crate) fn new(inner: Tensor) -> Self {
+        Self { inner }
+    }
+}
+
+#[pymethods]
+impl PyTensor {
+    #[new]
+    fn py_new() -> PyResult<Self> {
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "dlbridge.Tensor cannot be created directly; use dlbridge.asarray, from_dlpack, zeros or empty",
+        ))
+    }
+
+    /// Extents per axis.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.inner.shape())
+    }
+
+    /// Strides per axis, in bytes (as NumPy).
+    #[getter]
+    fn strides<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.inner.strides())
+    }
+
+    /// The dtype's name (`"float32"`, `"bfloat16"`, ...).
+    #[getter]
+    fn dtype(&self) -> String {
+        self.inner.dtype().name()
+    }
+
+    #[getter]
+    fn itemsize(&self) -> usize {
+        self.inner.itemsize()
+    }
+
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.inner.ndim()
+    }
+
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.inner.nbytes()
+    }
+
+    /// `(device_type, device_id)`, `(1, 0)` for CPU.
+    #[getter]
+    fn device(&self) -> (u32, i32) {
+        let device = self.inner.device();
+        (device.device_type, device.device_id)
+    }
+
+    #[getter]
+    fn readonly(&self) -> bool {
+        self.inner.readonly()
+    }
+
+    /// Address of the first logical element.
+    #[getter]
+    fn data_ptr(&self) -> usize {
+        self.inner.data_ptr() as usize
+    }
+
+    /// The protocol the memory came through.
+    #[getter]
+    fn source(&self) -> &'static str {
+        self.inner.source().as_str()
+    }
+
+    /// A Rust-owned C-contiguous copy.
+    fn copy(&self) -> PyResult<Self> {
+        Ok(Self::new(self.inner.copy()?))
+    }
+
+    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
+    fn __dlpack__(
+        &self,
+        py: Python<'_>,
+        stream: Option<&Bound<'_, PyAny>>,
+        max_version: Option<&Bound<'_, PyAny>>,
+        dl_device: Option<&Bound<'_, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
+        dlpack_python::export(py, &self.inner, stream, max_version, dl_device, copy)
+    }
+
+    fn __dlpack_device__(&self) -> (u32, i32) {
+        self.device()
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        self.inner
+            .shape()
+            .first()
+            .copied()
+            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("len() of a 0-d tensor"))
+    }
+
+    fn __repr__(&self) -> String {
+        let t = &self.inner;
+        let shape = match t.shape() {
+            [one] => format!("({one},)"),
+            dims => format!(
+                "({})",
+                dims.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        format!(
+            "dlbridge.Tensor(shape={shape}, dtype={}, device={}, readonly={}, source={})",
+            t.dtype(),
+            t.device(),
+            if t.readonly() { "True" } else { "False" },
+            t.source().as_str()
+        )
+    }
+}

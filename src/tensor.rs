@@ -1,0 +1,313 @@
+//! The hub: one validated, owned handle to tensor memory.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::owner::{Owner, RustBuffer};
+
+/// Which protocol a tensor's memory came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A DLPack managed tensor (capsule, `__dlpack__`, or Rust `Dlpack`).
+    Dlpack,
+    /// A PEP 3118 buffer.
+    Buffer,
+    /// An `__array_struct__` capsule.
+    ArrayStruct,
+    /// An `__array_interface__` dict.
+    ArrayInterface,
+    /// Memory allocated or handed over by Rust.
+    Rust,
+}
+
+impl Source {
+    /// The name Python sees in `Tensor.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dlpack => "dlpack",
+            Self::Buffer => "buffer",
+            Self::ArrayStruct => "array_struct",
+            Self::ArrayInterface => "array_interface",
+            Self::Rust => "rust",
+        }
+    }
+}
+
+/// A view of tensor memory: validated layout + dtype + device + data pointer
+/// + readonly flag + the owner that keeps the memory alive.
+///
+/// Cloning a `Tensor` makes another view of the same memory (the owner is
+/// shared); the owner is released exactly once, when the last view and the
+/// last export made from it are gone. `Tensor` is `Send + Sync` and may be
+/// dropped on any thread.
+///
+/// ```
+/// use dlbridge::{DType, Tensor};
+///
+/// let t = Tensor::zeros(&[2, 3], DType::FLOAT32).unwrap();
+/// assert_eq!((t.shape(), t.strides()), (&[2, 3][..], &[12, 4][..]));
+/// let round_trip = Tensor::try_from(t.to_dlpack_versioned().unwrap()).unwrap();
+/// assert_eq!(round_trip.data_ptr(), t.data_ptr());
+/// ```
+#[derive(Clone)]
+pub struct Tensor {
+    data: *mut u8,
+    layout: Layout,
+    dtype: DType,
+    device: Device,
+    readonly: bool,
+    source: Source,
+    owner: Arc<Owner>,
+}
+
+// SAFETY: `data` is an address inside memory kept alive by `owner`, which is
+// `Send + Sync`; the tensor itself never dereferences it outside `unsafe`
+// accessors whose callers uphold the aliasing rules.
+unsafe impl Send for Tensor {}
+// SAFETY: as above; shared access exposes only metadata.
+unsafe impl Sync for Tensor {}
+
+impl Tensor {
+    /// Assembles a tensor from a spoke's validated parts.
+    ///
+    /// # Safety
+    ///
+    /// For a non-empty layout on the CPU, every byte in `layout.span()`
+    /// around `data` must be readable (and writable unless `readonly`) for as
+    /// long as `owner` lives. For other devices the pointer is never
+    /// dereferenced.
+    pub(crate) unsafe fn from_parts(
+        data: *mut u8,
+        layout: Layout,
+        dtype: DType,
+        device: Device,
+        readonly: bool,
+        source: Source,
+        owner: Owner,
+    ) -> Self {
+        Self {
+            data,
+            layout,
+            dtype,
+            device,
+            readonly,
+            source,
+            owner: Arc::new(owner),
+        }
+    }
+
+    fn allocate(shape: &[usize], dtype: DType, zeroed: bool) -> Result<Self> {
+        let layout = Layout::contiguous(shape, dtype.itemsize())?;
+        let buffer = RustBuffer::allocate(layout.nbytes(), zeroed)?;
+        let data = buffer.as_ptr();
+        // SAFETY: the buffer holds `layout.nbytes()` bytes of a C-contiguous
+        // layout, owned by the Owner moved in with it.
+        Ok(unsafe {
+            Self::from_parts(
+                data,
+                layout,
+                dtype,
+                Device::CPU,
+                false,
+                Source::Rust,
+                Owner::Rust(buffer),
+            )
+        })
+    }
+
+    /// A Rust-owned, zero-filled, C-contiguous tensor.
+    pub fn zeros(shape: &[usize], dtype: DType) -> Result<Self> {
+        Self::allocate(shape, dtype, true)
+    }
+
+    /// A Rust-owned, C-contiguous tensor whose bytes are uninitialised
+    /// (reading them gives arbitrary values, as with `np.empty`).
+    pub fn empty(shape: &[usize], dtype: DType) -> Result<Self> {
+        Self::allocate(shape, dtype, false)
+    }
+
+    /// A Rust-owned C-contiguous copy (CPU only).
+    pub fn copy(&self) -> Result<Self> {
+        self.device.ensure_cpu("copy()")?;
+        let copy = Self::empty(self.shape(), self.dtype)?;
+        // SAFETY: `self` is readable over its span (construction invariant)
+        // and `copy` is a fresh, exclusively owned block of `nbytes` bytes.
+        unsafe { copy_to_c_order(self.data, &self.layout, copy.data) };
+        Ok(copy)
+    }
+
+    /// The same bytes reinterpreted as another dtype of the same itemsize
+    /// (e.g. `uint16` as `bfloat16`).
+    pub fn view(&self, dtype: DType) -> Result<Self> {
+        if dtype.itemsize() != self.dtype.itemsize() {
+            return Err(Error::value(format!(
+                "cannot view {} ({} bytes) as {} ({} bytes): itemsizes differ",
+                self.dtype,
+                self.dtype.itemsize(),
+                dtype,
+                dtype.itemsize()
+            )));
+        }
+        Ok(Self {
+            dtype,
+            ..self.clone()
+        })
+    }
+
+    /// Extents per axis.
+    pub fn shape(&self) -> &[usize] {
+        self.layout.shape()
+    }
+
+    /// Strides per axis, in **bytes**.
+    pub fn strides(&self) -> &[isize] {
+        self.layout.strides()
+    }
+
+    /// The validated layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Number of axes.
+    pub fn ndim(&self) -> usize {
+        self.layout.ndim()
+    }
+
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.layout.size()
+    }
+
+    /// Bytes per element.
+    pub fn itemsize(&self) -> usize {
+        self.layout.itemsize()
+    }
+
+    /// `size * itemsize`.
+    pub fn nbytes(&self) -> usize {
+        self.layout.nbytes()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Where the memory lives.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Whether writes through this tensor are forbidden.
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// Which protocol the memory came through.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Address of the first logical element (index `[0, ..., 0]`).
+    pub fn data_ptr(&self) -> *mut u8 {
+        self.data
+    }
+
+    /// The shared owner, for exports that must keep the memory alive.
+    pub(crate) fn owner(&self) -> &Arc<Owner> {
+        &self.owner
+    }
+
+    /// A read-only view of the same memory.
+    pub fn to_readonly(&self) -> Self {
+        Self {
+            readonly: true,
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tensor")
+            .field("shape", &self.shape())
+            .field("strides", &self.strides())
+            .field("dtype", &format_args!("{}", self.dtype))
+            .field("device", &format_args!("{}", self.device))
+            .field("readonly", &self.readonly)
+            .field("source", &self.source.as_str())
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+/// Copies the elements of `layout` starting at `src` into `dst` in C order.
+///
+/// # Safety
+///
+/// `src` must be readable over `layout.span()`, `dst` writable for
+/// `layout.nbytes()` bytes, and the two must not overlap.
+pub(crate) unsafe fn copy_to_c_order(src: *const u8, layout: &Layout, dst: *mut u8) {
+    if layout.size() == 0 {
+        return;
+    }
+    if layout.is_c_contiguous() {
+        // SAFETY: a C-contiguous layout's span is exactly `nbytes` from `src`.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, layout.nbytes()) };
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        copy_axis(
+            src,
+            layout.shape(),
+            layout.strides(),
+            layout.itemsize(),
+            dst,
+        )
+    };
+}
+
+/// Copies one axis (and everything under it) and returns the advanced `dst`.
+///
+/// # Safety
+///
+/// As for [`copy_to_c_order`], for the sub-layout `shape`/`strides`.
+unsafe fn copy_axis(
+    src: *const u8,
+    shape: &[usize],
+    strides: &[isize],
+    itemsize: usize,
+    dst: *mut u8,
+) -> *mut u8 {
+    match shape {
+        [] => {
+            // SAFETY: one element at `src`, room for it at `dst`.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, itemsize) };
+            // SAFETY: still inside the destination block (or one past it).
+            unsafe { dst.add(itemsize) }
+        }
+        [extent] if strides[0] == itemsize as isize => {
+            let run = extent * itemsize;
+            // SAFETY: a contiguous run of `extent` elements on both sides.
+            unsafe { std::ptr::copy_nonoverlapping(src, dst, run) };
+            // SAFETY: still inside the destination block (or one past it).
+            unsafe { dst.add(run) }
+        }
+        [extent, rest @ ..] => {
+            let mut dst = dst;
+            for i in 0..*extent {
+                // SAFETY: `i < extent`, so the offset stays inside the span.
+                let from = unsafe { src.offset(i as isize * strides[0]) };
+                // SAFETY: forwarded from the caller.
+                dst = unsafe { copy_axis(from, rest, &strides[1..], itemsize, dst) };
+            }
+            dst
+        }
+    }
+}
