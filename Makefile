@@ -1,0 +1,57 @@
+# dlbridge — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+# One interpreter for cargo and maturin, so pyo3 is not rebuilt between them.
+export PYO3_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export RUSTDOCFLAGS := -D warnings
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.complete: requirements-dev.txt scripts/venv.sh
+	@bash scripts/venv.sh
+	@touch -h $(VENV)
+
+.PHONY: venv
+venv: $(VENV)/.complete ## Create .venv (a cached environment keyed by requirements-dev.txt)
+
+.PHONY: develop
+develop: venv ## Build the extension (release) into python/dlbridge
+	$(VENV)/bin/maturin develop --release -q
+
+.PHONY: demo
+demo: develop ## Run the demo: NumPy -> dlbridge -> PyTorch -> NumPy, pointers and timings
+	$(PY) examples/demo.py
+
+.PHONY: lint
+lint: venv ## cargo fmt --check, clippy -D warnings (with and without Python), cargo doc
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --no-default-features -- -D warnings
+	cargo doc --no-deps -q
+
+.PHONY: test-rust
+test-rust: venv ## Rust tests, with and without the python feature
+	cargo test -q
+	cargo test -q --no-default-features
+	cargo run -q --no-default-features --example handoff
+
+.PHONY: test-python
+test-python: develop ## pytest against the built package (warnings are errors)
+	$(PY) -m pytest -q -W error tests/python
+
+.PHONY: test
+test: lint test-rust test-python ## Everything CI runs
+
+.PHONY: fmt
+fmt: ## Format the Rust code
+	cargo fmt
+
+.PHONY: clean
+clean: ## Remove build outputs (the cached environment stays)
+	cargo clean
+	rm -f python/dlbridge/*.so
