@@ -1,0 +1,217 @@
+//! DLPack ownership from the Rust side: the producer's deleter runs exactly
+//! once, on success, on refusal, and from any thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dlbridge::{DType, ErrorKind, Tensor, live_buffers};
+use dlpark::ffi::{DLDataType, DLDevice, DLManagedTensor, DLManagedTensorVersioned};
+use dlpark::metadata::Dynamic;
+use dlpark::{DlpackFlags, Managed, ManagedTensorBase};
+
+struct Counted {
+    _data: Vec<u8>,
+    released: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.released.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Spec {
+    shape: Vec<i64>,
+    strides: Vec<i64>,
+    dtype: DLDataType,
+    device: DLDevice,
+    flags: DlpackFlags,
+    null_data: bool,
+    byte_offset: u64,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            shape: vec![2, 3],
+            strides: vec![3, 1],
+            dtype: DLDataType::F32,
+            device: DLDevice::CPU,
+            flags: DlpackFlags::empty(),
+            null_data: false,
+            byte_offset: 0,
+        }
+    }
+}
+
+fn produce<M: ManagedTensorBase>(spec: Spec, released: &Arc<AtomicUsize>) -> Managed<M> {
+    let data: Vec<u8> = (0..64u8).collect();
+    let ptr = if spec.null_data {
+        std::ptr::null_mut()
+    } else {
+        data.as_ptr().cast_mut().cast()
+    };
+    let ctx = Box::new(Counted {
+        _data: data,
+        released: Arc::clone(released),
+    });
+    let mut init = Dynamic::new(spec.shape, spec.strides)
+        .initialize_as::<M>(ctx)
+        .unwrap();
+    init.set_data(ptr)
+        .set_dtype(spec.dtype)
+        .set_device(spec.device)
+        .set_byte_offset(spec.byte_offset);
+    // SAFETY: test descriptors; flags describe test memory only.
+    unsafe { init.set_flags_unchecked(spec.flags) };
+    // SAFETY: the Vec in the context outlives the managed tensor.
+    unsafe { init.finish() }
+}
+
+#[test]
+fn tensor_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Tensor>();
+}
+
+#[test]
+fn deleter_runs_once_after_the_last_view_for_both_abis() {
+    let released = Arc::new(AtomicUsize::new(0));
+    let legacy = Tensor::try_from(produce::<DLManagedTensor>(Spec::default(), &released)).unwrap();
+    let versioned = Tensor::try_from(produce::<DLManagedTensorVersioned>(
+        Spec::default(),
+        &released,
+    ))
+    .unwrap();
+    let views = [legacy.clone(), versioned.view(DType::INT32).unwrap()];
+    let reexported = Tensor::try_from(legacy.to_dlpack_versioned().unwrap()).unwrap();
+    drop((legacy, versioned));
+    assert_eq!(released.load(Ordering::SeqCst), 0);
+    drop(views);
+    assert_eq!(released.load(Ordering::SeqCst), 1, "versioned released");
+    drop(reexported);
+    assert_eq!(
+        released.load(Ordering::SeqCst),
+        2,
+        "legacy released after re-export"
+    );
+}
+
+#[test]
+fn refusals_release_the_producer_once() {
+    let cases: Vec<(Spec, ErrorKind)> = vec![
+        (
+            Spec {
+                null_data: true,
+                ..Spec::default()
+            },
+            ErrorKind::Buffer,
+        ),
+        (
+            Spec {
+                dtype: DLDataType {
+                    code: dlpark::ffi::DLDataTypeCode(99),
+                    bits: 8,
+                    lanes: 1,
+                },
+                ..Spec::default()
+            },
+            ErrorKind::Buffer,
+        ),
+        (
+            Spec {
+                shape: vec![2, -3],
+                ..Spec::default()
+            },
+            ErrorKind::Value,
+        ),
+        (
+            Spec {
+                shape: vec![1; 65],
+                strides: vec![1; 65],
+                ..Spec::default()
+            },
+            ErrorKind::Value,
+        ),
+        (
+            Spec {
+                shape: vec![3],
+                strides: vec![i64::MAX / 2],
+                ..Spec::default()
+            },
+            ErrorKind::Value,
+        ),
+    ];
+    for (spec, kind) in cases {
+        let released = Arc::new(AtomicUsize::new(0));
+        let err =
+            Tensor::try_from(produce::<DLManagedTensorVersioned>(spec, &released)).unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        assert_eq!(
+            released.load(Ordering::SeqCst),
+            1,
+            "released once after: {err}"
+        );
+    }
+}
+
+#[test]
+fn flags_offsets_and_devices_are_kept() {
+    let released = Arc::new(AtomicUsize::new(0));
+    let spec = Spec {
+        shape: vec![3],
+        strides: vec![1],
+        byte_offset: 8,
+        flags: DlpackFlags::READ_ONLY,
+        ..Spec::default()
+    };
+    let t = Tensor::try_from(produce::<DLManagedTensorVersioned>(spec, &released)).unwrap();
+    assert!(t.readonly());
+    assert_eq!(
+        t.as_ndarray::<f32>().unwrap().as_ptr().cast::<u8>(),
+        t.data_ptr().cast_const()
+    );
+    let bytes = t.view(DType::UINT32).unwrap();
+    let words = bytes.as_ndarray::<u32>().unwrap();
+    assert_eq!(
+        words[0],
+        u32::from_ne_bytes([8, 9, 10, 11]),
+        "byte_offset honoured"
+    );
+
+    let cuda = Spec {
+        device: DLDevice::cuda(1),
+        ..Spec::default()
+    };
+    let t = Tensor::try_from(produce::<DLManagedTensorVersioned>(cuda, &released)).unwrap();
+    assert_eq!((t.device().device_type, t.device().device_id), (2, 1));
+    assert_eq!(t.copy().unwrap_err().kind(), ErrorKind::Buffer);
+    assert_eq!(t.as_ndarray::<f32>().unwrap_err().kind(), ErrorKind::Buffer);
+    let out = t.to_dlpack_versioned().unwrap();
+    let round = Tensor::try_from(out).unwrap();
+    assert_eq!(round.device(), t.device());
+    assert_eq!(round.data_ptr(), t.data_ptr());
+}
+
+#[test]
+fn owners_release_from_other_threads() {
+    let start = live_buffers();
+    let released = Arc::new(AtomicUsize::new(0));
+    let foreign = Tensor::try_from(produce::<DLManagedTensor>(Spec::default(), &released)).unwrap();
+    let rust = Tensor::zeros(&[1024], DType::FLOAT64).unwrap();
+    let exported = rust.to_dlpack_versioned().unwrap();
+    assert!(live_buffers() > start);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (f, r) = (foreign.clone(), rust.clone());
+            std::thread::spawn(move || drop((f, r)))
+        })
+        .collect();
+    drop((foreign, rust));
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(released.load(Ordering::SeqCst), 1);
+    std::thread::spawn(move || drop(exported)).join().unwrap();
+    assert_eq!(live_buffers(), start);
+}
