@@ -115,6 +115,10 @@ pub(crate) enum Owner {
     DlpackLegacy(Managed<DLManagedTensor>),
     /// A versioned DLPack managed tensor; its deleter runs on drop.
     DlpackVersioned(Managed<DLManagedTensorVersioned>),
+    /// A Python object (exporter, buffer view, capsule), released with the
+    /// interpreter attached.
+    #[cfg(feature = "python")]
+    Python(crate::python::owner::PyOwner),
 }
 
 /// The live-buffer count of a Rust value that owns tensor memory.

@@ -1,5 +1,7 @@
 //! The `dlbridge._native` extension module.
 
+pub(crate) mod import;
+pub(crate) mod owner;
 pub(crate) mod tensor;
 
 use pyo3::exceptions::PyTypeError;
@@ -83,14 +85,7 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
             Ok(obj.clone().unbind())
         };
     }
-    if dlpack_python::is_dlpack_capsule(obj) || obj.hasattr(pyo3::intern!(py, "__dlpack__"))? {
-        let tensor = dlpack_python::import_object(obj, None, None)?;
-        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
-    }
-    Err(PyTypeError::new_err(format!(
-        "{} speaks no array protocol dlbridge understands (DLPack)",
-        obj.get_type().name()?
-    )))
+    Ok(Py::new(py, finish(import::import_any(obj)?, copy)?)?.into_any())
 }
 
 /// A DLPack producer (or capsule) as a Tensor.

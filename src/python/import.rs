@@ -1,0 +1,38 @@
+//! `asarray`'s discovery: which spoke takes an object.
+//!
+//! The order is DESIGN.md's: DLPack, the buffer protocol, `__array_struct__`,
+//! `__array_interface__`. A spoke that refuses with `BufferError` passes the
+//! object on to the next one; any other error is the answer.
+
+use pyo3::exceptions::{PyBufferError, PyTypeError};
+use pyo3::prelude::*;
+
+use crate::protocol::dlpack_python;
+use crate::tensor::Tensor;
+
+/// Imports `obj` through the first protocol that takes it, zero-copy.
+pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    let py = obj.py();
+    let mut refusals: Vec<String> = Vec::new();
+    if dlpack_python::is_dlpack_capsule(obj) || obj.hasattr(pyo3::intern!(py, "__dlpack__"))? {
+        match dlpack_python::import_object(obj, None, None) {
+            Ok(tensor) => return Ok(tensor),
+            Err(err) if err.is_instance_of::<PyBufferError>(py) => {
+                refusals.push(format!("DLPack: {err}"))
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let type_name = obj.get_type().name()?;
+    Err(if refusals.is_empty() {
+        PyTypeError::new_err(format!(
+            "{type_name} speaks no array protocol dlbridge understands \
+             (DLPack, the buffer protocol, __array_struct__, __array_interface__)"
+        ))
+    } else {
+        PyBufferError::new_err(format!(
+            "no protocol could import {type_name}: {}",
+            refusals.join("; ")
+        ))
+    })
+}
