@@ -119,6 +119,9 @@ pub(crate) enum Owner {
     /// interpreter attached.
     #[cfg(feature = "python")]
     Python(crate::python::owner::PyOwner),
+    /// An acquired `Py_buffer`, released with `PyBuffer_Release`.
+    #[cfg(feature = "python")]
+    PyBuffer(crate::python::owner::PyBufferView),
 }
 
 /// The live-buffer count of a Rust value that owns tensor memory.

@@ -7,7 +7,7 @@
 use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::prelude::*;
 
-use crate::protocol::dlpack_python;
+use crate::protocol::{buffer, dlpack_python};
 use crate::tensor::Tensor;
 
 /// Imports `obj` through the first protocol that takes it, zero-copy.
@@ -19,6 +19,15 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
             Ok(tensor) => return Ok(tensor),
             Err(err) if err.is_instance_of::<PyBufferError>(py) => {
                 refusals.push(format!("DLPack: {err}"))
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    if buffer::has_buffer(obj) {
+        match buffer::import(obj) {
+            Ok(tensor) => return Ok(tensor),
+            Err(err) if err.is_instance_of::<PyBufferError>(py) => {
+                refusals.push(format!("buffer protocol: {err}"))
             }
             Err(err) => return Err(err),
         }

@@ -11,7 +11,7 @@ use pyo3::types::{PyString, PyTuple};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::protocol::dlpack_python;
+use crate::protocol::{buffer, dlpack_python};
 use crate::tensor::Tensor;
 use tensor::PyTensor;
 
@@ -124,6 +124,39 @@ fn from_dlpack(
     )
 }
 
+/// A PEP 3118 exporter as a Tensor; `dtype`/`shape`/`offset` reinterpret
+/// the raw bytes of a C-contiguous buffer, like `np.frombuffer`.
+#[pyfunction]
+#[pyo3(signature = (obj, *, dtype=None, shape=None, offset=0))]
+fn from_buffer(
+    obj: &Bound<'_, PyAny>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    shape: Option<&Bound<'_, PyAny>>,
+    offset: i64,
+) -> PyResult<PyTensor> {
+    let dtype = dtype
+        .filter(|d| !d.is_none())
+        .map(parse_dtype)
+        .transpose()?;
+    let shape: Option<Vec<i64>> = match shape.filter(|s| !s.is_none()) {
+        None => None,
+        Some(s) => Some(match s.extract::<i64>() {
+            Ok(n) => vec![n],
+            Err(_) => s.extract().map_err(|_| {
+                PyTypeError::new_err(format!("shape must be an int or a tuple of ints, got {s}"))
+            })?,
+        }),
+    };
+    let offset = usize::try_from(offset)
+        .map_err(|_| Error::value(format!("offset must be non-negative, got {offset}")))?;
+    Ok(PyTensor::new(buffer::from_buffer(
+        obj,
+        dtype,
+        shape.as_deref(),
+        offset,
+    )?))
+}
+
 /// Rust-owned zero-filled memory.
 #[pyfunction]
 #[pyo3(signature = (shape, dtype=None))]
@@ -158,6 +191,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTensor>()?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
+    m.add_function(wrap_pyfunction!(from_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;

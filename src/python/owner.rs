@@ -25,3 +25,54 @@ impl Drop for PyOwner {
         }
     }
 }
+
+/// A `Py_buffer` acquired with `PyObject_GetBuffer`, released exactly once
+/// with `PyBuffer_Release` (interpreter attached) when dropped.
+///
+/// It is wrapped the moment the exporter fills it, *before* anything about it
+/// is validated, so every refusal path releases it too.
+pub(crate) struct PyBufferView(Box<pyo3::ffi::Py_buffer>);
+
+// SAFETY: the view is only read under the interpreter (validation) and only
+// released in `Drop`, which attaches to the interpreter first; CPython allows
+// a buffer to be released from any thread that holds the GIL.
+unsafe impl Send for PyBufferView {}
+// SAFETY: shared references expose only immutable reads of the view's fields.
+unsafe impl Sync for PyBufferView {}
+
+impl PyBufferView {
+    /// Acquires a buffer from `object` with `flags`.
+    pub(crate) fn acquire(
+        object: &pyo3::Bound<'_, PyAny>,
+        flags: std::ffi::c_int,
+    ) -> pyo3::PyResult<Self> {
+        let mut view: Box<pyo3::ffi::Py_buffer> = Box::new(pyo3::ffi::Py_buffer::new());
+        // SAFETY: `object` is alive and the thread attached; on failure the
+        // exporter leaves `view` unfilled (nothing to release).
+        if unsafe { pyo3::ffi::PyObject_GetBuffer(object.as_ptr(), &mut *view, flags) } != 0 {
+            return Err(pyo3::PyErr::fetch(object.py()));
+        }
+        Ok(Self(view))
+    }
+
+    pub(crate) fn raw(&self) -> &pyo3::ffi::Py_buffer {
+        &self.0
+    }
+}
+
+impl Drop for PyBufferView {
+    fn drop(&mut self) {
+        let view: *mut pyo3::ffi::Py_buffer = &mut *self.0;
+        // SAFETY: the view was filled by a successful PyObject_GetBuffer and is
+        // released here once; PyBuffer_Release needs the interpreter attached.
+        let released = Python::try_attach(|_py| unsafe { pyo3::ffi::PyBuffer_Release(view) });
+        if released.is_none() {
+            // Interpreter finalised: the exporter is gone with it; leak the box
+            // rather than hand CPython a view it can no longer release.
+            std::mem::forget(std::mem::replace(
+                &mut self.0,
+                Box::new(pyo3::ffi::Py_buffer::new()),
+            ));
+        }
+    }
+}

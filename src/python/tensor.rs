@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::protocol::dlpack_python;
+use crate::protocol::{buffer, dlpack_python};
 use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack (and, through later spokes,
@@ -106,6 +106,19 @@ impl PyTensor {
         copy: Option<bool>,
     ) -> PyResult<Py<PyAny>> {
         dlpack_python::export(py, &self.inner, stream, max_version, dl_device, copy)
+    }
+
+    /// Buffer protocol export; see `protocol::buffer::fill_view`.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::ffi::c_int,
+    ) -> PyResult<()> {
+        let owner = slf.clone().into_any();
+        // SAFETY: CPython hands us a writable view; `slf` (stored in
+        // `view.obj`) is frozen, so its tensor's layout arrays stay put.
+        unsafe { buffer::fill_view(&slf.get().inner, owner, view, flags) }?;
+        Ok(())
     }
 
     fn __dlpack_device__(&self) -> (u32, i32) {

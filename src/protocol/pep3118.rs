@@ -1,0 +1,193 @@
+//! PEP 3118 format strings <-> [`DType`], with no Python in sight.
+//!
+//! dlbridge parses formats itself because PyO3's `PyBuffer` reads `'>f'` as
+//! native on little-endian machines (and returns byte-swapped garbage) and
+//! knows no complex, bool or half. Accepted: one optional byte-order prefix
+//! (`@ = < > !`), an optional repeat count of 1, and one of
+//! `? b B h H i I l L q Q n N e f d` or `Zf Zd Ze`. `@` (or no prefix) means
+//! native sizes; `= < > !` mean the struct module's standard sizes (`l` is 4
+//! bytes there, `n`/`N` do not exist). Non-native byte order, structs,
+//! padding, pointers, strings and anything else are refused with a
+//! `BufferError` that names the format.
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sizes {
+    Native,
+    Standard,
+}
+
+fn refuse(format: &str, why: &str) -> Error {
+    Error::buffer(format!("unsupported PEP 3118 format {format:?}: {why}"))
+}
+
+/// Parses a PEP 3118 format string into a dtype.
+pub fn parse_format(format: &str) -> Result<DType> {
+    let mut rest = format;
+    let mut sizes = Sizes::Native;
+    if let Some(prefix) = rest.chars().next() {
+        let native_order = if cfg!(target_endian = "little") {
+            '<'
+        } else {
+            '>'
+        };
+        match prefix {
+            '@' => rest = &rest[1..],
+            '=' => {
+                sizes = Sizes::Standard;
+                rest = &rest[1..];
+            }
+            p if p == native_order => {
+                sizes = Sizes::Standard;
+                rest = &rest[1..];
+            }
+            '<' | '>' | '!' => return Err(refuse(format, "non-native byte order")),
+            _ => {}
+        }
+    }
+    if let Some(count) = rest.strip_prefix('1') {
+        rest = count;
+    }
+    if rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(refuse(
+            format,
+            "a repeat count other than 1 describes a sub-array",
+        ));
+    }
+    let (long, size_t) = match sizes {
+        Sizes::Native => (size_of::<std::ffi::c_long>(), Some(size_of::<usize>())),
+        Sizes::Standard => (4, None),
+    };
+    let int = |signed: bool, bytes: usize| {
+        let bits = (bytes * 8) as u8;
+        DType {
+            code: if signed { 0 } else { 1 },
+            bits,
+            lanes: 1,
+        }
+    };
+    Ok(match rest {
+        "?" => DType::BOOL,
+        "b" => DType::INT8,
+        "B" => DType::UINT8,
+        "h" => DType::INT16,
+        "H" => DType::UINT16,
+        "i" => DType::INT32,
+        "I" => DType::UINT32,
+        "l" => int(true, long),
+        "L" => int(false, long),
+        "q" => DType::INT64,
+        "Q" => DType::UINT64,
+        "n" | "N" => match size_t {
+            Some(bytes) => int(rest == "n", bytes),
+            None => return Err(refuse(format, "'n'/'N' have no standard size")),
+        },
+        "e" => DType::FLOAT16,
+        "f" => DType::FLOAT32,
+        "d" => DType::FLOAT64,
+        "Ze" => DType {
+            code: 5,
+            bits: 32,
+            lanes: 1,
+        },
+        "Zf" => DType::COMPLEX64,
+        "Zd" => DType::COMPLEX128,
+        "" => return Err(refuse(format, "no type code")),
+        _ => return Err(refuse(format, "not a single native numeric type")),
+    })
+}
+
+/// The format a dtype exports with, as NumPy writes it (`q`/`Q` for 64-bit
+/// integers, portable across platforms), or `None` for dtypes PEP 3118 has
+/// no code for (bfloat16, float8, ...), which export as opaque bytes.
+pub fn format_of(dtype: DType) -> Option<&'static std::ffi::CStr> {
+    Some(match dtype {
+        DType::BOOL => c"?",
+        DType::INT8 => c"b",
+        DType::UINT8 => c"B",
+        DType::INT16 => c"h",
+        DType::UINT16 => c"H",
+        DType::INT32 => c"i",
+        DType::UINT32 => c"I",
+        DType::INT64 => c"q",
+        DType::UINT64 => c"Q",
+        DType::FLOAT16 => c"e",
+        DType::FLOAT32 => c"f",
+        DType::FLOAT64 => c"d",
+        DType::COMPLEX64 => c"Zf",
+        DType::COMPLEX128 => c"Zd",
+        _ => return None,
+    })
+}
+
+/// Opaque bytes of one item (`"2x"`), as NumPy exports its void dtypes.
+pub fn opaque_format(itemsize: usize) -> Option<&'static std::ffi::CStr> {
+    Some(match itemsize {
+        1 => c"1x",
+        2 => c"2x",
+        4 => c"4x",
+        8 => c"8x",
+        16 => c"16x",
+        32 => c"32x",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn native_and_standard_sizes() {
+        assert_eq!(parse_format("l").unwrap(), DType::INT64);
+        assert_eq!(parse_format("<l").unwrap(), DType::INT32);
+        assert_eq!(parse_format("=L").unwrap(), DType::UINT32);
+        assert_eq!(parse_format("@N").unwrap(), DType::UINT64);
+        assert_eq!(parse_format("<q").unwrap(), DType::INT64);
+        assert_eq!(parse_format("=d").unwrap(), DType::FLOAT64);
+        assert_eq!(parse_format("1f").unwrap(), DType::FLOAT32);
+        assert_eq!(parse_format("Zd").unwrap(), DType::COMPLEX128);
+        assert_eq!(parse_format("?").unwrap(), DType::BOOL);
+        assert_eq!(parse_format("e").unwrap(), DType::FLOAT16);
+    }
+
+    #[test]
+    fn refusals_name_the_format() {
+        for bad in [
+            ">f", "!i", "T{i:x:}", "2x", "3s", "P", "O", "g", "Zg", "<n", "", "ff", "2f", "^i",
+            "&f", "w",
+        ] {
+            let err = parse_format(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Buffer, "{bad}");
+            assert!(err.message().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_exportable_format_parses_back() {
+        for dtype in [
+            DType::BOOL,
+            DType::INT8,
+            DType::UINT8,
+            DType::INT16,
+            DType::UINT16,
+            DType::INT32,
+            DType::UINT32,
+            DType::INT64,
+            DType::UINT64,
+            DType::FLOAT16,
+            DType::FLOAT32,
+            DType::FLOAT64,
+            DType::COMPLEX64,
+            DType::COMPLEX128,
+        ] {
+            let format = format_of(dtype).unwrap().to_str().unwrap();
+            assert_eq!(parse_format(format).unwrap(), dtype);
+        }
+        assert!(format_of(DType::BFLOAT16).is_none());
+        assert_eq!(opaque_format(2).unwrap(), c"2x");
+    }
+}
