@@ -8,6 +8,10 @@ PY=${PYTHON:-python3}
 key=$( (cat requirements-dev.txt; "$PY" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)
 cache=${DLBRIDGE_VENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dlbridge-venv}
 venv="$cache/$key"
+mkdir -p "$cache"
+# One builder at a time per machine (parallel clones, parallel make runs).
+exec 9>"$cache/.lock"
+flock 9
 if [ ! -f "$venv/.complete" ]; then
     echo "venv: building $venv (first run on this machine; PyTorch is large)" >&2
     rm -rf "$venv.tmp"
