@@ -22,7 +22,7 @@ if [ ! -f "$venv/.complete" ]; then
     rm -rf "$venv"
     mv "$venv.tmp" "$venv"
     # A venv's scripts record its path; rebuild them for the final location.
-    sed -i "s#$venv.tmp#$venv#g" "$venv"/bin/* 2>/dev/null || true
+    grep -lI "$venv.tmp" "$venv"/bin/* | xargs -r sed -i "s#$venv.tmp#$venv#g"
     touch "$venv/.complete"
 fi
 if [ "$(readlink .venv 2>/dev/null)" != "$venv" ]; then
