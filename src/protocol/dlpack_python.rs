@@ -7,14 +7,16 @@ use dlpark::Managed;
 use dlpark::ffi::{
     DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION,
 };
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::device::Device;
 use crate::error::Error;
+use crate::protocol::dlpack_exchange;
 use crate::tensor::Tensor;
 
 const DLTENSOR: &CStr = c"dltensor";
@@ -106,10 +108,11 @@ pub(crate) fn consume_capsule(capsule: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 
 /// Imports any DLPack producer: a capsule, or an object with `__dlpack__`.
 ///
-/// The versioned ABI is asked for with `max_version`; a producer that
-/// rejects the keywords with `TypeError` is asked again with no arguments
-/// (only when neither `dl_device` nor `copy=False` was requested). The
-/// result is dispatched on the capsule's name, never on what was asked for.
+/// A CPU tensor whose type publishes the C exchange API comes across with
+/// one C call. Otherwise the versioned ABI is asked for with `max_version`;
+/// a producer that rejects the keywords with `TypeError` is asked again with
+/// no arguments (only when neither `dl_device` nor `copy` was requested).
+/// The result is dispatched on the capsule's name, never on what was asked.
 pub(crate) fn import_object(
     object: &Bound<'_, PyAny>,
     dl_device: Option<Device>,
@@ -119,32 +122,27 @@ pub(crate) fn import_object(
     if is_dlpack_capsule(object) {
         return consume_capsule(object);
     }
-    let Some(method) = object.getattr_opt(intern!(py, "__dlpack__"))? else {
-        return Err(PyTypeError::new_err(format!(
-            "{} does not support DLPack (no __dlpack__ method)",
-            object.get_type().name()?
-        )));
-    };
-    let kwargs = PyDict::new(py);
-    kwargs.set_item(
-        intern!(py, "max_version"),
-        (DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION),
-    )?;
-    if let Some(device) = dl_device {
-        kwargs.set_item(
-            intern!(py, "dl_device"),
-            (device.device_type, device.device_id),
-        )?;
+    if dl_device.is_none()
+        && copy.is_none()
+        && let Some(tensor) = dlpack_exchange::import(object)?
+    {
+        return Ok(tensor);
     }
-    if let Some(copy) = copy {
-        kwargs.set_item(intern!(py, "copy"), copy)?;
-    }
-    let capsule = match method.call((), Some(&kwargs)) {
+    let capsule = match call_dlpack(object, dl_device, copy) {
         Ok(capsule) => capsule,
         Err(err)
             if err.is_instance_of::<PyTypeError>(py) && dl_device.is_none() && copy.is_none() =>
         {
-            method.call0()?
+            if !object.hasattr(intern!(py, "__dlpack__"))? {
+                return Err(no_dlpack(object));
+            }
+            object.call_method0(intern!(py, "__dlpack__"))?
+        }
+        Err(err)
+            if err.is_instance_of::<PyAttributeError>(py)
+                && !object.hasattr(intern!(py, "__dlpack__"))? =>
+        {
+            return Err(no_dlpack(object));
         }
         Err(err) => return Err(err),
     };
@@ -166,6 +164,65 @@ pub(crate) fn import_object(
         .into());
     }
     Ok(tensor)
+}
+
+fn no_dlpack(object: &Bound<'_, PyAny>) -> PyErr {
+    let name = object
+        .get_type()
+        .name()
+        .map_or_else(|_| "object".to_owned(), |n| n.to_string());
+    PyTypeError::new_err(format!(
+        "{name} does not support DLPack (no __dlpack__ method)"
+    ))
+}
+
+/// `object.__dlpack__(max_version=(1, 3)[, dl_device=...][, copy=...])`.
+///
+/// The common form (no `dl_device`, no `copy`) is one vectorcall with a
+/// cached keyword-name tuple and a cached version tuple: no dict is built.
+fn call_dlpack<'py>(
+    object: &Bound<'py, PyAny>,
+    dl_device: Option<Device>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    static MAX_VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    let py = object.py();
+    let max_version = MAX_VERSION
+        .get_or_try_init(py, || {
+            PyTuple::new(py, [DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION]).map(Bound::unbind)
+        })?
+        .bind(py);
+    if dl_device.is_none() && copy.is_none() {
+        let kwnames = KWNAMES
+            .get_or_try_init(py, || PyTuple::new(py, ["max_version"]).map(Bound::unbind))?
+            .bind(py);
+        let args = [object.as_ptr(), max_version.as_ptr()];
+        // SAFETY: `args` holds self plus one keyword value named by the
+        // one-element `kwnames`; all three objects outlive the call.
+        let result = unsafe {
+            ffi::PyObject_VectorcallMethod(
+                intern!(py, "__dlpack__").as_ptr(),
+                args.as_ptr(),
+                1,
+                kwnames.as_ptr(),
+            )
+        };
+        // SAFETY: a new reference, or NULL with an exception set.
+        return unsafe { Bound::from_owned_ptr_or_err(py, result) };
+    }
+    let kwargs = PyDict::new(py);
+    kwargs.set_item(intern!(py, "max_version"), max_version)?;
+    if let Some(device) = dl_device {
+        kwargs.set_item(
+            intern!(py, "dl_device"),
+            (device.device_type, device.device_id),
+        )?;
+    }
+    if let Some(copy) = copy {
+        kwargs.set_item(intern!(py, "copy"), copy)?;
+    }
+    object.call_method(intern!(py, "__dlpack__"), (), Some(&kwargs))
 }
 
 /// Parses a `(device_type, device_id)` tuple.

@@ -5,5 +5,7 @@
 pub(crate) mod buffer;
 pub(crate) mod dlpack;
 #[cfg(feature = "python")]
+pub(crate) mod dlpack_exchange;
+#[cfg(feature = "python")]
 pub(crate) mod dlpack_python;
 pub(crate) mod pep3118;

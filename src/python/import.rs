@@ -7,6 +7,7 @@
 use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::prelude::*;
 
+use super::lookup;
 use crate::protocol::{buffer, dlpack_python};
 use crate::tensor::Tensor;
 
@@ -14,7 +15,9 @@ use crate::tensor::Tensor;
 pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let py = obj.py();
     let mut refusals: Vec<String> = Vec::new();
-    if dlpack_python::is_dlpack_capsule(obj) || obj.hasattr(pyo3::intern!(py, "__dlpack__"))? {
+    if dlpack_python::is_dlpack_capsule(obj)
+        || lookup::type_defines(obj, pyo3::intern!(py, "__dlpack__"))
+    {
         match dlpack_python::import_object(obj, None, None) {
             Ok(tensor) => return Ok(tensor),
             Err(err) if err.is_instance_of::<PyBufferError>(py) => {

@@ -1,6 +1,7 @@
 //! The `dlbridge._native` extension module.
 
 pub(crate) mod import;
+pub(crate) mod lookup;
 pub(crate) mod owner;
 pub(crate) mod tensor;
 
@@ -189,6 +190,7 @@ fn live_buffers() -> usize {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyTensor>()?;
+    dlpark::python::install_exchange_api::<PyTensor>(m.py())?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(from_buffer, m)?)?;
