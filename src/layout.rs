@@ -12,11 +12,70 @@ use crate::error::{Error, Result};
 /// The most axes a layout may have (NumPy's `NPY_MAXDIMS`, CPython's `PyBUF_MAX_NDIM`).
 pub const MAX_NDIM: usize = 64;
 
+/// Axes stored without a heap allocation (most tensors have at most this many).
+const INLINE_NDIM: usize = 6;
+
+/// Shape and strides, inline for small ranks. The arrays never move while
+/// the layout is alive at one address, so exporters may hand out pointers
+/// into them (the buffer protocol does).
+#[derive(Clone, PartialEq, Eq)]
+enum Dims {
+    Inline {
+        ndim: u8,
+        shape: [usize; INLINE_NDIM],
+        strides: [isize; INLINE_NDIM],
+    },
+    Heap {
+        shape: Box<[usize]>,
+        strides: Box<[isize]>,
+    },
+}
+
+impl Dims {
+    fn new(shape: &[usize], strides: &[isize]) -> Self {
+        if shape.len() <= INLINE_NDIM {
+            let mut inline = Self::Inline {
+                ndim: shape.len() as u8,
+                shape: [0; INLINE_NDIM],
+                strides: [0; INLINE_NDIM],
+            };
+            if let Self::Inline {
+                shape: s,
+                strides: t,
+                ..
+            } = &mut inline
+            {
+                s[..shape.len()].copy_from_slice(shape);
+                t[..strides.len()].copy_from_slice(strides);
+            }
+            inline
+        } else {
+            Self::Heap {
+                shape: shape.into(),
+                strides: strides.into(),
+            }
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        match self {
+            Self::Inline { ndim, shape, .. } => &shape[..usize::from(*ndim)],
+            Self::Heap { shape, .. } => shape,
+        }
+    }
+
+    fn strides(&self) -> &[isize] {
+        match self {
+            Self::Inline { ndim, strides, .. } => &strides[..usize::from(*ndim)],
+            Self::Heap { strides, .. } => strides,
+        }
+    }
+}
+
 /// A validated shape with byte strides.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Layout {
-    shape: Box<[usize]>,
-    strides: Box<[isize]>,
+    dims: Dims,
     itemsize: usize,
     size: usize,
     /// Lowest byte touched, relative to the first logical element (`<= 0`).
@@ -25,6 +84,16 @@ pub struct Layout {
     high: isize,
     c_contiguous: bool,
     f_contiguous: bool,
+}
+
+impl std::fmt::Debug for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layout")
+            .field("shape", &self.shape())
+            .field("strides", &self.strides())
+            .field("itemsize", &self.itemsize)
+            .finish()
+    }
 }
 
 fn overflow(what: &str) -> Error {
@@ -40,25 +109,29 @@ impl Layout {
         itemsize: usize,
     ) -> Result<Self> {
         check_ndim(shape.len())?;
-        let mut dims = Vec::with_capacity(shape.len());
-        for (axis, &extent) in shape.iter().enumerate() {
+        let mut dims = [0usize; MAX_NDIM];
+        for (axis, (&extent, out)) in shape.iter().zip(dims.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(format!(
                     "shape has a negative extent {extent} on axis {axis}"
                 )));
             }
-            dims.push(usize::try_from(extent).map_err(|_| overflow("a shape extent"))?);
+            *out = usize::try_from(extent).map_err(|_| overflow("a shape extent"))?;
         }
+        let mut converted = [0isize; MAX_NDIM];
         let strides = match byte_strides {
             None => None,
-            Some(strides) => Some(
-                strides
-                    .iter()
-                    .map(|&s| isize::try_from(s).map_err(|_| overflow("a stride")))
-                    .collect::<Result<Vec<_>>>()?,
-            ),
+            Some(strides) if strides.len() != shape.len() => {
+                return Err(strides_length(strides, shape.len()));
+            }
+            Some(strides) => {
+                for (&s, out) in strides.iter().zip(converted.iter_mut()) {
+                    *out = isize::try_from(s).map_err(|_| overflow("a stride"))?;
+                }
+                Some(&converted[..strides.len()])
+            }
         };
-        Self::new(&dims, strides.as_deref(), itemsize)
+        Self::new(&dims[..shape.len()], strides, itemsize)
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
@@ -74,25 +147,21 @@ impl Layout {
         size.checked_mul(itemsize)
             .filter(|&n| isize::try_from(n).is_ok())
             .ok_or_else(|| overflow(&format!("the byte size of shape {shape:?}")))?;
-        let strides: Box<[isize]> = match byte_strides {
+        let mut computed = [0isize; MAX_NDIM];
+        let strides: &[isize] = match byte_strides {
             Some(strides) if strides.len() != shape.len() => {
-                return Err(Error::value(format!(
-                    "strides {strides:?} have {} entries for {} dimensions",
-                    strides.len(),
-                    shape.len()
-                )));
+                return Err(strides_length(strides, shape.len()));
             }
-            Some(strides) => strides.into(),
+            Some(strides) => strides,
             // `size * itemsize` fits in isize, so every suffix product does.
-            None => c_strides(shape, itemsize).into(),
+            None => c_strides(shape, itemsize, &mut computed[..shape.len()]),
         };
-        let (low, high) = span(shape, &strides, itemsize, size)?;
+        let (low, high) = span(shape, strides, itemsize, size)?;
         let c_contiguous =
             is_contiguous(itemsize, size, shape.iter().rev().zip(strides.iter().rev()));
         let f_contiguous = is_contiguous(itemsize, size, shape.iter().zip(strides.iter()));
         Ok(Self {
-            shape: shape.into(),
-            strides,
+            dims: Dims::new(shape, strides),
             itemsize,
             size,
             low,
@@ -109,17 +178,17 @@ impl Layout {
 
     /// Extents per axis.
     pub fn shape(&self) -> &[usize] {
-        &self.shape
+        self.dims.shape()
     }
 
     /// Byte strides per axis.
     pub fn strides(&self) -> &[isize] {
-        &self.strides
+        self.dims.strides()
     }
 
     /// Number of axes.
     pub fn ndim(&self) -> usize {
-        self.shape.len()
+        self.shape().len()
     }
 
     /// Number of elements.
@@ -165,7 +234,8 @@ impl Layout {
         } else {
             Err(Error::buffer(format!(
                 "shape {:?} with strides {:?} at offset {offset} reaches outside a buffer of {len} bytes",
-                self.shape, self.strides
+                self.shape(),
+                self.strides()
             )))
         }
     }
@@ -178,10 +248,10 @@ impl Layout {
         let itemsize = self.itemsize.max(1) as isize;
         let mut compact: i64 = 1;
         for axis in (0..self.ndim()).rev() {
-            let stride = self.strides[axis];
+            let stride = self.strides()[axis];
             out[axis] = if stride % itemsize == 0 {
                 (stride / itemsize) as i64
-            } else if self.shape[axis] <= 1 || self.size == 0 {
+            } else if self.shape()[axis] <= 1 || self.size == 0 {
                 compact
             } else {
                 return Err(Error::buffer(format!(
@@ -190,10 +260,17 @@ impl Layout {
                     self.itemsize
                 )));
             };
-            compact = compact.saturating_mul(self.shape[axis].max(1) as i64);
+            compact = compact.saturating_mul(self.shape()[axis].max(1) as i64);
         }
         Ok(())
     }
+}
+
+fn strides_length<T: std::fmt::Debug>(strides: &[T], ndim: usize) -> Error {
+    Error::value(format!(
+        "strides {strides:?} have {} entries for {ndim} dimensions",
+        strides.len()
+    ))
 }
 
 fn check_ndim(ndim: usize) -> Result<()> {
@@ -206,8 +283,7 @@ fn check_ndim(ndim: usize) -> Result<()> {
     }
 }
 
-fn c_strides(shape: &[usize], itemsize: usize) -> Vec<isize> {
-    let mut strides = vec![0isize; shape.len()];
+fn c_strides<'a>(shape: &[usize], itemsize: usize, strides: &'a mut [isize]) -> &'a [isize] {
     let mut step = itemsize as isize;
     for (axis, &extent) in shape.iter().enumerate().rev() {
         strides[axis] = step;
