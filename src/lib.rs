@@ -40,7 +40,7 @@ pub mod error;
 pub mod layout;
 mod ndarray;
 mod owner;
-mod protocol;
+pub mod protocol;
 #[cfg(feature = "python")]
 mod python;
 mod tensor;

@@ -1,5 +1,6 @@
 //! The spokes: one module per protocol, each parsing into the hub's parts or
-//! rendering them back. A spoke never calls another spoke.
+//! rendering them back. A spoke never calls another spoke. Only the pure
+//! parsers are public (for fuzzing and for Rust users); the rest is internal.
 
 #[cfg(feature = "python")]
 pub(crate) mod buffer;
@@ -8,4 +9,4 @@ pub(crate) mod dlpack;
 pub(crate) mod dlpack_exchange;
 #[cfg(feature = "python")]
 pub(crate) mod dlpack_python;
-pub(crate) mod pep3118;
+pub mod pep3118;
