@@ -52,7 +52,7 @@ FUZZ_TARGETS := pep3118_format layout dlpack_descriptor
 .PHONY: fuzz
 fuzz: ## Long fuzz campaign (nightly + cargo-fuzz); FUZZ_SECONDS per target, default 600
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	@for target in $(FUZZ_TARGETS); do \
+	@set -o pipefail; for target in $(FUZZ_TARGETS); do \
 		echo "== $$target ($(FUZZ_SECONDS)s)"; \
 		cargo +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) 2>&1 | grep -E '^#[0-9]+.*DONE|^Done|ERROR|panicked' || exit 1; \
 	done
