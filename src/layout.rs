@@ -108,8 +108,27 @@ impl Layout {
         byte_strides: Option<&[i64]>,
         itemsize: usize,
     ) -> Result<Self> {
+        Self::from_signed_scaled(shape, byte_strides, 1, itemsize)
+    }
+
+    /// Like [`Layout::from_signed`] with strides counted in elements (DLPack's
+    /// convention), scaled to bytes here, overflow-checked.
+    pub fn from_element_strides(
+        shape: &[i64],
+        element_strides: Option<&[i64]>,
+        itemsize: usize,
+    ) -> Result<Self> {
+        Self::from_signed_scaled(shape, element_strides, itemsize as i64, itemsize)
+    }
+
+    fn from_signed_scaled(
+        shape: &[i64],
+        strides: Option<&[i64]>,
+        unit: i64,
+        itemsize: usize,
+    ) -> Result<Self> {
         check_ndim(shape.len())?;
-        let mut dims = [0usize; MAX_NDIM];
+        let mut dims = Scratch::<usize>::new(shape.len());
         for (axis, (&extent, out)) in shape.iter().zip(dims.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(format!(
@@ -118,20 +137,23 @@ impl Layout {
             }
             *out = usize::try_from(extent).map_err(|_| overflow("a shape extent"))?;
         }
-        let mut converted = [0isize; MAX_NDIM];
-        let strides = match byte_strides {
+        let mut converted = Scratch::<isize>::new(shape.len());
+        let strides = match strides {
             None => None,
             Some(strides) if strides.len() != shape.len() => {
                 return Err(strides_length(strides, shape.len()));
             }
             Some(strides) => {
-                for (&s, out) in strides.iter().zip(converted.iter_mut()) {
-                    *out = isize::try_from(s).map_err(|_| overflow("a stride"))?;
+                for (axis, (&s, out)) in strides.iter().zip(converted.iter_mut()).enumerate() {
+                    *out = s
+                        .checked_mul(unit)
+                        .and_then(|bytes| isize::try_from(bytes).ok())
+                        .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
                 }
-                Some(&converted[..strides.len()])
+                Some(&converted[..])
             }
         };
-        Self::new(&dims[..shape.len()], strides, itemsize)
+        Self::new(&dims, strides, itemsize)
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
@@ -147,14 +169,14 @@ impl Layout {
         size.checked_mul(itemsize)
             .filter(|&n| isize::try_from(n).is_ok())
             .ok_or_else(|| overflow(&format!("the byte size of shape {shape:?}")))?;
-        let mut computed = [0isize; MAX_NDIM];
+        let mut computed = Scratch::<isize>::new(shape.len());
         let strides: &[isize] = match byte_strides {
             Some(strides) if strides.len() != shape.len() => {
                 return Err(strides_length(strides, shape.len()));
             }
             Some(strides) => strides,
             // `size * itemsize` fits in isize, so every suffix product does.
-            None => c_strides(shape, itemsize, &mut computed[..shape.len()]),
+            None => c_strides(shape, itemsize, &mut computed),
         };
         let (low, high) = span(shape, strides, itemsize, size)?;
         let c_contiguous =
@@ -263,6 +285,41 @@ impl Layout {
             compact = compact.saturating_mul(self.shape()[axis].max(1) as i64);
         }
         Ok(())
+    }
+}
+
+/// Working space for one value per axis: on the stack for small ranks.
+pub(crate) enum Scratch<T> {
+    Stack([T; 8], usize),
+    Heap(Vec<T>),
+}
+
+impl<T: Copy + Default> Scratch<T> {
+    pub(crate) fn new(len: usize) -> Self {
+        if len <= 8 {
+            Self::Stack([T::default(); 8], len)
+        } else {
+            Self::Heap(vec![T::default(); len])
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Scratch<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Self::Stack(values, len) => &values[..*len],
+            Self::Heap(values) => values,
+        }
+    }
+}
+
+impl<T> std::ops::DerefMut for Scratch<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Self::Stack(values, len) => &mut values[..*len],
+            Self::Heap(values) => values,
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use dlpark::metadata::Dynamic;
+use dlpark::ffi::DLTensor;
 use dlpark::{DlpackFlags, Managed, ManagedTensorBase, legacy, versioned};
 
 use crate::device::Device;
@@ -28,39 +28,44 @@ struct Parsed {
 }
 
 fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
-    let view = managed
-        .validate()
-        .map_err(|e| Error::value(format!("malformed DLPack tensor: {e}")))?;
-    let dtype = DType::from_dlpack(view.dtype())?;
-    let device = Device::from_dlpack(view.device());
-    let itemsize = dtype.itemsize();
-    if view.ndim() > MAX_NDIM {
+    // SAFETY: a `Managed` owns a live descriptor whose shape and strides stay
+    // readable and immutable while it is owned.
+    let tensor = unsafe { managed.tensor() };
+    let ndim = usize::try_from(tensor.ndim)
+        .map_err(|_| Error::value(format!("DLPack tensor has a negative ndim {}", tensor.ndim)))?;
+    if ndim > MAX_NDIM {
         return Err(Error::value(format!(
-            "DLPack tensor has ndim {}, more than the maximum of {MAX_NDIM}",
-            view.ndim()
+            "DLPack tensor has ndim {ndim}, more than the maximum of {MAX_NDIM}"
         )));
     }
-    let strides = view
-        .strides_or_compact()
-        .map_err(|e| Error::value(format!("malformed DLPack tensor: {e}")))?;
-    let mut byte_strides = [0i64; MAX_NDIM];
-    for (axis, (&stride, out)) in strides.iter().zip(byte_strides.iter_mut()).enumerate() {
-        *out = stride.checked_mul(itemsize as i64).ok_or_else(|| {
-            Error::value(format!(
-                "DLPack stride {stride} on axis {axis} overflows in bytes"
-            ))
-        })?;
-    }
-    let layout = Layout::from_signed(view.shape(), Some(&byte_strides[..view.ndim()]), itemsize)?;
-    let base = view.data_ptr() as *mut u8;
+    let shape: &[i64] = match ndim {
+        0 => &[],
+        _ if tensor.shape.is_null() => {
+            return Err(Error::value(format!(
+                "DLPack tensor has ndim {ndim} but a NULL shape"
+            )));
+        }
+        // SAFETY: a non-NULL shape of a live descriptor holds `ndim` extents.
+        _ => unsafe { std::slice::from_raw_parts(tensor.shape, ndim) },
+    };
+    // NULL strides mean compact row-major, whatever version the producer
+    // declares (legacy and pre-1.2 producers rely on it; NumPy reads it so).
+    let strides: Option<&[i64]> = (ndim > 0 && !tensor.strides.is_null()).then(|| {
+        // SAFETY: a non-NULL strides array of a live descriptor has `ndim` entries.
+        unsafe { std::slice::from_raw_parts(tensor.strides, ndim) }
+    });
+    let dtype = DType::from_dlpack(tensor.dtype)?;
+    let device = Device::from_dlpack(tensor.device);
+    let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;
+    let base = tensor.data.cast::<u8>();
     if base.is_null() && layout.size() > 0 {
         return Err(Error::buffer(format!(
             "DLPack tensor of shape {:?} has a NULL data pointer",
             layout.shape()
         )));
     }
-    let offset = usize::try_from(view.byte_offset())
-        .map_err(|_| Error::value(format!("byte_offset {} overflows", view.byte_offset())))?;
+    let offset = usize::try_from(tensor.byte_offset)
+        .map_err(|_| Error::value(format!("byte_offset {} overflows", tensor.byte_offset)))?;
     // `data + byte_offset` is the first logical element (DLPack C-15). The
     // address is computed, never dereferenced, so wrapping arithmetic is
     // exact; non-CPU "pointers" may be handles, but dlbridge only hands them
@@ -106,6 +111,43 @@ fn import<M: ManagedTensorBase>(
     })
 }
 
+/// Axes whose shape and strides live inside the export block itself.
+const INLINE_EXPORT_NDIM: usize = 6;
+
+/// Shape then strides, as DLPack's `int64_t` arrays.
+enum ExportDims {
+    Inline([i64; 2 * INLINE_EXPORT_NDIM]),
+    Heap(Box<[i64]>),
+}
+
+/// One heap block per export: the managed-tensor header, its shape and
+/// strides, and a share of the tensor's owner. The header is the first
+/// field of a `repr(C)` struct, so the deleter turns the `self` pointer it
+/// is given back into the box and frees everything at once, exactly once.
+#[repr(C)]
+struct ExportBlock<M> {
+    header: M,
+    dims: ExportDims,
+    _owner: Arc<Owner>,
+}
+
+/// The deleter of every managed tensor dlbridge exports.
+///
+/// # Safety
+///
+/// `header` must come from [`Tensor::export`] and not have been deleted.
+unsafe extern "C" fn delete_export<M>(header: *mut M) {
+    // No panic may cross into the consumer's C code: dropping the owner
+    // runs foreign release code, so contain anything that unwinds.
+    let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `header` is the first field of a leaked `ExportBlock<M>`.
+        drop(unsafe { Box::from_raw(header.cast::<ExportBlock<M>>()) });
+    }));
+    if freed.is_err() {
+        std::process::abort();
+    }
+}
+
 impl TryFrom<versioned::Dlpack> for Tensor {
     type Error = Error;
 
@@ -129,21 +171,55 @@ impl TryFrom<legacy::Dlpack> for Tensor {
 impl Tensor {
     fn export<M: ManagedTensorBase>(&self, flags: DlpackFlags) -> Result<Managed<M>> {
         let ndim = self.ndim();
-        let mut strides = [0i64; MAX_NDIM];
-        self.layout().element_strides_into(&mut strides[..ndim])?;
-        let mut init = Dynamic::new(self.shape(), &strides[..ndim])
-            .initialize_as::<M>(Arc::clone(self.owner()))
-            .map_err(|e| Error::buffer(format!("cannot build a DLPack tensor: {e}")))?;
-        init.set_data(self.data_ptr().cast())
-            .set_dtype(self.dtype().to_dlpack())
-            .set_device(self.device().to_dlpack());
-        // SAFETY: READ_ONLY mirrors this tensor's own flag, and IS_COPIED is
-        // only passed by `export_copy`, whose memory is a fresh private copy.
-        unsafe { init.set_flags_unchecked(flags) };
-        // SAFETY: data, shape and strides describe this tensor's validated
-        // layout; the owner clone in `manager_ctx` keeps the memory alive
-        // until the consumer calls the deleter.
-        Ok(unsafe { init.finish() })
+        let mut dims = if ndim <= INLINE_EXPORT_NDIM {
+            ExportDims::Inline([0; 2 * INLINE_EXPORT_NDIM])
+        } else {
+            ExportDims::Heap(vec![0; 2 * ndim].into_boxed_slice())
+        };
+        let slots = match &mut dims {
+            ExportDims::Inline(values) => &mut values[..2 * ndim],
+            ExportDims::Heap(values) => &mut values[..],
+        };
+        let (shape, strides) = slots.split_at_mut(ndim);
+        for (out, &extent) in shape.iter_mut().zip(self.shape()) {
+            *out = extent as i64;
+        }
+        self.layout().element_strides_into(strides)?;
+        let descriptor = DLTensor {
+            data: self.data_ptr().cast(),
+            device: self.device().to_dlpack(),
+            ndim: ndim as i32,
+            dtype: self.dtype().to_dlpack(),
+            shape: std::ptr::null_mut(),
+            strides: std::ptr::null_mut(),
+            byte_offset: 0,
+        };
+        let block = Box::into_raw(Box::new(ExportBlock {
+            header: M::from_parts(descriptor, std::ptr::null_mut(), Some(delete_export::<M>)),
+            dims,
+            _owner: Arc::clone(self.owner()),
+        }));
+        // SAFETY: `block` is a fresh, exclusively owned allocation; the dims
+        // arrays live inside it, so pointing the header at them is stable
+        // until the deleter frees the whole block. READ_ONLY mirrors this
+        // tensor's flag, and IS_COPIED is only passed for a private copy.
+        unsafe {
+            let dims = match &mut (*block).dims {
+                ExportDims::Inline(values) => values.as_mut_ptr(),
+                ExportDims::Heap(values) => values.as_mut_ptr(),
+            };
+            let header = &mut (*block).header;
+            header.set_flags_unchecked(flags);
+            if ndim > 0 {
+                let tensor = header.tensor_mut();
+                tensor.shape = dims;
+                tensor.strides = dims.add(ndim);
+            }
+        }
+        // SAFETY: the block's header is a complete managed tensor whose
+        // deleter frees the block exactly once; its version is dlpark's own.
+        unsafe { Managed::from_raw(block.cast::<M>()) }
+            .map_err(|e| Error::buffer(format!("cannot build a DLPack tensor: {e}")))
     }
 
     fn readonly_flags(&self) -> DlpackFlags {

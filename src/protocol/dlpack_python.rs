@@ -3,10 +3,10 @@
 
 use std::ffi::{CStr, c_char};
 
-use dlpark::Managed;
 use dlpark::ffi::{
     DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION,
 };
+use dlpark::{Managed, ManagedTensorBase};
 use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::intern;
@@ -298,11 +298,60 @@ pub(crate) fn export(
             .into());
         }
     }
-    let capsule = match (versioned, copy == Some(true)) {
-        (true, false) => tensor.to_dlpack_versioned()?.into_pyobject(py)?,
-        (true, true) => tensor.to_dlpack_copy()?.into_pyobject(py)?,
-        (false, false) => tensor.to_dlpack_legacy()?.into_pyobject(py)?,
-        (false, true) => tensor.to_dlpack_legacy_copy()?.into_pyobject(py)?,
-    };
-    Ok(capsule.unbind())
+    match (versioned, copy == Some(true)) {
+        (true, false) => into_capsule(py, tensor.to_dlpack_versioned()?),
+        (true, true) => into_capsule(py, tensor.to_dlpack_copy()?),
+        (false, false) => into_capsule(py, tensor.to_dlpack_legacy()?),
+        (false, true) => into_capsule(py, tensor.to_dlpack_legacy_copy()?),
+    }
+}
+
+/// The capsule name and destructor of one managed-tensor ABI.
+trait CapsuleAbi: ManagedTensorBase {
+    const NAME: &'static CStr;
+}
+
+impl CapsuleAbi for DLManagedTensor {
+    const NAME: &'static CStr = DLTENSOR;
+}
+
+impl CapsuleAbi for DLManagedTensorVersioned {
+    const NAME: &'static CStr = DLTENSOR_VERSIONED;
+}
+
+/// Destructor of an exported capsule (DLPack's Python spec): a consumed
+/// capsule (renamed `used_…`) belongs to its consumer and is left alone; an
+/// unconsumed one still owns its managed tensor and deletes it.
+///
+/// It never builds a Python object from the dying capsule (that would
+/// resurrect it), and nothing in it can unwind.
+unsafe extern "C" fn capsule_destructor<M: CapsuleAbi>(capsule: *mut ffi::PyObject) {
+    // SAFETY: CPython passes the capsule being destroyed; IsValid and
+    // GetPointer only read it, and with the unused name matched, GetPointer
+    // cannot fail.
+    unsafe {
+        if ffi::PyCapsule_IsValid(capsule, M::NAME.as_ptr()) != 1 {
+            return;
+        }
+        let managed = ffi::PyCapsule_GetPointer(capsule, M::NAME.as_ptr()).cast::<M>();
+        if !managed.is_null() {
+            M::drop_raw(managed);
+        }
+    }
+}
+
+/// Wraps a fresh managed tensor in a single-use capsule.
+fn into_capsule<M: CapsuleAbi>(py: Python<'_>, managed: Managed<M>) -> PyResult<Py<PyAny>> {
+    let raw = managed.into_raw();
+    // SAFETY: `raw` is an owned managed tensor; the capsule takes ownership,
+    // its destructor deletes it unless a consumer renames the capsule first.
+    let capsule =
+        unsafe { ffi::PyCapsule_New(raw.cast(), M::NAME.as_ptr(), Some(capsule_destructor::<M>)) };
+    if capsule.is_null() {
+        // SAFETY: the capsule was not created, so `raw` is still ours alone.
+        unsafe { M::drop_raw(raw) };
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: PyCapsule_New returned a new reference.
+    Ok(unsafe { Bound::from_owned_ptr(py, capsule) }.unbind())
 }
