@@ -59,6 +59,22 @@ const NAMED: &[(DType, &str)] = &[
     (dt(17, 4), "float4_e2m1fn"),
 ];
 
+/// Whether `(code, bits)` names a dtype in [`NAMED`] (a match, not a scan:
+/// this runs on every import).
+fn known_width(code: u8, bits: u8) -> bool {
+    match code {
+        0 | 1 => matches!(bits, 8 | 16 | 32 | 64),
+        2 => matches!(bits, 16 | 32 | 64),
+        4 => bits == 16,
+        5 => matches!(bits, 32 | 64 | 128),
+        6 => bits == 8,
+        7..=14 => bits == 8,
+        15 | 16 => bits == 6,
+        17 => bits == 4,
+        _ => false,
+    }
+}
+
 impl DType {
     /// `bool`, stored as one byte (DLPack `(6, 8, 1)`).
     pub const BOOL: Self = dt(6, 8);
@@ -231,6 +247,16 @@ element! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_widths_are_exactly_the_named_ones() {
+        for code in 0..=u8::MAX {
+            for bits in 0..=u8::MAX {
+                let named = NAMED.iter().any(|(d, _)| d.code == code && d.bits == bits);
+                assert_eq!(known_width(code, bits), named, "({code}, {bits})");
+            }
+        }
+    }
 
     #[test]
     fn names_round_trip() {
