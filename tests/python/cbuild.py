@@ -1,0 +1,27 @@
+"""Compile a test helper C file against this interpreter's headers, once per session."""
+
+from __future__ import annotations
+
+import ctypes
+import pathlib
+import subprocess
+import sysconfig
+import tempfile
+
+HELPERS = pathlib.Path(__file__).resolve().parent / "helpers"
+_BUILD = pathlib.Path(tempfile.mkdtemp(prefix="dlbridge-helpers-"))
+_LOADED: dict[str, ctypes.PyDLL] = {}
+
+
+def load(name: str) -> ctypes.PyDLL:
+    """Build helpers/<name>.c into a shared library and load it (GIL held on calls)."""
+    if name not in _LOADED:
+        source = HELPERS / f"{name}.c"
+        target = _BUILD / f"{name}.so"
+        include = sysconfig.get_paths()["include"]
+        subprocess.run(
+            ["cc", "-O1", "-g", "-Wall", "-Werror", "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target), "-lpthread"],
+            check=True,
+        )
+        _LOADED[name] = ctypes.PyDLL(str(target))
+    return _LOADED[name]
