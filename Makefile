@@ -57,6 +57,11 @@ fuzz: ## Long fuzz campaign (nightly + cargo-fuzz); FUZZ_SECONDS per target, def
 		cargo +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) 2>&1 | grep -E '^#[0-9]+.*DONE|^Done|ERROR|panicked' || exit 1; \
 	done
 
+SANITIZE_TESTS ?= tests/python/test_error_matrix.py tests/python/test_interpreter.py
+.PHONY: sanitize
+sanitize: develop ## The NumPy part of the Python suite under valgrind (PYTHONMALLOC=malloc)
+	$(PY) scripts/sanitize.py $(SANITIZE_TESTS)
+
 .PHONY: bench
 bench: develop ## Exchange benchmark: dlbridge vs NumPy / PyTorch / tvm-ffi, medians and ratios
 	$(PY) benches/exchange.py
