@@ -127,10 +127,7 @@ impl DType {
                 "DLPack dtype {candidate} has zero lanes"
             )));
         }
-        if !NAMED
-            .iter()
-            .any(|(known, _)| known.code == candidate.code && known.bits == candidate.bits)
-        {
+        if !known_width(candidate.code, candidate.bits) {
             return Err(Error::buffer(format!(
                 "unsupported DLPack dtype {candidate}: no dtype with this code and bit width"
             )));

@@ -45,6 +45,7 @@ pub mod protocol;
 mod python;
 mod tensor;
 
+pub use crate::ndarray::TypedTensor;
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, ErrorKind, Result};

@@ -61,7 +61,8 @@ impl RustBuffer {
     pub(crate) fn allocate(nbytes: usize, zeroed: bool) -> Result<Self> {
         if nbytes == 0 {
             // No allocation: an aligned dangling pointer is valid for 0 bytes.
-            let ptr = NonNull::new(DATA_ALIGNMENT as *mut u8).expect("non-zero");
+            let ptr =
+                NonNull::new(std::ptr::without_provenance_mut(DATA_ALIGNMENT)).expect("non-zero");
             return Ok(Self {
                 ptr,
                 layout: None,

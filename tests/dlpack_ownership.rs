@@ -10,7 +10,7 @@ use dlpark::metadata::Dynamic;
 use dlpark::{DlpackFlags, Managed, ManagedTensorBase};
 
 struct Counted {
-    _data: Vec<u8>,
+    _data: Vec<u64>,
     released: Arc<AtomicUsize>,
 }
 
@@ -45,7 +45,11 @@ impl Default for Spec {
 }
 
 fn produce<M: ManagedTensorBase>(spec: Spec, released: &Arc<AtomicUsize>) -> Managed<M> {
-    let data: Vec<u8> = (0..64u8).collect();
+    // Bytes 0, 1, ..., 63, in u64 words so the block is aligned for every
+    // dtype the tests view it as (a Vec<u8> is only 1-aligned: Miri says so).
+    let data: Vec<u64> = (0..8u8)
+        .map(|w| u64::from_ne_bytes(std::array::from_fn(|i| w * 8 + i as u8)))
+        .collect();
     let ptr = if spec.null_data {
         std::ptr::null_mut()
     } else {

@@ -10,3 +10,4 @@ pub(crate) mod dlpack_exchange;
 #[cfg(feature = "python")]
 pub(crate) mod dlpack_python;
 pub mod pep3118;
+pub mod typestr;

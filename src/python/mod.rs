@@ -1,5 +1,6 @@
 //! The `dlbridge._native` extension module.
 
+pub(crate) mod convert;
 pub(crate) mod import;
 pub(crate) mod lookup;
 pub(crate) mod owner;
@@ -189,6 +190,7 @@ fn live_buffers() -> usize {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    convert::mark_home_binary();
     m.add_class::<PyTensor>()?;
     dlpark::python::install_exchange_api::<PyTensor>(m.py())?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;

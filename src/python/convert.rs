@@ -1,0 +1,252 @@
+//! PyO3 conversions: [`Tensor`] and [`TypedTensor`] as `#[pyfunction]`
+//! arguments and return values.
+//!
+//! See [`Tensor::from_py`] for an example; `examples/extension/` is a whole
+//! extension crate.
+//!
+//! **In**: anything [`import_any`] takes (DLPack, the buffer protocol, the
+//! array interface), with no copy. A `dlbridge.Tensor` made by this very
+//! binary is simply cloned (same owner, no protocol round trip).
+//!
+//! **Out**: a `dlbridge.Tensor` Python object. There is one `dlbridge.Tensor`
+//! class, the one in `dlbridge._native`. An extension crate that depends on
+//! dlbridge links its own copy of the Rust code, whose `Tensor` layout is no
+//! ABI the two binaries can share; so outside `dlbridge._native` the tensor
+//! crosses as a DLPack managed tensor, through the C exchange table that
+//! `dlbridge.Tensor` publishes (`__dlpack_c_exchange_api__`,
+//! `managed_tensor_to_py_object_no_sync`): one C call, no capsule, no copy.
+//! The deleter (this binary's code) releases the owner exactly once, when
+//! the Python object and everything exported from it are gone. Such a
+//! result reports `source == "dlpack"`; inside `dlbridge._native` it keeps
+//! its own source.
+
+use std::ffi::{CStr, c_int, c_void};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use dlpark::ffi::{DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPackExchangeAPI};
+use ndarray::Dimension;
+use pyo3::exceptions::PyImportError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::{Borrowed, intern};
+
+use super::import::import_any;
+use super::tensor::PyTensor;
+use crate::dtype::Element;
+use crate::error::Error;
+use crate::ndarray::TypedTensor;
+use crate::tensor::Tensor;
+
+/// Set when this binary's module init registered its `PyTensor` as
+/// `dlbridge._native.Tensor`; in an extension crate's binary it stays false.
+static HOME_BINARY: AtomicBool = AtomicBool::new(false);
+
+/// Called by `dlbridge._native`'s module init.
+pub(crate) fn mark_home_binary() {
+    HOME_BINARY.store(true, Ordering::Release);
+}
+
+fn is_home_binary() -> bool {
+    HOME_BINARY.load(Ordering::Acquire)
+}
+
+type ToPyObject = unsafe extern "C" fn(*mut DLManagedTensorVersioned, *mut *mut c_void) -> c_int;
+
+/// `managed_tensor_to_py_object_no_sync` of `dlbridge._native.Tensor`,
+/// looked up once (the table is a process-lifetime static of that module).
+fn home_to_py_object(py: Python<'_>) -> PyResult<ToPyObject> {
+    static TO_PY_OBJECT: PyOnceLock<ToPyObject> = PyOnceLock::new();
+    TO_PY_OBJECT
+        .get_or_try_init(py, || {
+            const NAME: &CStr = c"dlpack_exchange_api";
+            let class = py
+                .import(intern!(py, "dlbridge._native"))?
+                .getattr(intern!(py, "Tensor"))?;
+            let capsule = class.getattr(intern!(py, "__dlpack_c_exchange_api__"))?;
+            let missing = || {
+                PyImportError::new_err(
+                    "dlbridge._native.Tensor publishes no usable DLPack exchange table \
+                     (managed_tensor_to_py_object_no_sync); is dlbridge too old?",
+                )
+            };
+            // SAFETY: IsValid only inspects the object (type and name).
+            if unsafe { pyo3::ffi::PyCapsule_IsValid(capsule.as_ptr(), NAME.as_ptr()) } != 1 {
+                return Err(missing());
+            }
+            // SAFETY: validated above as a capsule with this name.
+            let mut api =
+                unsafe { pyo3::ffi::PyCapsule_GetPointer(capsule.as_ptr(), NAME.as_ptr()) }
+                    .cast::<DLPackExchangeAPI>();
+            for _ in 0..16 {
+                let Some(table) = NonNull::new(api) else {
+                    break;
+                };
+                // SAFETY: the DLPack spec makes the table a static,
+                // process-lifetime object whose header is always readable and
+                // whose whole layout is ours to read when the major matches.
+                let table = unsafe { table.as_ref() };
+                if table.header.version.major == DLPACK_MAJOR_VERSION {
+                    return table
+                        .managed_tensor_to_py_object_no_sync
+                        .ok_or_else(missing);
+                }
+                api = table.header.prev_api.cast();
+            }
+            Err(missing())
+        })
+        .copied()
+}
+
+impl<'py> FromPyObject<'_, 'py> for Tensor {
+    type Error = PyErr;
+
+    /// Any array-like through dlbridge's protocol discovery, zero-copy; a `dlbridge.Tensor`
+    /// of this binary is cloned (another view of the same owner).
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        if is_home_binary()
+            && let Ok(tensor) = obj.cast::<PyTensor>()
+        {
+            return Ok(tensor.get().inner.clone());
+        }
+        import_any(&obj)
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Tensor {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    /// A `dlbridge.Tensor` viewing the same memory (see the module docs for
+    /// how it crosses from an extension crate's binary).
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if is_home_binary() {
+            return Ok(Bound::new(py, PyTensor::new(self))?.into_any());
+        }
+        let to_py_object = home_to_py_object(py)?;
+        let raw = self.into_dlpack()?.into_raw();
+        let mut out: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the exchange contract: `raw` is an owned versioned managed
+        // tensor whose ownership passes to the callee (which calls its
+        // deleter itself on failure); on success `out` is a new reference.
+        let rc = unsafe { to_py_object(raw, &mut out) };
+        if rc != 0 || out.is_null() {
+            return Err(PyErr::take(py).unwrap_or_else(|| {
+                Error::buffer("dlbridge.Tensor refused a DLPack tensor without an exception").into()
+            }));
+        }
+        // SAFETY: a new, non-NULL reference to the created object.
+        Ok(unsafe { Bound::from_owned_ptr(py, out.cast()) })
+    }
+}
+
+impl<'py, T: Element, D: Dimension> FromPyObject<'_, 'py> for TypedTensor<T, D> {
+    type Error = PyErr;
+
+    /// As for [`Tensor`], then checked for dtype `T` and rank `D`: a
+    /// mismatch is a `TypeError` naming what was expected and what came.
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        let tensor = Tensor::extract(obj)?;
+        Ok(TypedTensor::new(tensor)?)
+    }
+}
+
+impl<'py, T: Element, D: Dimension> IntoPyObject<'py> for TypedTensor<T, D> {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.into_tensor().into_pyobject(py)
+    }
+}
+
+impl Tensor {
+    /// Any Python array-like (DLPack, buffer protocol, array interface, a
+    /// `dlbridge.Tensor`) as a tensor, with no copy (feature `python`).
+    ///
+    /// `Tensor` and [`TypedTensor`] are also `FromPyObject` and
+    /// `IntoPyObject`, so they serve directly as `#[pyfunction]` arguments
+    /// and results; a result becomes a `dlbridge.Tensor` viewing the same
+    /// memory (Rust-owned memory is freed once, when Python is done with it):
+    ///
+    /// ```no_run
+    /// use dlbridge::{Tensor, TypedTensor};
+    /// use pyo3::prelude::*;
+    ///
+    /// /// Takes NumPy, PyTorch, memoryviews, array-interface objects, ...
+    /// #[pyfunction]
+    /// fn scale(x: Tensor, k: f64) -> PyResult<Tensor> {
+    ///     Ok(Tensor::from(x.as_ndarray::<f64>()?.mapv(|v| v * k)))
+    /// }
+    ///
+    /// /// Dtype and rank checked at the boundary: `TypeError: expected a
+    /// /// 2-d tensor, got a 3-d tensor (shape [2, 2, 2])`.
+    /// #[pyfunction]
+    /// fn trace(m: TypedTensor<f64, ndarray::Ix2>) -> f64 {
+    ///     m.view().diag().sum()
+    /// }
+    /// ```
+    ///
+    /// ```no_run
+    /// use pyo3::prelude::*;
+    /// Python::attach(|py| -> PyResult<()> {
+    ///     let data = pyo3::types::PyBytes::new(py, b"abc");
+    ///     let t = dlbridge::Tensor::from_py(&data)?;
+    ///     assert_eq!(t.as_ndarray::<u8>()?[[2]], b'c');
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        obj.extract()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn home_binary_round_trip_is_a_clone() {
+        Python::initialize();
+        mark_home_binary();
+        Python::attach(|py| {
+            let t = Tensor::from(vec![1.0f32, 2.0, 3.0]);
+            let object = t.clone().into_pyobject(py).unwrap();
+            let py_tensor = object.cast::<PyTensor>().expect("a dlbridge.Tensor");
+            assert!(Arc::ptr_eq(py_tensor.get().inner.owner(), t.owner()));
+            let back: Tensor = object.extract().unwrap();
+            assert_eq!(back.data_ptr(), t.data_ptr());
+            assert!(
+                Arc::ptr_eq(back.owner(), t.owner()),
+                "no protocol round trip"
+            );
+            assert_eq!(Arc::strong_count(t.owner()), 3);
+            drop(object);
+            assert_eq!(Arc::strong_count(t.owner()), 2);
+
+            let typed: TypedTensor<f32> =
+                back.clone().into_pyobject(py).unwrap().extract().unwrap();
+            assert_eq!(typed.view().sum(), 6.0);
+            let err = back
+                .into_pyobject(py)
+                .unwrap()
+                .extract::<TypedTensor<f64>>()
+                .unwrap_err();
+            assert!(err.is_instance_of::<pyo3::exceptions::PyTypeError>(py));
+            assert!(
+                err.to_string()
+                    .contains("expected dtype float64, got float32")
+            );
+
+            let data = pyo3::types::PyBytes::new(py, b"abc");
+            let t = Tensor::from_py(&data).unwrap();
+            assert_eq!(t.data_ptr().cast_const(), data.as_bytes().as_ptr());
+            assert!(t.readonly());
+            assert_eq!(t.as_ndarray::<u8>().unwrap()[[2]], b'c');
+        });
+    }
+}

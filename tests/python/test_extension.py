@@ -1,0 +1,290 @@
+"""The example Rust extension (examples/extension, module `dlbridge_example`).
+
+One Rust function signature, `fn f(x: dlbridge::Tensor)`, takes NumPy arrays,
+PyTorch tensors, memoryviews, buffer exporters and array-interface objects
+with no copy (the pointer the extension sees is the producer's), and the
+Rust-owned arrays it returns reach NumPy and PyTorch with no copy either.
+Owners are released exactly once: Rust allocations by `live_buffers()`,
+Python producers by their reference counts.
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+import threading
+import weakref
+
+import numpy as np
+import pytest
+import torch
+
+import dlbridge
+import dlbridge_example as ex
+
+
+class ArrayInterfaceOnly:
+    """Speaks only `__array_interface__` (a dict), keeping `base` alive."""
+
+    def __init__(self, base: np.ndarray):
+        self.base = base
+        self.__array_interface__ = base.__array_interface__
+
+
+class ArrayStructOnly:
+    """Speaks only `__array_struct__` (a capsule)."""
+
+    def __init__(self, base: np.ndarray):
+        self.base = base
+
+    @property
+    def __array_struct__(self):
+        return self.base.__array_struct__
+
+
+def base_array() -> np.ndarray:
+    return np.arange(24, dtype=np.float64).reshape(4, 6)
+
+
+# name -> (make input from a float64 NumPy array, the producer's data pointer)
+PRODUCERS = {
+    "numpy": (lambda a: a, lambda a, x: a.ctypes.data),
+    "torch": (lambda a: torch.from_numpy(a), lambda a, x: x.data_ptr()),
+    "memoryview": (memoryview, lambda a, x: a.ctypes.data),
+    "array_interface": (ArrayInterfaceOnly, lambda a, x: a.ctypes.data),
+    "array_struct": (ArrayStructOnly, lambda a, x: a.ctypes.data),
+    "dlbridge": (dlbridge.asarray, lambda a, x: x.data_ptr),
+}
+
+
+@pytest.mark.parametrize("name", PRODUCERS)
+def test_one_function_takes_every_protocol_without_copying(name):
+    make, pointer = PRODUCERS[name]
+    a = base_array()
+    x = make(a)
+    assert ex.data_ptr(x) == pointer(a, x) == a.ctypes.data
+    assert ex.sum(x) == a.sum() == 276.0
+    shape, strides, dtype, readonly, _source = ex.describe(x)
+    assert (shape, strides, dtype, readonly) == ([4, 6], [48, 8], "float64", False)
+    assert ex.trace(x) == np.trace(a)
+    # The input's memory is the result's source: writes show through.
+    ex.add_one_inplace(x)
+    assert a[0, 0] == 1.0 and a.sum() == 300.0
+
+
+@pytest.mark.parametrize("name", PRODUCERS)
+def test_every_protocol_releases_its_producer_once(name):
+    make, _ = PRODUCERS[name]
+    a = base_array()
+    x = make(a)
+    before_a, before_x = sys.getrefcount(a), sys.getrefcount(x)
+    for _ in range(50):
+        ex.sum(x)
+        ex.data_ptr(x)
+    assert (sys.getrefcount(a), sys.getrefcount(x)) == (before_a, before_x)
+    # Dropped by a Rust thread that does not hold the GIL.
+    ex.drop_on_thread(x)
+    assert (sys.getrefcount(a), sys.getrefcount(x)) == (before_a, before_x)
+    # A result that views the input keeps the producer alive, then lets go.
+    kept = ex.identity(x)
+    assert kept.data_ptr == a.ctypes.data
+    alive = weakref.ref(a)
+    del a, x
+    assert alive() is not None, "the result holds the producer"
+    assert np.from_dlpack(kept).sum() == 276.0
+    del kept
+    assert alive() is None, "released with the last view"
+
+
+def test_other_buffer_exporters():
+    data = array.array("d", [1.5, 2.5, 3.0])
+    address, _ = data.buffer_info()
+    assert ex.data_ptr(data) == address
+    assert ex.sum(data) == 7.0
+    raw = b"\x01\x02\x03"
+    assert ex.sum(raw) == 6.0
+    assert ex.describe(raw)[2:4] == ("uint8", True)
+
+
+def test_strided_and_negative_strides():
+    a = base_array()
+    for view in (a[::-1], a[:, ::-2], a.T, a[1::2, ::3][::-1, ::-1]):
+        assert ex.data_ptr(view) == view.ctypes.data
+        assert ex.sum(view) == view.sum()
+        assert ex.describe(view)[1] == list(view.strides)
+        got = np.from_dlpack(ex.scale(view, 2.0))
+        np.testing.assert_array_equal(got, view * 2.0)
+    t = torch.arange(24, dtype=torch.float32).reshape(4, 6).t()[::2]
+    assert ex.data_ptr(t) == t.data_ptr()
+    assert ex.sum(t) == float(t.sum())
+
+
+def test_dtypes_through_sum_and_scale():
+    for dtype in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                  "uint32", "uint64", "float16", "float32", "float64"):
+        a = (np.arange(10) % 3).astype(dtype)
+        assert ex.sum(a) == float(a.astype(np.float64).sum()), dtype
+        scaled = np.from_dlpack(ex.scale(a, 3.0))
+        assert scaled.dtype == (np.float32 if dtype == "float32" else np.float64)
+        np.testing.assert_array_equal(scaled, a.astype(np.float64) * 3.0)
+    t = torch.ones(5, dtype=torch.bfloat16)
+    assert ex.sum(t) == 5.0
+    with pytest.raises(TypeError, match="unsupported dtype complex128"):
+        ex.sum(np.zeros(3, dtype=np.complex128))
+
+
+def test_rust_owned_results_reach_numpy_and_torch_without_copying():
+    r = ex.arange(1000)
+    assert isinstance(r, dlbridge.Tensor)
+    assert (r.shape, r.dtype, r.readonly) == ((1000,), "float64", False)
+    n = np.from_dlpack(r)
+    t = torch.from_dlpack(r)
+    m = np.asarray(memoryview(r))
+    assert n.ctypes.data == t.data_ptr() == m.ctypes.data == r.data_ptr
+    np.testing.assert_array_equal(n, np.arange(1000.0))
+    # One memory: a write through NumPy is seen by PyTorch and by Rust.
+    n[7] = -1.0
+    assert t[7].item() == -1.0
+    assert ex.sum(r) == np.arange(1000.0).sum() - 8.0
+    assert ex.data_ptr(r) == r.data_ptr
+
+
+def test_rust_owned_result_is_freed_once_after_the_last_view():
+    start = ex.live_buffers()
+    r = ex.scale(base_array(), 0.5)
+    assert ex.live_buffers() == start + 1
+    n, t = np.from_dlpack(r), torch.from_dlpack(r)
+    del r
+    assert ex.live_buffers() == start + 1
+    del n
+    assert ex.live_buffers() == start + 1
+    assert t.sum().item() == 138.0
+    del t
+    assert ex.live_buffers() == start
+
+
+def test_rust_owned_result_freed_from_another_python_thread():
+    start = ex.live_buffers()
+    holder = [ex.arange(100)]
+    holder.append(torch.from_dlpack(holder[0]))
+    assert ex.live_buffers() == start + 1
+
+    def drop_all():
+        holder.clear()
+
+    worker = threading.Thread(target=drop_all)
+    worker.start()
+    worker.join()
+    assert ex.live_buffers() == start
+
+
+def test_rust_owned_result_dropped_by_a_rust_thread():
+    start = ex.live_buffers()
+    r = ex.arange(10)
+    ex.drop_on_thread(r)  # the extension's own view goes on a Rust thread
+    assert ex.live_buffers() == start + 1, "the Python object still holds it"
+    del r
+    assert ex.live_buffers() == start
+
+
+@pytest.mark.parametrize("ndim", [33, 64])
+def test_33_and_64_dimensions(ndim):
+    shape = (1,) * (ndim - 3) + (2, 3, 2)
+    a = np.arange(12, dtype=np.float64).reshape(shape)
+    assert ex.data_ptr(a) == a.ctypes.data
+    assert ex.sum(a) == 66.0
+    assert len(ex.describe(a)[0]) == ndim
+    out = np.from_dlpack(ex.scale(a, 2.0))
+    assert out.shape == shape
+    np.testing.assert_array_equal(out, a * 2.0)
+    if ndim == 33:
+        t = torch.from_numpy(a)
+        assert ex.data_ptr(t) == t.data_ptr()
+        assert ex.sum(t) == 66.0
+
+
+def test_in_place_writes_land_in_the_producers_memory():
+    a = np.zeros(5, dtype=np.int32)
+    ex.add_one_inplace(a)
+    ex.add_one_inplace(a[::2])
+    assert a.tolist() == [2, 1, 2, 1, 2]
+    t = torch.zeros(4, dtype=torch.float32)
+    ex.add_one_inplace(t)
+    assert t.tolist() == [1.0] * 4
+    b = bytearray(b"abc")
+    ex.add_one_inplace(memoryview(b))
+    assert b == bytearray(b"bcd")
+
+
+def readonly_numpy():
+    a = np.arange(4, dtype=np.float64)
+    a.flags.writeable = False
+    return a
+
+
+READONLY = {
+    "numpy": readonly_numpy,
+    "bytes": lambda: b"abcd",
+    "memoryview": lambda: memoryview(bytearray(b"abcd")).toreadonly(),
+    "dlbridge": lambda: dlbridge.asarray(readonly_numpy()),
+    "array_interface": lambda: ArrayInterfaceOnly(readonly_numpy()),
+}
+
+
+@pytest.mark.parametrize("name", READONLY)
+def test_mutable_function_refuses_readonly_inputs(name):
+    x = READONLY[name]()
+    before = ex.sum(x)
+    with pytest.raises(BufferError, match="readonly"):
+        ex.add_one_inplace(x)
+    assert ex.sum(x) == before
+
+
+def test_mutable_function_refuses_self_overlapping_inputs():
+    t = torch.zeros(3).expand(4, 3)  # writable, stride 0
+    with pytest.raises(BufferError, match="two indices may reach one element"):
+        ex.add_one_inplace(t)
+    assert t.sum().item() == 0.0
+
+
+def test_typed_arguments_name_expected_and_got():
+    assert ex.trace(np.eye(3)) == 3.0
+    assert ex.trace(torch.eye(2, dtype=torch.float64)) == 2.0
+    with pytest.raises(TypeError, match=r"expected a 2-d tensor, got a 3-d tensor \(shape \[2, 2, 2\]\)"):
+        ex.trace(np.zeros((2, 2, 2)))
+    with pytest.raises(TypeError, match=r"expected dtype float64, got float32"):
+        ex.trace(np.zeros((2, 2), dtype=np.float32))
+    with pytest.raises(TypeError, match=r"expected dtype float64, got int64"):
+        ex.sum_f64(torch.arange(3))
+    assert ex.sum_f64(np.ones((2, 3, 4))) == 24.0
+    with pytest.raises(TypeError, match="list speaks no array protocol"):
+        ex.sum([1.0, 2.0])
+
+
+def test_bool_bytes_other_than_0_and_1_are_refused():
+    fake = np.array([0, 1, 2], dtype=np.uint8).view(np.bool_)  # NumPy allows it
+    with pytest.raises(ValueError, match=r"byte at index \[2\] is 2, not 0 or 1"):
+        ex.sum(fake)
+    assert ex.sum(np.array([True, False, True])) == 2.0
+
+
+def test_layouts_ndarray_cannot_view_are_buffer_errors():
+    packed = np.zeros(4, dtype=np.dtype([("a", "u1"), ("b", "<i4")]))
+    field = packed["b"]  # stride 5, misaligned int32
+    with pytest.raises(BufferError):
+        ex.sum(field)
+
+
+def test_numpy_only_baseline_agrees_and_refuses_the_rest():
+    a = base_array()
+    assert ex.np_data_ptr(a) == ex.data_ptr(a) == a.ctypes.data
+    assert ex.np_sum(a) == ex.sum(a)
+    np.testing.assert_array_equal(ex.np_arange(5), np.from_dlpack(ex.arange(5)))
+    np.testing.assert_array_equal(ex.np_scale(a, 2.0), np.from_dlpack(ex.scale(a, 2.0)))
+    b = a.copy()
+    ex.np_add_one_inplace(b)
+    assert b.sum() == a.sum() + 24
+    with pytest.raises(TypeError):
+        ex.np_sum(torch.from_numpy(a))  # what dlbridge is for
+    with pytest.raises(TypeError):
+        ex.np_sum(memoryview(a))
