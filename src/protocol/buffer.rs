@@ -65,7 +65,11 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
             "buffer has ndim {ndim}, more than the maximum of {MAX_NDIM}"
         )));
     }
-    let layout = if view.shape.is_null() {
+    let layout = if view.shape.is_null() && ndim == 0 {
+        // PEP 3118: ndim 0 (shape NULL) is a scalar, one item (NumPy 0-d
+        // arrays, ctypes simple types, our own 0-d export).
+        Layout::contiguous(&[], itemsize)?
+    } else if view.shape.is_null() {
         // No shape: the whole buffer as one run of items.
         if len % itemsize != 0 {
             return Err(Error::buffer(format!(

@@ -3,6 +3,8 @@
 //! parsers are public (for fuzzing and for Rust users); the rest is internal.
 
 #[cfg(feature = "python")]
+pub(crate) mod array_interface;
+#[cfg(feature = "python")]
 pub(crate) mod buffer;
 pub(crate) mod dlpack;
 #[cfg(feature = "python")]

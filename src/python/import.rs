@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::prelude::*;
 
 use super::lookup;
-use crate::protocol::{buffer, dlpack_python};
+use crate::protocol::{array_interface, buffer, dlpack_python};
 use crate::tensor::Tensor;
 
 /// Imports `obj` through the first protocol that takes it, zero-copy.
@@ -31,6 +31,15 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
             Ok(tensor) => return Ok(tensor),
             Err(err) if err.is_instance_of::<PyBufferError>(py) => {
                 refusals.push(format!("buffer protocol: {err}"))
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    if array_interface::has_interface(obj) {
+        match array_interface::import(obj) {
+            Ok(tensor) => return Ok(tensor),
+            Err(err) if err.is_instance_of::<PyBufferError>(py) => {
+                refusals.push(format!("array interface: {err}"))
             }
             Err(err) => return Err(err),
         }

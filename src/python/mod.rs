@@ -3,6 +3,7 @@
 pub(crate) mod convert;
 pub(crate) mod import;
 pub(crate) mod lookup;
+pub(crate) mod numpy;
 pub(crate) mod owner;
 pub(crate) mod tensor;
 
@@ -13,7 +14,7 @@ use pyo3::types::{PyString, PyTuple};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::protocol::{buffer, dlpack_python};
+use crate::protocol::{array_interface, buffer, dlpack_python};
 use crate::tensor::Tensor;
 use tensor::PyTensor;
 
@@ -34,7 +35,7 @@ fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
 
 /// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a
 /// `torch.dtype` (whose `str` is `torch.float32`).
-fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
+pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
     if let Ok(name) = dtype.cast::<PyString>() {
         return Ok(DType::from_name(name.to_str()?)?);
     }
@@ -159,6 +160,13 @@ fn from_buffer(
     )?))
 }
 
+/// An `__array_struct__` or `__array_interface__` exporter as a Tensor
+/// (the struct first), zero-copy.
+#[pyfunction]
+fn from_array_interface(obj: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+    Ok(PyTensor::new(array_interface::import(obj)?))
+}
+
 /// Rust-owned zero-filled memory.
 #[pyfunction]
 #[pyo3(signature = (shape, dtype=None))]
@@ -196,6 +204,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(from_buffer, m)?)?;
+    m.add_function(wrap_pyfunction!(from_array_interface, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;

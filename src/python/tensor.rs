@@ -2,21 +2,27 @@
 //! protocol method delegates to its spoke.
 
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple};
 
-use crate::protocol::{buffer, dlpack_python};
+use crate::protocol::{array_interface, buffer, dlpack_python};
 use crate::tensor::Tensor;
 
-/// A view of tensor memory that speaks DLPack (and, through later spokes,
-/// the buffer protocol and the array interface).
+/// A view of tensor memory that speaks DLPack, the buffer protocol and the
+/// array interface.
 #[pyclass(name = "Tensor", module = "dlbridge", frozen, freelist = 64)]
 pub(crate) struct PyTensor {
     pub(crate) inner: Tensor,
+    /// `__array_interface__`, built on first use (the tensor is immutable).
+    interface: PyOnceLock<Py<PyDict>>,
 }
 
 impl PyTensor {
     pub(crate) fn new(inner: Tensor) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            interface: PyOnceLock::new(),
+        }
     }
 }
 
@@ -119,6 +125,35 @@ impl PyTensor {
         // `view.obj`) is frozen, so its tensor's layout arrays stay put.
         unsafe { buffer::fill_view(&slf.get().inner, owner, view, flags) }?;
         Ok(())
+    }
+
+    /// NumPy's array interface, version 3 (a fresh copy of a dict built once).
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = self
+            .interface
+            .get_or_try_init(py, || {
+                array_interface::interface_dict(py, &self.inner).map(Bound::unbind)
+            })?
+            .bind(py);
+        dict.copy()
+    }
+
+    /// A fresh `PyArrayInterface` capsule that keeps the memory alive.
+    #[getter]
+    fn __array_struct__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        array_interface::struct_capsule(py, &self.inner)
+    }
+
+    /// The same bytes as another dtype of the same itemsize.
+    fn view(&self, dtype: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Self::new(self.inner.view(super::parse_dtype(dtype)?)?))
+    }
+
+    /// A zero-copy `numpy.ndarray` of this tensor (with the `ml_dtypes`
+    /// dtype for bfloat16 and float8 when ml_dtypes is installed).
+    fn numpy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        super::numpy::to_numpy(slf)
     }
 
     fn __dlpack_device__(&self) -> (u32, i32) {
