@@ -18,19 +18,43 @@ use crate::protocol::{array_interface, buffer, dlpack_python};
 use crate::tensor::Tensor;
 use tensor::PyTensor;
 
-/// Parses `shape`: an int or a sequence of ints.
-fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
-    let signed: Vec<i64> = if let Ok(n) = shape.extract::<i64>() {
-        vec![n]
-    } else {
-        shape.extract().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "shape must be an int or a tuple of ints, got {shape}"
-            ))
-        })?
+/// Parses a shape argument: an int or a sequence of ints (a tuple is read
+/// directly; a failed int extraction would build and drop an exception).
+fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+    let wrong = || {
+        PyTypeError::new_err(format!(
+            "shape must be an int or a tuple of ints, got {shape}"
+        ))
     };
-    let layout = crate::layout::Layout::from_signed(&signed, None, 1)?;
-    Ok(layout.shape().to_vec())
+    if let Ok(tuple) = shape.cast::<PyTuple>() {
+        return tuple
+            .iter_borrowed()
+            .map(|n| n.extract::<i64>().map_err(|_| wrong()))
+            .collect();
+    }
+    if shape.cast::<pyo3::types::PyInt>().is_ok() {
+        return Ok(vec![shape.extract::<i64>()?]);
+    }
+    if shape.cast::<PyString>().is_ok() {
+        return Err(wrong());
+    }
+    shape.extract().map_err(|_| wrong())
+}
+
+/// Parses the `shape` of `zeros`/`empty`: non-negative extents.
+fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    shape_arg(shape)?
+        .into_iter()
+        .enumerate()
+        .map(|(axis, extent)| {
+            usize::try_from(extent).map_err(|_| {
+                Error::value(format!(
+                    "shape has a negative extent {extent} on axis {axis}"
+                ))
+                .into()
+            })
+        })
+        .collect()
 }
 
 /// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a
@@ -141,15 +165,7 @@ fn from_buffer(
         .filter(|d| !d.is_none())
         .map(parse_dtype)
         .transpose()?;
-    let shape: Option<Vec<i64>> = match shape.filter(|s| !s.is_none()) {
-        None => None,
-        Some(s) => Some(match s.extract::<i64>() {
-            Ok(n) => vec![n],
-            Err(_) => s.extract().map_err(|_| {
-                PyTypeError::new_err(format!("shape must be an int or a tuple of ints, got {s}"))
-            })?,
-        }),
-    };
+    let shape = shape.filter(|s| !s.is_none()).map(shape_arg).transpose()?;
     let offset = usize::try_from(offset)
         .map_err(|_| Error::value(format!("offset must be non-negative, got {offset}")))?;
     Ok(PyTensor::new(buffer::from_buffer(

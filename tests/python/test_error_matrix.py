@@ -22,7 +22,7 @@ DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 def doc_rows() -> dict[str, tuple[str, str]]:
     rows = {}
     for line in DOC.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
         if len(cells) == 4 and re.fullmatch(r"[a-z][a-z0-9-]*", cells[0]) and cells[0] != "id":
             rows[cells[0]] = (cells[2], cells[3])
     return rows
@@ -86,6 +86,58 @@ def suboffsets():
     dlbridge.from_buffer(exporter)
 
 
+class Interface:
+    """Speaks only `__array_interface__`, with the dict given."""
+
+    def __init__(self, **interface):
+        self.__array_interface__ = interface
+
+
+def interface(**changes):
+    base = {"version": 3, "typestr": "<f4", "shape": (4,), "data": (KEEP.ctypes.data, False)}
+    base.update(changes)
+    return {key: value for key, value in base.items() if value is not DROP}
+
+
+KEEP = np.zeros(16, np.float32)
+DROP = object()
+
+
+class PyArrayInterface(ctypes.Structure):
+    _fields_ = [
+        ("two", ctypes.c_int),
+        ("nd", ctypes.c_int),
+        ("typekind", ctypes.c_char),
+        ("itemsize", ctypes.c_int),
+        ("flags", ctypes.c_int),
+        ("shape", ctypes.POINTER(ctypes.c_ssize_t)),
+        ("strides", ctypes.POINTER(ctypes.c_ssize_t)),
+        ("data", ctypes.c_void_p),
+        ("descr", ctypes.c_void_p),
+    ]
+
+
+_capsule_new = ctypes.pythonapi.PyCapsule_New
+_capsule_new.restype = ctypes.py_object
+_capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+
+
+class Struct:
+    """Speaks only `__array_struct__`: an unnamed capsule over a ctypes PyArrayInterface."""
+
+    def __init__(self, name=None, **fields):
+        shape = (ctypes.c_ssize_t * 1)(4)
+        values = {"two": 2, "nd": 1, "typekind": b"f", "itemsize": 4, "flags": 0x701, "shape": shape,
+                  "strides": None, "data": KEEP.ctypes.data, "descr": None}
+        values.update(fields)
+        self.keep = (shape, PyArrayInterface(**values))
+        self.__array_struct__ = _capsule_new(ctypes.addressof(self.keep[1]), name, None)
+
+
+def from_interface(**changes):
+    return dlbridge.from_array_interface(Interface(**interface(**changes)))
+
+
 CASES = {
     "no-protocol": lambda: dlbridge.asarray(object()),
     "tensor-constructor": lambda: dlbridge.Tensor(),
@@ -133,6 +185,42 @@ CASES = {
     "from-buffer-divide": lambda: dlbridge.from_buffer(b"abcde", dtype="int16"),
     "from-buffer-shape": lambda: dlbridge.from_buffer(b"abcd", dtype="uint8", shape=(3,)),
     "from-buffer-two-inferred": lambda: dlbridge.from_buffer(b"abcd", dtype="uint8", shape=(-1, -1)),
+    "ai-not-dict": lambda: dlbridge.asarray(type("Three", (), {"__array_interface__": 3})()),
+    "ai-version": lambda: from_interface(version=2),
+    "ai-no-version": lambda: from_interface(version=DROP),
+    "ai-no-typestr": lambda: from_interface(typestr=DROP),
+    "ai-no-shape": lambda: from_interface(shape=DROP),
+    "ai-typestr-type": lambda: from_interface(typestr=4),
+    "ai-typestr-malformed": lambda: from_interface(typestr="<f3"),
+    "ai-typestr-unknown-kind": lambda: from_interface(typestr="<t8"),
+    "ai-typestr-object": lambda: from_interface(typestr="|O8"),
+    "ai-typestr-datetime": lambda: from_interface(typestr="<M8[s]"),
+    "ai-typestr-swapped": lambda: from_interface(typestr=">f4"),
+    "ai-typestr-void": lambda: from_interface(typestr="|V2"),
+    "ai-shape-list": lambda: from_interface(shape=[2, 3]),
+    "ai-shape-negative": lambda: from_interface(shape=(2, -3)),
+    "ai-shape-overflow": lambda: from_interface(shape=(2**62, 8)),
+    "ai-shape-ndim": lambda: from_interface(shape=(1,) * 65),
+    "ai-strides-length": lambda: from_interface(shape=(2, 3), strides=(4,)),
+    "ai-mask": lambda: from_interface(mask=np.zeros(4, bool)),
+    "ai-records": lambda: from_interface(typestr="|V12", descr=[("a", "<i4"), ("b", "<f8")]),
+    "ai-data-three": lambda: from_interface(data=(KEEP.ctypes.data, False, 0)),
+    "ai-data-pointer-type": lambda: from_interface(data=("0x10", False)),
+    "ai-data-null": lambda: from_interface(data=(0, False)),
+    "ai-offset-with-pointer": lambda: from_interface(offset=4),
+    "ai-offset-beyond": lambda: from_interface(data=b"abcd", offset=9),
+    "ai-buffer-bounds": lambda: from_interface(data=b"abcd", shape=(2,)),
+    "ai-buffer-none": lambda: from_interface(data=DROP),
+    "as-not-capsule": lambda: dlbridge.from_array_interface(type("Three", (), {"__array_struct__": 3})()),
+    "as-named": lambda: dlbridge.from_array_interface(Struct(name=b"foo")),
+    "as-two": lambda: dlbridge.from_array_interface(Struct(two=3)),
+    "as-nd": lambda: dlbridge.from_array_interface(Struct(nd=65)),
+    "as-swapped": lambda: dlbridge.from_array_interface(Struct(flags=0x501)),
+    "as-null-data": lambda: dlbridge.from_array_interface(Struct(data=None)),
+    "as-typekind": lambda: dlbridge.from_array_interface(Struct(typekind=b"O", itemsize=8)),
+    "device-array-interface": lambda: cuda_tensor().__array_interface__,
+    "device-array-struct": lambda: cuda_tensor().__array_struct__,
+    "view-itemsize": lambda: dlbridge.zeros(2, dtype="float32").view("float64"),
 }
 
 
@@ -148,5 +236,5 @@ def test_row(row):
         CASES[row]()
     assert type(info.value) is expected, f"{row}: {type(info.value).__name__}: {info.value}"
     message = str(info.value)
-    fragment = fragment.strip("`")
+    fragment = fragment.strip("`").replace("\\|", "|")
     assert fragment in message, f"{row}: {fragment!r} not in {message!r}"
