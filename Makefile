@@ -77,7 +77,7 @@ miri: ## The Python-free core under Miri (nightly): UB, leaks, data races
 test: lint test-rust test-python test-extension ## Everything CI runs
 
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := pep3118_format layout dlpack_descriptor
+FUZZ_TARGETS := pep3118_format layout dlpack_descriptor typestr
 .PHONY: fuzz
 fuzz: ## Long fuzz campaign (nightly + cargo-fuzz); FUZZ_SECONDS per target, default 600
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
