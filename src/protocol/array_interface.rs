@@ -70,14 +70,18 @@ const ARR_HAS_DESCR: c_int = 0x800;
 // ---------------------------------------------------------------- import --
 
 /// Whether `object` offers either array-interface attribute (class or instance).
+///
+/// An attribute whose lookup raises something other than `AttributeError`
+/// (a property refusing, say, non-CPU memory) counts as offered, so that
+/// [`import`] reports that error instead of "speaks no protocol".
 pub(crate) fn has_interface(object: &Bound<'_, PyAny>) -> bool {
     let py = object.py();
     object
         .hasattr(intern!(py, "__array_struct__"))
-        .unwrap_or(false)
+        .unwrap_or(true)
         || object
             .hasattr(intern!(py, "__array_interface__"))
-            .unwrap_or(false)
+            .unwrap_or(true)
 }
 
 /// `from_array_interface`: `__array_struct__` first, then `__array_interface__`.
@@ -274,10 +278,17 @@ fn resolve(object: &Bound<'_, PyAny>, parsed: Parsed, typestr: &str) -> Result<D
         .and_then(|name| DType::from_name(&name).ok())
         .filter(|dtype| dtype.itemsize() == itemsize);
     named.ok_or_else(|| {
+        let hint = if matches!(itemsize, 1 | 2 | 4 | 8) {
+            format!(
+                " (Tensor.view(dtype) can name them once imported as uint{})",
+                itemsize * 8
+            )
+        } else {
+            String::new()
+        };
         Error::buffer(format!(
             "unsupported typestr {typestr:?}: opaque {itemsize}-byte elements have no DLPack \
-             dtype (Tensor.view(dtype) can name them once imported as uint{})",
-            itemsize * 8
+             dtype{hint}"
         ))
     })
 }
@@ -292,11 +303,7 @@ fn refuse_records(descr: &Bound<'_, PyAny>) -> Result<()> {
             .ok()
             .flatten()
             .is_some_and(|f| !f.is_none());
-        return if fields {
-            Err(records(descr))
-        } else {
-            Ok(())
-        };
+        return if fields { Err(records(descr)) } else { Ok(()) };
     };
     let default = list.len() == 1
         && list.get_item(0).ok().is_some_and(|field| {
@@ -337,7 +344,10 @@ pub(crate) fn import_dict(
         _ => {
             return Err(Error::value(format!(
                 "__array_interface__ version {} is not supported (dlbridge reads version 3)",
-                version.map_or_else(|| "missing".to_owned(), |v| v.to_string())
+                version.map_or_else(
+                    || "missing".to_owned(),
+                    |v| v.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string())
+                )
             ))
             .into());
         }
@@ -422,7 +432,10 @@ pub(crate) fn import_dict(
 
 fn required<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
     dict.get_item(key)?.ok_or_else(|| {
-        Error::value(format!("__array_interface__ has no {key:?} key (it is required)")).into()
+        Error::value(format!(
+            "__array_interface__ has no {key:?} key (it is required)"
+        ))
+        .into()
     })
 }
 
@@ -518,7 +531,10 @@ fn buffer_data(
 // ---------------------------------------------------------------- export --
 
 /// `Tensor.__array_interface__` as a fresh dict (NumPy's keys, version 3).
-pub(crate) fn interface_dict<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn interface_dict<'py>(
+    py: Python<'py>,
+    tensor: &Tensor,
+) -> PyResult<Bound<'py, PyDict>> {
     tensor.device().ensure_cpu("the array interface")?;
     let typestr = typestr::typestr_of(tensor.dtype());
     let dict = PyDict::new(py);

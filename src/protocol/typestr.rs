@@ -87,6 +87,9 @@ fn from_kind(typestr: &str, kind: char, itemsize: usize) -> Result<Parsed> {
     kind_refusal(typestr, kind)?;
     let dtype = match (kind, itemsize) {
         ('V', n) if n > 0 => return Ok(Parsed::Void(n)),
+        // NumPy has no 1-byte float, but `ml_dtypes`' float8_e5m2 reports
+        // kind `f` (typestr `<f1`): opaque bytes the object's dtype may name.
+        ('f', 1) => return Ok(Parsed::Void(1)),
         ('b', 1) => DType::BOOL,
         ('i', 1) => DType::INT8,
         ('i', 2) => DType::INT16,
@@ -188,6 +191,8 @@ mod tests {
         assert_eq!(parse_typestr(">u1").unwrap(), Parsed::DType(DType::UINT8));
         assert_eq!(parse_typestr("<V2").unwrap(), Parsed::Void(2));
         assert_eq!(parse_typestr(">V2").unwrap(), Parsed::Void(2));
+        assert_eq!(parse_typestr("<f1").unwrap(), Parsed::Void(1));
+        assert_eq!(from_typekind(b'f', 1).unwrap(), Parsed::Void(1));
     }
 
     #[test]
