@@ -261,6 +261,10 @@ pub(crate) unsafe fn fill_view(
     if view.is_null() {
         return Err(Error::buffer("NULL Py_buffer"));
     }
+    // PEP 3118: a refusing exporter leaves `view.obj` NULL (the consumer may
+    // have passed garbage there), so clear it before any check can fail.
+    // SAFETY: the caller guarantees `view` is writable.
+    unsafe { (*view).obj = std::ptr::null_mut() };
     tensor.device().ensure_cpu("the buffer protocol")?;
     let layout = tensor.layout();
     let wants = |flag: c_int| flags & flag == flag;

@@ -4,7 +4,7 @@
  * exporter_type() returns the type (created once). Its constructor:
  *   Exporter(nbytes, format, itemsize, ndim, shape, strides, readonly)
  * nbytes bytes of zeroed memory (owned by the object, freed on dealloc) are
- * exported with that format (bytes), itemsize and ndim; shape and strides are
+ * exported with that format (bytes; b"" exports a NULL format), itemsize and ndim; shape and strides are
  * tuples of ints or None (then NULL is exported). Attributes: gets, releases,
  * exports (gets - releases), address (of the memory), nbytes.
  */
@@ -92,7 +92,7 @@ static int exporter_getbuffer(Exporter *self, Py_buffer *view, int flags) {
     view->len = self->nbytes;
     view->itemsize = self->itemsize;
     view->readonly = self->readonly;
-    view->format = (flags & PyBUF_FORMAT) ? self->format : NULL;
+    view->format = (flags & PyBUF_FORMAT) && self->format[0] ? self->format : NULL;
     view->ndim = self->ndim;
     view->shape = self->has_shape ? self->shape : NULL;
     view->strides = self->has_strides ? self->strides : NULL;
