@@ -116,8 +116,11 @@ fn advise_huge_pages(block: *mut u8, nbytes: usize) {
     const MADV_HUGEPAGE: std::ffi::c_int = 14;
     const PAGE: usize = 4096;
     unsafe extern "C" {
-        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: std::ffi::c_int)
-        -> std::ffi::c_int;
+        fn madvise(
+            addr: *mut std::ffi::c_void,
+            len: usize,
+            advice: std::ffi::c_int,
+        ) -> std::ffi::c_int;
     }
     if nbytes < HUGE_PAGE_THRESHOLD {
         return;

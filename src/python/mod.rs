@@ -63,6 +63,10 @@ pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
     if let Ok(name) = dtype.cast::<PyString>() {
         return Ok(DType::from_name(name.to_str()?)?);
     }
+    // A scalar type (`np.float32`, `ml_dtypes.bfloat16`) is named by its class.
+    if let Ok(ty) = dtype.cast::<pyo3::types::PyType>() {
+        return Ok(DType::from_name(&ty.name()?.to_string())?);
+    }
     if let Ok(Some(name)) = dtype.getattr_opt("name")
         && let Ok(name) = name.extract::<String>()
     {

@@ -136,7 +136,14 @@ impl PyTensor {
                 array_interface::interface_dict(py, &self.inner).map(Bound::unbind)
             })?
             .bind(py);
-        dict.copy()
+        let copy = dict.copy()?;
+        // The one mutable value inside: a consumer that edits its `descr`
+        // list must not edit the next caller's (its tuples are immutable).
+        if let Some(descr) = dict.get_item(pyo3::intern!(py, "descr"))? {
+            let descr = descr.cast_into::<pyo3::types::PyList>()?;
+            copy.set_item(pyo3::intern!(py, "descr"), descr.get_slice(0, descr.len()))?;
+        }
+        Ok(copy)
     }
 
     /// A fresh `PyArrayInterface` capsule that keeps the memory alive.
