@@ -10,10 +10,30 @@ from __future__ import annotations
 import statistics
 import time
 
+import ml_dtypes
 import numpy as np
 import torch
 
 import dlbridge
+
+
+class StructOnly:
+    """Speaks only `__array_struct__`, so NumPy must use it."""
+
+    def __init__(self, source):
+        self.source = source
+
+    @property
+    def __array_struct__(self):
+        return self.source.__array_struct__
+
+
+class InterfaceOnly:
+    """Speaks only `__array_interface__`."""
+
+    def __init__(self, source):
+        self.source = source
+        self.__array_interface__ = source.__array_interface__
 
 
 def hop(label: str, ptr: int, origin: int) -> None:
@@ -54,6 +74,16 @@ def exchanges() -> None:
         src = torch.ones(4, dtype=dtype)
         back = torch.from_dlpack(dlbridge.asarray(src))
         print(f"  {str(dtype):<22} -> {dlbridge.asarray(src).dtype:<14} round trip same ptr: {back.data_ptr() == src.data_ptr()}")
+    print("\nEvery protocol, both ways, one address")
+    hop("memoryview(t)  (buffer protocol)", np.frombuffer(memoryview(t), np.uint8).ctypes.data, origin)
+    hop("np.asarray(struct-only wrapper of t)", np.asarray(StructOnly(t)).ctypes.data, origin)
+    hop("np.asarray(interface-only wrapper)", np.asarray(InterfaceOnly(t)).ctypes.data, origin)
+    hop("dlbridge.asarray(memoryview(a))", dlbridge.asarray(memoryview(a)).data_ptr, origin)
+    hop("dlbridge.from_array_interface(a)", dlbridge.from_array_interface(a).data_ptr, origin)
+    bf = np.arange(4, dtype=ml_dtypes.bfloat16)
+    tb = torch.from_dlpack(dlbridge.asarray(bf))
+    print(f"  ml_dtypes bfloat16 ndarray -> torch {tb.dtype}, same ptr: {tb.data_ptr() == bf.ctypes.data}; "
+          f"back: {dlbridge.asarray(tb).numpy().dtype}")
     r = dlbridge.zeros((2, 3), dtype="float64")
     live = dlbridge.live_buffers()
     n = np.from_dlpack(r)
@@ -80,6 +110,9 @@ def timings(rounds: int = 15, number: int = 20000) -> None:
         ("dlbridge.asarray(ndarray)", lambda: dlbridge.asarray(a), "np.from_dlpack(ndarray)", lambda: np.from_dlpack(a)),
         ("dlbridge.asarray(torch)", lambda: dlbridge.asarray(x), "np.from_dlpack(torch)", lambda: np.from_dlpack(x)),
         ("t.__dlpack__()", lambda: t.__dlpack__(), "ndarray.__dlpack__()", lambda: a.__dlpack__()),
+        ("memoryview(t)", lambda: memoryview(t), "memoryview(ndarray)", lambda: memoryview(a)),
+        ("t.__array_interface__", lambda: t.__array_interface__, "ndarray.__array_interface__",
+         lambda: a.__array_interface__),
     ]
     print(f"Timings: median of {rounds} interleaved rounds x {number} calls, ns per call")
     print(f"  {'dlbridge':<28}{'ns':>8}   {'anchor':<28}{'ns':>8}   ratio")
