@@ -73,8 +73,12 @@ miri: ## The Python-free core under Miri (nightly): UB, leaks, data races
 	MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-isolation-error=warn-nobacktrace" \
 		cargo +nightly miri test --no-default-features --no-fail-fast -- --skip $(MIRI_SKIP)
 
+.PHONY: bench-quick
+bench-quick: develop ## Exchange benchmark, quick mode (reports ratios, never fails on noise)
+	$(PY) benches/exchange.py --quick
+
 .PHONY: test
-test: lint test-rust test-python test-extension ## Everything CI runs
+test: lint test-rust test-python test-extension bench-quick ## Everything CI runs
 
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := pep3118_format layout dlpack_descriptor typestr
