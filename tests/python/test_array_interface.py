@@ -25,6 +25,7 @@ import pytest
 import torch
 
 import dlbridge
+from array_interface_structs import PyArrayInterface
 from cbuild import load
 from dlpack_structs import capsule as dlpack_capsule
 
@@ -123,12 +124,6 @@ _get_name.restype = ctypes.c_char_p
 _get_name.argtypes = [ctypes.py_object]
 
 
-class PyArrayInterface(ctypes.Structure):
-    _fields_ = [
-        ("two", ctypes.c_int), ("nd", ctypes.c_int), ("typekind", ctypes.c_char), ("itemsize", ctypes.c_int),
-        ("flags", ctypes.c_int), ("shape", ctypes.POINTER(ctypes.c_ssize_t)),
-        ("strides", ctypes.POINTER(ctypes.c_ssize_t)), ("data", ctypes.c_void_p), ("descr", ctypes.c_void_p),
-    ]
 
 
 assert ctypes.sizeof(PyArrayInterface) == 56

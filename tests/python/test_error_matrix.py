@@ -15,6 +15,7 @@ import pytest
 
 import dlbridge
 from dlpack_structs import capsule
+from array_interface_structs import PyArrayInterface
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -103,18 +104,6 @@ KEEP = np.zeros(16, np.float32)
 DROP = object()
 
 
-class PyArrayInterface(ctypes.Structure):
-    _fields_ = [
-        ("two", ctypes.c_int),
-        ("nd", ctypes.c_int),
-        ("typekind", ctypes.c_char),
-        ("itemsize", ctypes.c_int),
-        ("flags", ctypes.c_int),
-        ("shape", ctypes.POINTER(ctypes.c_ssize_t)),
-        ("strides", ctypes.POINTER(ctypes.c_ssize_t)),
-        ("data", ctypes.c_void_p),
-        ("descr", ctypes.c_void_p),
-    ]
 
 
 _capsule_new = ctypes.pythonapi.PyCapsule_New
