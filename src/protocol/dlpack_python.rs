@@ -17,6 +17,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::device::Device;
 use crate::error::Error;
 use crate::protocol::dlpack_exchange;
+use crate::python::ndarray_fields;
 use crate::tensor::Tensor;
 
 const DLTENSOR: &CStr = c"dltensor";
@@ -122,11 +123,13 @@ pub(crate) fn import_object(
     if is_dlpack_capsule(object) {
         return consume_capsule(object);
     }
-    if dl_device.is_none()
-        && copy.is_none()
-        && let Some(tensor) = dlpack_exchange::import(object)?
-    {
-        return Ok(tensor);
+    if dl_device.is_none() && copy.is_none() {
+        if let Some(tensor) = ndarray_fields::import(object)? {
+            return Ok(tensor);
+        }
+        if let Some(tensor) = dlpack_exchange::import(object)? {
+            return Ok(tensor);
+        }
     }
     let capsule = match call_dlpack(object, dl_device, copy) {
         Ok(capsule) => capsule,

@@ -3,6 +3,7 @@
 pub(crate) mod convert;
 pub(crate) mod import;
 pub(crate) mod lookup;
+pub(crate) mod ndarray_fields;
 pub(crate) mod numpy;
 pub(crate) mod owner;
 pub(crate) mod tensor;

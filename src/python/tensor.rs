@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack, the buffer protocol and the
 /// array interface.
-#[pyclass(name = "Tensor", module = "dlbridge", frozen, freelist = 64)]
+#[pyclass(name = "Tensor", module = "dlbridge", frozen)]
 pub(crate) struct PyTensor {
     pub(crate) inner: Tensor,
     /// `__array_interface__`, built on first use (the tensor is immutable).

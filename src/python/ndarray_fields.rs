@@ -1,0 +1,227 @@
+//! An exact `numpy.ndarray` read straight from its object struct.
+//!
+//! `dlbridge.asarray(a)` on an ndarray would otherwise ask `a.__dlpack__()`
+//! for a capsule, which NumPy fills from the very fields read here, and then
+//! consume it: an argument parse, a `PyMem_Malloc`, a capsule, a name swap
+//! and a deleter, about 1,500 instructions for nothing the fields do not
+//! already say. This module takes the same answer without the round trip.
+//!
+//! # What it promises
+//!
+//! The tensor is the one the DLPack import of `a` gives: the same pointer,
+//! shape, byte strides, dtype and readonly flag, `source == "dlpack"`, and an
+//! owner that holds a strong reference to `a` (as NumPy's own DLPack deleter
+//! does). Only arrays whose export NumPy would make without question take
+//! this path: a builtin numeric dtype in native byte order, strides that are
+//! whole multiples of the itemsize, and memory that did not itself come from
+//! a DLPack capsule (which may name another device). Everything else, and
+//! every ndarray subclass, returns `None` and goes through `__dlpack__`, so
+//! refusals and their messages stay NumPy's.
+//!
+//! # Why reading the struct is sound
+//!
+//! `PyArrayObject_fields` and the head of `PyArray_Descr` up to `type_num`
+//! are NumPy's public C ABI: unchanged from NumPy 1.x to 2.x (NumPy 2 moved
+//! only the descriptor fields *after* `type_num`). The type is recognised by
+//! pointer identity with `numpy.ndarray`, resolved once from the loaded
+//! `numpy` module and kept alive for the life of the process, so no other
+//! object is ever read through these layouts.
+
+use std::ffi::{CStr, c_char, c_int, c_long};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::layout::{Layout, MAX_NDIM};
+use crate::owner::Owner;
+use crate::python::owner::PyOwner;
+use crate::tensor::{Source, Tensor};
+
+/// `PyArrayObject_fields` (numpy/ndarraytypes.h), up to `flags`.
+#[repr(C)]
+struct ArrayFields {
+    ob_base: ffi::PyObject,
+    data: *mut c_char,
+    nd: c_int,
+    dimensions: *const isize,
+    strides: *const isize,
+    base: *mut ffi::PyObject,
+    descr: *const DescrHead,
+    flags: c_int,
+}
+
+/// The head of `PyArray_Descr`, identical in NumPy 1.x and 2.x.
+#[repr(C)]
+struct DescrHead {
+    ob_base: ffi::PyObject,
+    typeobj: *mut ffi::PyTypeObject,
+    kind: c_char,
+    type_: c_char,
+    byteorder: c_char,
+    flags: c_char,
+    type_num: c_int,
+}
+
+const NPY_ARRAY_WRITEABLE: c_int = 0x0400;
+
+/// `numpy.ndarray`, once seen; a strong reference is held forever.
+static NDARRAY: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Whether `object`'s type is exactly `numpy.ndarray`.
+fn is_exact_ndarray(object: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `object` is a live reference; its type pointer is valid.
+    let ty = unsafe { ffi::Py_TYPE(object.as_ptr()) };
+    let known = NDARRAY.load(Ordering::Acquire);
+    if !known.is_null() {
+        return ty == known;
+    }
+    // Not yet resolved. Only an object whose type calls itself
+    // "numpy.ndarray" is worth resolving for; the name alone proves nothing,
+    // so the type is then compared with the loaded module's `ndarray`.
+    // SAFETY: `tp_name` of a live type is a NUL-terminated string.
+    if unsafe { CStr::from_ptr((*ty).tp_name) } != c"numpy.ndarray" {
+        return false;
+    }
+    let py = object.py();
+    let Ok(Some(numpy)) = py
+        .import("sys")
+        .and_then(|sys| sys.getattr("modules"))
+        .and_then(|modules| modules.get_item("numpy").map(Some).or(Ok(None)))
+    else {
+        return false;
+    };
+    let Ok(ndarray) = numpy.getattr("ndarray") else {
+        return false;
+    };
+    if ndarray.as_ptr().cast::<ffi::PyTypeObject>() != ty {
+        return false;
+    }
+    // Keep the type alive for as long as the address is remembered.
+    std::mem::forget(ndarray.unbind());
+    NDARRAY.store(ty, Ordering::Release);
+    true
+}
+
+/// The dtype of a builtin NumPy type number that NumPy exports through
+/// DLPack unconditionally (`None`: leave it to `__dlpack__`).
+fn dtype_of(type_num: c_int) -> Option<DType> {
+    let int = |bytes: usize, signed: bool| match (bytes, signed) {
+        (1, true) => Some(DType::INT8),
+        (2, true) => Some(DType::INT16),
+        (4, true) => Some(DType::INT32),
+        (8, true) => Some(DType::INT64),
+        (1, false) => Some(DType::UINT8),
+        (2, false) => Some(DType::UINT16),
+        (4, false) => Some(DType::UINT32),
+        (8, false) => Some(DType::UINT64),
+        _ => None,
+    };
+    const INT: usize = size_of::<c_int>();
+    const LONG: usize = size_of::<c_long>();
+    match type_num {
+        0 => Some(DType::BOOL),
+        1 => Some(DType::INT8),
+        2 => Some(DType::UINT8),
+        3 => Some(DType::INT16),
+        4 => Some(DType::UINT16),
+        5 => int(INT, true),
+        6 => int(INT, false),
+        7 => int(LONG, true),
+        8 => int(LONG, false),
+        9 => Some(DType::INT64),
+        10 => Some(DType::UINT64),
+        11 => Some(DType::FLOAT32),
+        12 => Some(DType::FLOAT64),
+        14 => Some(DType::COMPLEX64),
+        15 => Some(DType::COMPLEX128),
+        23 => Some(DType::FLOAT16),
+        _ => None,
+    }
+}
+
+/// Whether NumPy's descriptor byte order is the machine's.
+fn native_byteorder(byteorder: c_char) -> bool {
+    let native = if cfg!(target_endian = "little") {
+        b'<'
+    } else {
+        b'>'
+    };
+    matches!(byteorder as u8, b'=' | b'|') || byteorder as u8 == native
+}
+
+/// Imports an exact `numpy.ndarray` as its DLPack export would, or `None`
+/// when the array must go through `__dlpack__` (see the module docs).
+pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+    if !is_exact_ndarray(object) {
+        return Ok(None);
+    }
+    // SAFETY: the object's type is exactly numpy.ndarray, whose instances
+    // start with `PyArrayObject_fields`; the thread is attached, so the
+    // fields are not being torn down while read.
+    let fields = unsafe { &*object.as_ptr().cast::<ArrayFields>() };
+    // SAFETY: every ndarray has a live descriptor starting with this head.
+    let descr = unsafe { &*fields.descr };
+    let Some(dtype) = dtype_of(descr.type_num) else {
+        return Ok(None);
+    };
+    if !native_byteorder(descr.byteorder) || from_capsule(fields.base) {
+        return Ok(None);
+    }
+    let ndim = usize::try_from(fields.nd).unwrap_or(usize::MAX);
+    if ndim > MAX_NDIM {
+        return Ok(None);
+    }
+    let (shape, strides): (&[isize], &[isize]) = if ndim == 0 {
+        (&[], &[])
+    } else {
+        // SAFETY: an ndarray with `nd > 0` points `dimensions` and `strides`
+        // at `nd` values each, alive as long as the array.
+        unsafe {
+            (
+                std::slice::from_raw_parts(fields.dimensions, ndim),
+                std::slice::from_raw_parts(fields.strides, ndim),
+            )
+        }
+    };
+    let itemsize = dtype.itemsize() as isize;
+    if strides.iter().any(|stride| stride % itemsize != 0) {
+        return Ok(None);
+    }
+    // SAFETY: an ndarray's extents are never negative, and `isize` and
+    // `usize` share size and alignment, so the values read the same.
+    let extents = unsafe { std::slice::from_raw_parts(shape.as_ptr().cast::<usize>(), ndim) };
+    let layout = Layout::new(extents, Some(strides), dtype.itemsize())?;
+    let readonly = fields.flags & NPY_ARRAY_WRITEABLE == 0;
+    let owner = Owner::Python(PyOwner::new(object.clone().unbind()));
+    // SAFETY: NumPy guarantees the array's memory covers its shape and
+    // strides for as long as the array lives, which the owner ensures; it
+    // is writable unless the WRITEABLE flag is clear.
+    Ok(Some(unsafe {
+        Tensor::from_parts(
+            fields.data.cast(),
+            layout,
+            dtype,
+            Device::CPU,
+            readonly,
+            Source::Dlpack,
+            owner,
+        )
+    }))
+}
+
+/// Whether the array's memory came from a DLPack capsule (NumPy keeps the
+/// capsule as the last base), whose device NumPy would report instead of CPU.
+fn from_capsule(mut base: *mut ffi::PyObject) -> bool {
+    let ndarray = NDARRAY.load(Ordering::Acquire);
+    // SAFETY: `base` is NULL or a live object owned by the array being
+    // read, as is every base along the chain.
+    unsafe {
+        while !base.is_null() && ffi::PyObject_TypeCheck(base, ndarray) != 0 {
+            base = (*base.cast::<ArrayFields>()).base;
+        }
+        !base.is_null() && ffi::PyCapsule_CheckExact(base) != 0
+    }
+}
