@@ -32,28 +32,34 @@ enum Dims {
 }
 
 impl Dims {
-    fn new(shape: &[usize], strides: &[isize]) -> Self {
-        if shape.len() <= INLINE_NDIM {
-            let mut inline = Self::Inline {
-                ndim: shape.len() as u8,
+    /// `ndim` zero extents and strides, for the constructor to fill in place.
+    #[inline(always)]
+    fn zeroed(ndim: usize) -> Self {
+        if ndim <= INLINE_NDIM {
+            Self::Inline {
+                ndim: ndim as u8,
                 shape: [0; INLINE_NDIM],
                 strides: [0; INLINE_NDIM],
-            };
-            if let Self::Inline {
-                shape: s,
-                strides: t,
-                ..
-            } = &mut inline
-            {
-                s[..shape.len()].copy_from_slice(shape);
-                t[..strides.len()].copy_from_slice(strides);
             }
-            inline
         } else {
             Self::Heap {
-                shape: shape.into(),
-                strides: strides.into(),
+                shape: vec![0; ndim].into(),
+                strides: vec![0; ndim].into(),
             }
+        }
+    }
+
+    fn parts_mut(&mut self) -> (&mut [usize], &mut [isize]) {
+        match self {
+            Self::Inline {
+                ndim,
+                shape,
+                strides,
+            } => {
+                let ndim = usize::from(*ndim);
+                (&mut shape[..ndim], &mut strides[..ndim])
+            }
+            Self::Heap { shape, strides } => (shape, strides),
         }
     }
 
@@ -127,9 +133,9 @@ impl Layout {
         unit: i64,
         itemsize: usize,
     ) -> Result<Self> {
-        check_ndim(shape.len())?;
-        let mut dims = Scratch::<usize>::new(shape.len());
-        for (axis, (&extent, out)) in shape.iter().zip(dims.iter_mut()).enumerate() {
+        let mut dims = Self::dims_for(shape.len(), strides)?;
+        let (extents, steps) = dims.parts_mut();
+        for (axis, (&extent, out)) in shape.iter().zip(extents.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(format!(
                     "shape has a negative extent {extent} on axis {axis}"
@@ -137,53 +143,63 @@ impl Layout {
             }
             *out = usize::try_from(extent).map_err(|_| overflow("a shape extent"))?;
         }
-        let mut converted = Scratch::<isize>::new(shape.len());
-        let strides = match strides {
-            None => None,
-            Some(strides) if strides.len() != shape.len() => {
-                return Err(strides_length(strides, shape.len()));
+        if let Some(strides) = strides {
+            for (axis, (&s, out)) in strides.iter().zip(steps.iter_mut()).enumerate() {
+                *out = s
+                    .checked_mul(unit)
+                    .and_then(|bytes| isize::try_from(bytes).ok())
+                    .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
             }
-            Some(strides) => {
-                for (axis, (&s, out)) in strides.iter().zip(converted.iter_mut()).enumerate() {
-                    *out = s
-                        .checked_mul(unit)
-                        .and_then(|bytes| isize::try_from(bytes).ok())
-                        .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
-                }
-                Some(&converted[..])
-            }
-        };
-        Self::new(&dims, strides, itemsize)
+        }
+        Self::finish(dims, strides.is_none(), itemsize)
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
     pub fn new(shape: &[usize], byte_strides: Option<&[isize]>, itemsize: usize) -> Result<Self> {
-        check_ndim(shape.len())?;
-        let mut size: usize = 1;
-        for &extent in shape {
-            size = size
-                .checked_mul(extent)
-                .filter(|&s| isize::try_from(s).is_ok())
-                .ok_or_else(|| overflow(&format!("the element count of shape {shape:?}")))?;
+        let mut dims = Self::dims_for(shape.len(), byte_strides)?;
+        let (extents, steps) = dims.parts_mut();
+        extents.copy_from_slice(shape);
+        if let Some(strides) = byte_strides {
+            steps.copy_from_slice(strides);
         }
-        size.checked_mul(itemsize)
-            .filter(|&n| isize::try_from(n).is_ok())
-            .ok_or_else(|| overflow(&format!("the byte size of shape {shape:?}")))?;
-        let mut computed = Scratch::<isize>::new(shape.len());
-        let strides: &[isize] = match byte_strides {
-            Some(strides) if strides.len() != shape.len() => {
-                return Err(strides_length(strides, shape.len()));
-            }
-            Some(strides) => strides,
+        Self::finish(dims, byte_strides.is_none(), itemsize)
+    }
+
+    /// Storage for `ndim` axes, once the rank and the strides' length agree.
+    #[inline(always)]
+    fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Dims> {
+        if ndim > MAX_NDIM {
+            return Err(Error::value(format!(
+                "ndim {ndim} exceeds the maximum of {MAX_NDIM} dimensions"
+            )));
+        }
+        if let Some(strides) = strides
+            && strides.len() != ndim
+        {
+            return Err(Error::value(format!(
+                "strides {strides:?} have {} entries for {ndim} dimensions",
+                strides.len()
+            )));
+        }
+        Ok(Dims::zeroed(ndim))
+    }
+
+    /// The checks and derived facts, in one pass over the filled-in axes;
+    /// `contiguous` asks for C strides to be written first.
+    #[inline(always)]
+    fn finish(mut dims: Dims, contiguous: bool, itemsize: usize) -> Result<Self> {
+        let (shape, strides) = dims.parts_mut();
+        let size = checked_size(shape, itemsize)?;
+        if contiguous {
             // `size * itemsize` fits in isize, so every suffix product does.
-            None => c_strides(shape, itemsize, &mut computed),
-        };
+            c_strides(shape, itemsize, strides);
+        }
         let (low, high) = span(shape, strides, itemsize, size)?;
-        let c_contiguous =
-            is_contiguous(itemsize, size, shape.iter().rev().zip(strides.iter().rev()));
+        let c_contiguous = contiguous
+            || is_contiguous(itemsize, size, shape.iter().rev().zip(strides.iter().rev()));
         let f_contiguous = is_contiguous(itemsize, size, shape.iter().zip(strides.iter()));
         Ok(Self {
-            dims: Dims::new(shape, strides),
+            dims,
             itemsize,
             size,
             low,
@@ -193,9 +209,30 @@ impl Layout {
         })
     }
 
-    /// A C-contiguous layout for `shape`.
+    /// A C-contiguous layout for `shape`: the spans and flags follow from
+    /// the shape alone, so only the sizes need checking.
     pub fn contiguous(shape: &[usize], itemsize: usize) -> Result<Self> {
-        Self::new(shape, None, itemsize)
+        let mut dims = Self::dims_for::<isize>(shape.len(), None)?;
+        let (extents, strides) = dims.parts_mut();
+        extents.copy_from_slice(shape);
+        let size = checked_size(extents, itemsize)?;
+        c_strides(extents, itemsize, strides);
+        // Column-major too when at most one axis is longer than 1.
+        let f_contiguous = size == 0 || extents.iter().filter(|&&n| n != 1).count() <= 1;
+        let high = if size == 0 {
+            0
+        } else {
+            (size * itemsize) as isize
+        };
+        Ok(Self {
+            dims,
+            itemsize,
+            size,
+            low: 0,
+            high,
+            c_contiguous: true,
+            f_contiguous,
+        })
     }
 
     /// Extents per axis.
@@ -288,65 +325,27 @@ impl Layout {
     }
 }
 
-/// Working space for one value per axis: on the stack for small ranks.
-pub(crate) enum Scratch<T> {
-    Stack([T; 8], usize),
-    Heap(Vec<T>),
-}
-
-impl<T: Copy + Default> Scratch<T> {
-    pub(crate) fn new(len: usize) -> Self {
-        if len <= 8 {
-            Self::Stack([T::default(); 8], len)
-        } else {
-            Self::Heap(vec![T::default(); len])
-        }
+/// The element count, checked so that it and the byte size fit in isize.
+fn checked_size(shape: &[usize], itemsize: usize) -> Result<usize> {
+    let mut size: usize = 1;
+    for &extent in shape {
+        size = size
+            .checked_mul(extent)
+            .filter(|&s| isize::try_from(s).is_ok())
+            .ok_or_else(|| overflow(&format!("the element count of shape {shape:?}")))?;
     }
+    size.checked_mul(itemsize)
+        .filter(|&n| isize::try_from(n).is_ok())
+        .ok_or_else(|| overflow(&format!("the byte size of shape {shape:?}")))?;
+    Ok(size)
 }
 
-impl<T> std::ops::Deref for Scratch<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        match self {
-            Self::Stack(values, len) => &values[..*len],
-            Self::Heap(values) => values,
-        }
-    }
-}
-
-impl<T> std::ops::DerefMut for Scratch<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        match self {
-            Self::Stack(values, len) => &mut values[..*len],
-            Self::Heap(values) => values,
-        }
-    }
-}
-
-fn strides_length<T: std::fmt::Debug>(strides: &[T], ndim: usize) -> Error {
-    Error::value(format!(
-        "strides {strides:?} have {} entries for {ndim} dimensions",
-        strides.len()
-    ))
-}
-
-fn check_ndim(ndim: usize) -> Result<()> {
-    if ndim > MAX_NDIM {
-        Err(Error::value(format!(
-            "ndim {ndim} exceeds the maximum of {MAX_NDIM} dimensions"
-        )))
-    } else {
-        Ok(())
-    }
-}
-
-fn c_strides<'a>(shape: &[usize], itemsize: usize, strides: &'a mut [isize]) -> &'a [isize] {
+fn c_strides(shape: &[usize], itemsize: usize, strides: &mut [isize]) {
     let mut step = itemsize as isize;
-    for (axis, &extent) in shape.iter().enumerate().rev() {
-        strides[axis] = step;
+    for (stride, &extent) in strides.iter_mut().zip(shape).rev() {
+        *stride = step;
         step = step.saturating_mul(extent.max(1) as isize);
     }
-    strides
 }
 
 /// The byte range touched, relative to the first element; checked in isize.
@@ -415,6 +414,33 @@ mod tests {
         assert!(f.is_f_contiguous() && !f.is_c_contiguous());
         let one = Layout::new(&[1, 5, 1], Some(&[999, 2, -7]), 2).unwrap();
         assert!(one.is_c_contiguous(), "size-1 axes do not count");
+    }
+
+    #[test]
+    fn contiguous_agrees_with_the_general_constructor() {
+        let shapes: [&[usize]; 9] = [
+            &[],
+            &[0],
+            &[1],
+            &[7],
+            &[1, 5, 1],
+            &[3, 0, 2],
+            &[2, 3, 4],
+            &[1; 9],
+            &[2, 1, 1, 3, 1, 1, 2, 1],
+        ];
+        for shape in shapes {
+            for itemsize in [1, 2, 8] {
+                let general = Layout::new(shape, None, itemsize).unwrap();
+                let strides = general.strides().to_vec();
+                assert_eq!(Layout::contiguous(shape, itemsize).unwrap(), general);
+                assert_eq!(
+                    Layout::new(shape, Some(&strides), itemsize).unwrap(),
+                    general,
+                    "{shape:?}"
+                );
+            }
+        }
     }
 
     #[test]

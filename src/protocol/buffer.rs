@@ -10,6 +10,7 @@
 //! arrays, and `view.obj` holds the Python `Tensor`, so nothing is allocated
 //! per view and nothing needs freeing in `__releasebuffer__`.
 
+use std::borrow::Cow;
 use std::ffi::{CStr, c_int};
 
 use pyo3::ffi;
@@ -80,15 +81,11 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
     } else {
         // SAFETY: a non-NULL shape has `ndim` entries owned by the exporter.
         let shape = unsafe { std::slice::from_raw_parts(view.shape, ndim) };
-        let shape: Vec<i64> = shape.iter().map(|&n| n as i64).collect();
-        let strides: Option<Vec<i64>> = (!view.strides.is_null()).then(|| {
+        let strides = (!view.strides.is_null()).then(|| {
             // SAFETY: a non-NULL strides array has `ndim` entries, like shape.
-            unsafe { std::slice::from_raw_parts(view.strides, ndim) }
-                .iter()
-                .map(|&s| s as i64)
-                .collect()
+            as_i64(unsafe { std::slice::from_raw_parts(view.strides, ndim) })
         });
-        Layout::from_signed(&shape, strides.as_deref(), itemsize)?
+        Layout::from_signed(&as_i64(shape), strides.as_deref(), itemsize)?
     };
     // PEP 3118's `len` is the product of the shape times the itemsize; a
     // contiguous layout must also fit in it byte for byte.
@@ -109,6 +106,17 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
         layout,
         readonly: view.readonly != 0,
     })
+}
+
+/// `Py_ssize_t` values as `i64`, borrowed where the two are the same type.
+fn as_i64(values: &[isize]) -> Cow<'_, [i64]> {
+    if size_of::<isize>() == size_of::<i64>() && align_of::<isize>() == align_of::<i64>() {
+        // SAFETY: same size and alignment (checked above), and every bit
+        // pattern of either is a valid value of the other.
+        Cow::Borrowed(unsafe { std::slice::from_raw_parts(values.as_ptr().cast(), values.len()) })
+    } else {
+        Cow::Owned(values.iter().map(|&v| v as i64).collect())
+    }
 }
 
 fn acquire(object: &Bound<'_, PyAny>) -> PyResult<PyBufferView> {

@@ -42,20 +42,67 @@ fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
     shape.extract().map_err(|_| wrong())
 }
 
-/// Parses the `shape` of `zeros`/`empty`: non-negative extents.
-fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+/// Extents of `zeros`/`empty`, on the stack for the usual ranks.
+enum Extents {
+    Inline([usize; INLINE_EXTENTS], usize),
+    Heap(Vec<usize>),
+}
+
+const INLINE_EXTENTS: usize = 8;
+
+impl std::ops::Deref for Extents {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        match self {
+            Self::Inline(values, len) => &values[..*len],
+            Self::Heap(values) => values,
+        }
+    }
+}
+
+fn negative_extent(axis: usize, extent: i64) -> PyErr {
+    Error::value(format!(
+        "shape has a negative extent {extent} on axis {axis}"
+    ))
+    .into()
+}
+
+/// Parses the `shape` of `zeros`/`empty`: non-negative extents. An int or a
+/// short tuple is read without allocating.
+fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents> {
+    let short = |values: &mut dyn Iterator<Item = PyResult<i64>>| -> PyResult<Extents> {
+        let mut out = [0usize; INLINE_EXTENTS];
+        let mut len = 0;
+        for (axis, value) in values.enumerate() {
+            let extent = value?;
+            out[axis] = usize::try_from(extent).map_err(|_| negative_extent(axis, extent))?;
+            len += 1;
+        }
+        Ok(Extents::Inline(out, len))
+    };
+    let wrong = || {
+        PyTypeError::new_err(format!(
+            "shape must be an int or a tuple of ints, got {shape}"
+        ))
+    };
+    if let Ok(tuple) = shape.cast::<PyTuple>()
+        && tuple.len() <= INLINE_EXTENTS
+    {
+        return short(
+            &mut tuple
+                .iter_borrowed()
+                .map(|n| n.extract::<i64>().map_err(|_| wrong())),
+        );
+    }
+    if shape.cast::<pyo3::types::PyInt>().is_ok() {
+        return short(&mut std::iter::once(shape.extract::<i64>()));
+    }
     shape_arg(shape)?
         .into_iter()
         .enumerate()
-        .map(|(axis, extent)| {
-            usize::try_from(extent).map_err(|_| {
-                Error::value(format!(
-                    "shape has a negative extent {extent} on axis {axis}"
-                ))
-                .into()
-            })
-        })
-        .collect()
+        .map(|(axis, extent)| usize::try_from(extent).map_err(|_| negative_extent(axis, extent)))
+        .collect::<PyResult<Vec<_>>>()
+        .map(Extents::Heap)
 }
 
 /// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a

@@ -46,13 +46,19 @@ impl PyBufferView {
         object: &pyo3::Bound<'_, PyAny>,
         flags: std::ffi::c_int,
     ) -> pyo3::PyResult<Self> {
-        let mut view: Box<pyo3::ffi::Py_buffer> = Box::new(pyo3::ffi::Py_buffer::new());
-        // SAFETY: `object` is alive and the thread attached; on failure the
-        // exporter leaves `view` unfilled (nothing to release).
-        if unsafe { pyo3::ffi::PyObject_GetBuffer(object.as_ptr(), &mut *view, flags) } != 0 {
+        // Zeroed in place (cheaper than `calloc`): a careless exporter that
+        // skips a field leaves it NULL rather than uninitialised.
+        let mut view = Box::<pyo3::ffi::Py_buffer>::new_uninit();
+        // SAFETY: writes zeros over the whole (owned, uninitialised) view.
+        unsafe { view.as_mut_ptr().write_bytes(0, 1) };
+        // SAFETY: `object` is alive and the thread attached; the exporter
+        // writes the view (it never reads it).
+        if unsafe { pyo3::ffi::PyObject_GetBuffer(object.as_ptr(), view.as_mut_ptr(), flags) } != 0
+        {
             return Err(pyo3::PyErr::fetch(object.py()));
         }
-        Ok(Self(view))
+        // SAFETY: every field is initialised: zeroed above, then filled.
+        Ok(Self(unsafe { view.assume_init() }))
     }
 
     pub(crate) fn raw(&self) -> &pyo3::ffi::Py_buffer {
