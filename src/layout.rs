@@ -305,11 +305,21 @@ impl Layout {
     /// of the itemsize is a `BufferError`.
     pub fn element_strides_into(&self, out: &mut [i64]) -> Result<()> {
         let itemsize = self.itemsize.max(1) as isize;
+        // Every dtype's itemsize is a power of two: a shift and a mask, not
+        // two integer divisions per axis on each export.
+        let shift = itemsize.trailing_zeros();
+        let whole = |stride: isize| {
+            if itemsize.count_ones() == 1 {
+                (stride & (itemsize - 1) == 0).then_some(stride >> shift)
+            } else {
+                (stride % itemsize == 0).then(|| stride / itemsize)
+            }
+        };
         let mut compact: i64 = 1;
         for axis in (0..self.ndim()).rev() {
             let stride = self.strides()[axis];
-            out[axis] = if stride % itemsize == 0 {
-                (stride / itemsize) as i64
+            out[axis] = if let Some(elements) = whole(stride) {
+                elements as i64
             } else if self.shape()[axis] <= 1 || self.size == 0 {
                 compact
             } else {

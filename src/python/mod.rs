@@ -1,6 +1,7 @@
 //! The `dlbridge._native` extension module.
 
 pub(crate) mod convert;
+pub(crate) mod dunder_dlpack;
 pub(crate) mod import;
 pub(crate) mod lookup;
 pub(crate) mod ndarray_fields;
@@ -268,6 +269,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     convert::mark_home_binary();
     m.add_class::<PyTensor>()?;
+    dunder_dlpack::install(&m.py().get_type::<PyTensor>())?;
     dlpark::python::install_exchange_api::<PyTensor>(m.py())?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;

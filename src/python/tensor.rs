@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::protocol::{array_interface, buffer, dlpack_python};
+use crate::protocol::{array_interface, buffer};
 use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack, the buffer protocol and the
@@ -102,17 +102,8 @@ impl PyTensor {
         Ok(Self::new(self.inner.copy()?))
     }
 
-    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
-    fn __dlpack__(
-        &self,
-        py: Python<'_>,
-        stream: Option<&Bound<'_, PyAny>>,
-        max_version: Option<&Bound<'_, PyAny>>,
-        dl_device: Option<&Bound<'_, PyAny>>,
-        copy: Option<bool>,
-    ) -> PyResult<Py<PyAny>> {
-        dlpack_python::export(py, &self.inner, stream, max_version, dl_device, copy)
-    }
+    // `__dlpack__` is installed by `super::dunder_dlpack` (a raw fastcall
+    // method: keyword matching by pointer).
 
     /// Buffer protocol export; see `protocol::buffer::fill_view`.
     unsafe fn __getbuffer__(

@@ -940,3 +940,36 @@ def test_from_dlpack_without_copy(producer, source, device, copy):
     del t, x
     if source == "capsule":
         assert producer.deleted() == n + 1
+
+
+# --- Tensor.__dlpack__ is a raw fastcall method (keywords matched by pointer) ---
+
+
+def test_dunder_dlpack_signature_and_keywords():
+    import inspect
+
+    assert str(inspect.signature(dlbridge.Tensor.__dlpack__)) == (
+        "(self, /, *, stream=None, max_version=None, dl_device=None, copy=None)"
+    )
+    t = dlbridge.asarray(np.arange(6, dtype=np.int16))
+    # Keyword names built at run time are not interned: matched by value.
+    name = "".join(["max_", "version"])
+    capsule = t.__dlpack__(**{name: (1, 3), "".join(["co", "py"]): None})
+    assert np.from_dlpack(dlbridge.from_dlpack(capsule)).tolist() == list(range(6))
+    copied = dlbridge.from_dlpack(t.__dlpack__(max_version=(1, 3), copy=np.bool_(True)))
+    assert copied.data_ptr != t.data_ptr
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda t: t.__dlpack__(None), "takes no positional arguments"),
+        (lambda t: t.__dlpack__(stream=None, bogus=1), "unexpected keyword argument 'bogus'"),
+        (lambda t: t.__dlpack__(copy=1), "copy must be None or a bool"),
+        (lambda t: dlbridge.Tensor.__dlpack__(np.zeros(2)), "doesn't apply to a 'numpy.ndarray'"),
+    ],
+)
+def test_dunder_dlpack_argument_errors(call, message):
+    t = dlbridge.zeros(2)
+    with pytest.raises(TypeError, match=message):
+        call(t)
