@@ -1,8 +1,9 @@
 //! DLPack 1.3 C exchange API (`__dlpack_c_exchange_api__`): both sides.
 //!
 //! Consumer: the table lives on the producer's *type*, so it is looked up
-//! once per type and cached (the cache holds a strong reference to the type,
-//! so a cached address can never be reused by another type). A CPU tensor
+//! once per type and cached in lock-free slots (each holds a strong
+//! reference to its type, so a cached address can never be reused by another
+//! type; a mutex around every lookup was a third of the import's time). A CPU tensor
 //! then comes across with one C call and no capsule. A tensor on another
 //! device is handed back (its deleter runs) and imported through
 //! `__dlpack__` instead, because the exchange API never synchronises streams.
@@ -13,6 +14,7 @@
 use std::ffi::{CStr, c_void};
 use std::ptr::NonNull;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use dlpark::Managed;
 use dlpark::ffi::{
@@ -34,39 +36,86 @@ const CACHE_SLOTS: usize = 32;
 type FromPyObject =
     unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> std::ffi::c_int;
 
-struct Entry {
-    ty: Py<PyType>,
-    from_py_object: Option<FromPyObject>,
+/// One remembered type: its address and its table's import function
+/// (`NONE` when the type publishes no usable table).
+///
+/// Readers take no lock: a slot's function is stored before its type, with
+/// release ordering, so a reader that sees the type (acquire) sees the
+/// function written for it. Slots are written once and never reused, and
+/// each remembered type is kept alive by a leaked strong reference, so an
+/// address can never come to mean another type.
+struct Slot {
+    ty: AtomicPtr<pyo3::ffi::PyTypeObject>,
+    from_py_object: AtomicUsize,
 }
 
-static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+const NONE: usize = 0;
+
+static SLOTS: [Slot; CACHE_SLOTS] = [const {
+    Slot {
+        ty: AtomicPtr::new(std::ptr::null_mut()),
+        from_py_object: AtomicUsize::new(NONE),
+    }
+}; CACHE_SLOTS];
+/// Serialises writers only (first sight of a type).
+static FILLING: Mutex<()> = Mutex::new(());
+
+fn decode(value: usize) -> Option<FromPyObject> {
+    (value != NONE).then(|| {
+        // SAFETY: a non-NONE value was stored by `remember` from a valid
+        // `FromPyObject` function pointer.
+        unsafe { std::mem::transmute::<usize, FromPyObject>(value) }
+    })
+}
+
+fn find(ty: *mut pyo3::ffi::PyTypeObject) -> Option<Option<FromPyObject>> {
+    for slot in &SLOTS {
+        let seen = slot.ty.load(Ordering::Acquire);
+        if seen.is_null() {
+            return None;
+        }
+        if seen == ty {
+            return Some(decode(slot.from_py_object.load(Ordering::Relaxed)));
+        }
+    }
+    None
+}
 
 /// The producer's `managed_tensor_from_py_object_no_sync`, if its type
 /// publishes a compatible (major 1) exchange table.
 fn lookup(object: &Bound<'_, PyAny>) -> PyResult<Option<FromPyObject>> {
     let ty = object.get_type();
-    {
-        let cache = CACHE
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(entry) = cache.iter().find(|e| e.ty.as_ptr() == ty.as_ptr()) {
-            return Ok(entry.from_py_object);
-        }
+    if let Some(found) = find(ty.as_type_ptr()) {
+        return Ok(found);
     }
     let found = match ty.getattr_opt(pyo3::intern!(object.py(), "__dlpack_c_exchange_api__"))? {
         None => None,
         Some(capsule) => table_of(&capsule),
     };
-    let mut cache = CACHE
+    remember(ty, found);
+    Ok(found)
+}
+
+/// Stores `found` for `ty` in the first free slot (none left: not cached).
+fn remember(ty: Bound<'_, PyType>, found: Option<FromPyObject>) {
+    let _writer = FILLING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if cache.len() < CACHE_SLOTS && !cache.iter().any(|e| e.ty.as_ptr() == ty.as_ptr()) {
-        cache.push(Entry {
-            ty: ty.unbind(),
-            from_py_object: found,
-        });
+    let ptr = ty.as_type_ptr();
+    for slot in &SLOTS {
+        let seen = slot.ty.load(Ordering::Acquire);
+        if seen == ptr {
+            return;
+        }
+        if seen.is_null() {
+            slot.from_py_object
+                .store(found.map_or(NONE, |f| f as usize), Ordering::Relaxed);
+            // The type stays alive for as long as its address is remembered.
+            std::mem::forget(ty.unbind());
+            slot.ty.store(ptr, Ordering::Release);
+            return;
+        }
     }
-    Ok(found)
 }
 
 /// Reads a table out of its capsule, walking `prev_api` to a major-1 table.
