@@ -299,6 +299,32 @@ unsafe fn copy_axis(
             // SAFETY: still inside the destination block (or one past it).
             unsafe { dst.add(run) }
         }
+        // The innermost axis, strided: one fixed-size move per element
+        // (a variable-length `memcpy` call per element was 3x slower).
+        [extent] => {
+            let stride = strides[0];
+            // SAFETY: `extent` elements `stride` apart inside the source
+            // span, and `extent * itemsize` bytes of room at `dst`.
+            unsafe {
+                match itemsize {
+                    1 => gather::<u8>(src, stride, *extent, dst),
+                    2 => gather::<u16>(src, stride, *extent, dst),
+                    4 => gather::<u32>(src, stride, *extent, dst),
+                    8 => gather::<u64>(src, stride, *extent, dst),
+                    16 => gather::<[u64; 2]>(src, stride, *extent, dst),
+                    _ => {
+                        for i in 0..*extent {
+                            std::ptr::copy_nonoverlapping(
+                                src.offset(i as isize * stride),
+                                dst.add(i * itemsize),
+                                itemsize,
+                            );
+                        }
+                    }
+                }
+                dst.add(extent * itemsize)
+            }
+        }
         [extent, rest @ ..] => {
             let mut dst = dst;
             for i in 0..*extent {
@@ -308,6 +334,24 @@ unsafe fn copy_axis(
                 dst = unsafe { copy_axis(from, rest, &strides[1..], itemsize, dst) };
             }
             dst
+        }
+    }
+}
+
+/// Copies `extent` elements of type `T`, `stride` bytes apart, to `dst`.
+///
+/// # Safety
+///
+/// Each `src + i * stride` (for `i < extent`) must be readable for
+/// `size_of::<T>()` bytes, `dst` writable for `extent` of them, no overlap.
+unsafe fn gather<T: Copy>(src: *const u8, stride: isize, extent: usize, dst: *mut u8) {
+    let dst = dst.cast::<T>();
+    for i in 0..extent {
+        // SAFETY: forwarded from the caller; unaligned accesses because
+        // neither side promises `T`'s alignment.
+        unsafe {
+            let value = src.offset(i as isize * stride).cast::<T>().read_unaligned();
+            dst.add(i).write_unaligned(value);
         }
     }
 }
