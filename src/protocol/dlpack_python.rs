@@ -109,8 +109,9 @@ pub(crate) fn consume_capsule(capsule: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 
 /// Imports any DLPack producer: a capsule, or an object with `__dlpack__`.
 ///
-/// A CPU tensor whose type publishes the C exchange API comes across with
-/// one C call. Otherwise the versioned ABI is asked for with `max_version`;
+/// An exact `numpy.ndarray` is read from its fields (the tensor its
+/// `__dlpack__` would describe; see `python::ndarray_fields`). A CPU tensor
+/// whose type publishes the C exchange API comes across with one C call. Otherwise the versioned ABI is asked for with `max_version`;
 /// a producer that rejects the keywords with `TypeError` is asked again with
 /// no arguments (only when neither `dl_device` nor `copy` was requested).
 /// The result is dispatched on the capsule's name, never on what was asked.
