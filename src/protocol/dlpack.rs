@@ -58,12 +58,6 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
     let device = Device::from_dlpack(tensor.device);
     let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;
     let base = tensor.data.cast::<u8>();
-    if base.is_null() && layout.size() > 0 {
-        return Err(Error::buffer(format!(
-            "DLPack tensor of shape {:?} has a NULL data pointer",
-            layout.shape()
-        )));
-    }
     let offset = usize::try_from(tensor.byte_offset)
         .map_err(|_| Error::value(format!("byte_offset {} overflows", tensor.byte_offset)))?;
     // `data + byte_offset` is the first logical element (DLPack C-15). The
@@ -71,7 +65,27 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
     // exact; non-CPU "pointers" may be handles, but dlbridge only hands them
     // back to DLPack, where `data` and `byte_offset` are summed all the same.
     let data = base.wrapping_add(offset);
-    if device.is_cpu() && layout.size() > 0 {
+    check_data(base, data, &layout, device.is_cpu())?;
+    Ok(Parsed {
+        data,
+        layout,
+        dtype,
+        device,
+        readonly: managed.flags().contains(DlpackFlags::READ_ONLY),
+    })
+}
+
+/// The refusals every DLPack import makes of its data pointer: a NULL
+/// `base` with elements to address, and (on the CPU, where the address is
+/// real) a span around `data` that wraps around the address space.
+pub(crate) fn check_data(base: *mut u8, data: *mut u8, layout: &Layout, cpu: bool) -> Result<()> {
+    if base.is_null() && layout.size() > 0 {
+        return Err(Error::buffer(format!(
+            "DLPack tensor of shape {:?} has a NULL data pointer",
+            layout.shape()
+        )));
+    }
+    if cpu && layout.size() > 0 {
         let (low, high) = layout.span();
         let first = data as usize;
         if first.checked_add_signed(low).is_none() || first.checked_add_signed(high).is_none() {
@@ -81,13 +95,7 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
             )));
         }
     }
-    Ok(Parsed {
-        data,
-        layout,
-        dtype,
-        device,
-        readonly: managed.flags().contains(DlpackFlags::READ_ONLY),
-    })
+    Ok(())
 }
 
 fn import<M: ManagedTensorBase>(

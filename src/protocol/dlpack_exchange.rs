@@ -14,7 +14,7 @@
 use std::ffi::{CStr, c_void};
 use std::ptr::NonNull;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use dlpark::Managed;
 use dlpark::ffi::{
@@ -37,7 +37,7 @@ type FromPyObject =
     unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> std::ffi::c_int;
 
 /// One remembered type: its address and its table's import function
-/// (`NONE` when the type publishes no usable table).
+/// (NULL when the type publishes no usable table).
 ///
 /// Readers take no lock: a slot's function is stored before its type, with
 /// release ordering, so a reader that sees the type (acquire) sees the
@@ -46,25 +46,23 @@ type FromPyObject =
 /// address can never come to mean another type.
 struct Slot {
     ty: AtomicPtr<pyo3::ffi::PyTypeObject>,
-    from_py_object: AtomicUsize,
+    from_py_object: AtomicPtr<()>,
 }
-
-const NONE: usize = 0;
 
 static SLOTS: [Slot; CACHE_SLOTS] = [const {
     Slot {
         ty: AtomicPtr::new(std::ptr::null_mut()),
-        from_py_object: AtomicUsize::new(NONE),
+        from_py_object: AtomicPtr::new(std::ptr::null_mut()),
     }
 }; CACHE_SLOTS];
 /// Serialises writers only (first sight of a type).
 static FILLING: Mutex<()> = Mutex::new(());
 
-fn decode(value: usize) -> Option<FromPyObject> {
-    (value != NONE).then(|| {
-        // SAFETY: a non-NONE value was stored by `remember` from a valid
+fn decode(value: *mut ()) -> Option<FromPyObject> {
+    (!value.is_null()).then(|| {
+        // SAFETY: a non-NULL value was stored by `remember` from a valid
         // `FromPyObject` function pointer.
-        unsafe { std::mem::transmute::<usize, FromPyObject>(value) }
+        unsafe { std::mem::transmute::<*mut (), FromPyObject>(value) }
     })
 }
 
@@ -108,8 +106,10 @@ fn remember(ty: Bound<'_, PyType>, found: Option<FromPyObject>) {
             return;
         }
         if seen.is_null() {
-            slot.from_py_object
-                .store(found.map_or(NONE, |f| f as usize), Ordering::Relaxed);
+            slot.from_py_object.store(
+                found.map_or(std::ptr::null_mut(), |f| f as *mut ()),
+                Ordering::Relaxed,
+            );
             // The type stays alive for as long as its address is remembered.
             std::mem::forget(ty.unbind());
             slot.ty.store(ptr, Ordering::Release);

@@ -170,10 +170,17 @@ fn slot_of(names: &[Py<PyString>; 4], name: &Bound<'_, PyAny>) -> PyResult<usize
     if let Some(slot) = names.iter().position(|n| n.as_ptr() == name.as_ptr()) {
         return Ok(slot);
     }
-    let text = name.cast::<PyString>()?.to_str()?;
-    NAMES.iter().position(|&n| n == text).ok_or_else(|| {
+    let known = name
+        .cast::<PyString>()
+        .ok()
+        .and_then(|name| name.to_str().ok())
+        .and_then(|text| NAMES.iter().position(|&n| n == text));
+    known.ok_or_else(|| {
+        let shown = name
+            .repr()
+            .map_or_else(|_| "?".to_owned(), |r| r.to_string());
         PyTypeError::new_err(format!(
-            "Tensor.__dlpack__() got an unexpected keyword argument '{text}'"
+            "Tensor.__dlpack__() got an unexpected keyword argument {shown}"
         ))
     })
 }

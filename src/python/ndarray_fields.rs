@@ -16,7 +16,13 @@
 //! whole multiples of the itemsize, and memory that did not itself come from
 //! a DLPack capsule (which may name another device). Everything else, and
 //! every ndarray subclass, returns `None` and goes through `__dlpack__`, so
-//! refusals and their messages stay NumPy's.
+//! refusals and their messages stay NumPy's. The pointer checks of the
+//! DLPack import (NULL data, a span that wraps around) apply here too.
+//!
+//! The path is taken with NumPy 2.4 or later only. Older NumPy exported
+//! NULL strides for C-contiguous arrays (so size-1 axes came back with
+//! compact strides, not the array's own) and, in 1.x, refused readonly
+//! arrays to DLPack altogether; reading the fields would differ there.
 //!
 //! # Why reading the struct is sound
 //!
@@ -24,8 +30,10 @@
 //! are NumPy's public C ABI: unchanged from NumPy 1.x to 2.x (NumPy 2 moved
 //! only the descriptor fields *after* `type_num`). The type is recognised by
 //! pointer identity with `numpy.ndarray`, resolved once from the loaded
-//! `numpy` module and kept alive for the life of the process, so no other
-//! object is ever read through these layouts.
+//! `numpy` module and kept alive for the life of the process; it must be a
+//! static type (a Python class named "numpy.ndarray" is a heap type) with
+//! instances at least as large as the fields read, so no other object is
+//! ever read through these layouts.
 
 use std::ffi::{CStr, c_char, c_int, c_long};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -37,6 +45,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::Owner;
+use crate::protocol::dlpack;
 use crate::python::owner::PyOwner;
 use crate::tensor::{Source, Tensor};
 
@@ -70,7 +79,12 @@ const NPY_ARRAY_WRITEABLE: c_int = 0x0400;
 /// `numpy.ndarray`, once seen; a strong reference is held forever.
 static NDARRAY: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Whether `object`'s type is exactly `numpy.ndarray`.
+/// Stands in `NDARRAY` for "NumPy is too old for this path": an address no
+/// type can have, so the identity check always fails, without a retry.
+static TOO_OLD: u8 = 0;
+
+/// Whether `object`'s type is exactly `numpy.ndarray` (and NumPy is 2.4 or
+/// later, whose `__dlpack__` this path reproduces; see the module docs).
 fn is_exact_ndarray(object: &Bound<'_, PyAny>) -> bool {
     // SAFETY: `object` is a live reference; its type pointer is valid.
     let ty = unsafe { ffi::Py_TYPE(object.as_ptr()) };
@@ -78,11 +92,22 @@ fn is_exact_ndarray(object: &Bound<'_, PyAny>) -> bool {
     if !known.is_null() {
         return ty == known;
     }
-    // Not yet resolved. Only an object whose type calls itself
-    // "numpy.ndarray" is worth resolving for; the name alone proves nothing,
-    // so the type is then compared with the loaded module's `ndarray`.
-    // SAFETY: `tp_name` of a live type is a NUL-terminated string.
-    if unsafe { CStr::from_ptr((*ty).tp_name) } != c"numpy.ndarray" {
+    // Not yet resolved. Only a static (non-heap) type named "numpy.ndarray"
+    // whose instances are at least as large as the fields read is worth
+    // resolving for: a Python class can take the name but is always a heap
+    // type. It must then be the loaded `numpy` module's `ndarray`.
+    // SAFETY: `ty` is a live type; these fields are plain reads.
+    let (name, flags, basicsize) = unsafe {
+        (
+            CStr::from_ptr((*ty).tp_name),
+            (*ty).tp_flags,
+            (*ty).tp_basicsize,
+        )
+    };
+    if name != c"numpy.ndarray"
+        || flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
+        || usize::try_from(basicsize).unwrap_or(0) < size_of::<ArrayFields>()
+    {
         return false;
     }
     let py = object.py();
@@ -99,10 +124,32 @@ fn is_exact_ndarray(object: &Bound<'_, PyAny>) -> bool {
     if ndarray.as_ptr().cast::<ffi::PyTypeObject>() != ty {
         return false;
     }
+    if !numpy_at_least(&numpy, (2, 4)) {
+        NDARRAY.store(
+            std::ptr::from_ref(&TOO_OLD).cast_mut().cast(),
+            Ordering::Release,
+        );
+        return false;
+    }
     // Keep the type alive for as long as the address is remembered.
     std::mem::forget(ndarray.unbind());
     NDARRAY.store(ty, Ordering::Release);
     true
+}
+
+/// Whether `numpy.__version__` is at least `(major, minor)`.
+fn numpy_at_least(numpy: &Bound<'_, PyAny>, wanted: (u32, u32)) -> bool {
+    let Ok(version) = numpy
+        .getattr("__version__")
+        .and_then(|v| v.extract::<String>())
+    else {
+        return false;
+    };
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= wanted,
+        _ => false,
+    }
 }
 
 /// The dtype of a builtin NumPy type number that NumPy exports through
@@ -194,6 +241,8 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     // `usize` share size and alignment, so the values read the same.
     let extents = unsafe { std::slice::from_raw_parts(shape.as_ptr().cast::<usize>(), ndim) };
     let layout = Layout::new(extents, Some(strides), dtype.itemsize())?;
+    let data = fields.data.cast::<u8>();
+    dlpack::check_data(data, data, &layout, true)?;
     let readonly = fields.flags & NPY_ARRAY_WRITEABLE == 0;
     let owner = Owner::Python(PyOwner::new(object.clone().unbind()));
     // SAFETY: NumPy guarantees the array's memory covers its shape and
@@ -201,7 +250,7 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     // is writable unless the WRITEABLE flag is clear.
     Ok(Some(unsafe {
         Tensor::from_parts(
-            fields.data.cast(),
+            data,
             layout,
             dtype,
             Device::CPU,

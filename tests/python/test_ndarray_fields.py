@@ -162,3 +162,46 @@ def test_arrays_wrapping_a_capsule_keep_their_device(device):
     assert dlbridge.asarray(array).device == dlbridge.from_dlpack(via).device == device
     assert_same(array)
     assert_same(array[1:])  # the capsule is found through a view's base chain
+
+
+def test_pointer_checks_match_the_dlpack_import():
+    # A span that wraps around the address space: refused on both paths.
+    wrapping = np.lib.stride_tricks.as_strided(np.zeros(4), shape=(2,), strides=(-(2**62),))
+    assert_same(wrapping)
+    with pytest.raises(ValueError, match="wraps around the address space"):
+        dlbridge.from_dlpack(wrapping)
+
+
+FAKE_NDARRAY = """
+import sys, types
+# A Python class whose tp_name is "numpy.ndarray", where the resolver looks;
+# its slots would overlay the fields (data at a, descr at f).
+def refuse(self, **kwargs):
+    raise ZeroDivisionError("its own __dlpack__ was called")
+X = type("numpy.ndarray", (), {"__slots__": tuple("abcdefg"), "__dlpack__": refuse})
+fake = types.ModuleType("numpy")
+fake.ndarray = X
+fake.__version__ = "2.4.0"
+sys.modules["numpy"] = fake
+import dlbridge
+x = X()
+x.a = bytearray(b"victim")
+x.f = (12 << 30) | 0x3D0000  # digits that read as byteorder "=", type_num 12
+try:
+    dlbridge.asarray(x)
+except ZeroDivisionError as err:
+    print("refused:", err)
+"""
+
+
+def test_a_python_class_named_numpy_ndarray_is_never_read_as_one():
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-c", FAKE_NDARRAY], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "refused: its own __dlpack__ was called" in run.stdout, run.stdout
+
+
+def test_unencodable_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        dlbridge.zeros(2).__dlpack__(**{"\ud800": 1})
