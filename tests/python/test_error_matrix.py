@@ -155,6 +155,8 @@ CASES = {
     "export-cross-device": lambda: dlbridge.zeros(2).__dlpack__(dl_device=(2, 0)),
     "export-cross-device-no-copy": lambda: dlbridge.zeros(2).__dlpack__(dl_device=(2, 0), copy=False),
     "export-positional": lambda: dlbridge.zeros(2).__dlpack__(None),
+    "export-unknown-keyword": lambda: dlbridge.zeros(2).__dlpack__(bogus=1),
+    "export-copy-type": lambda: dlbridge.zeros(2).__dlpack__(copy=1),
     "export-stride-not-multiple": stride_five,
     "device-copy": lambda: cuda_tensor().copy(),
     "device-buffer": lambda: memoryview(cuda_tensor()),
