@@ -246,6 +246,39 @@ impl fmt::Debug for Tensor {
     }
 }
 
+/// The refusals every import makes of a descriptor's data pointer, before
+/// [`Tensor::from_parts`]: a NULL `base` with elements to address, and, on
+/// the CPU (where addresses are real), a span around the first element
+/// `data` that wraps around the address space. `what` names the source in
+/// the message ("DLPack tensor", "__array_interface__", ...).
+pub(crate) fn check_data(
+    what: &str,
+    base: *mut u8,
+    data: *mut u8,
+    layout: &Layout,
+    cpu: bool,
+) -> Result<()> {
+    if layout.size() == 0 {
+        return Ok(());
+    }
+    if base.is_null() {
+        return Err(Error::buffer(format!(
+            "{what} has a NULL data pointer for shape {:?}",
+            layout.shape()
+        )));
+    }
+    let (low, high) = layout.span();
+    let first = data.addr();
+    if cpu && (first.checked_add_signed(low).is_none() || first.checked_add_signed(high).is_none())
+    {
+        return Err(Error::value(format!(
+            "{what} at {first:#x} with strides {:?} wraps around the address space",
+            layout.strides()
+        )));
+    }
+    Ok(())
+}
+
 /// Copies the elements of `layout` starting at `src` into `dst` in C order.
 ///
 /// # Safety

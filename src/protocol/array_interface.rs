@@ -42,7 +42,7 @@ use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::Owner;
 use crate::protocol::typestr::{self, Parsed};
 use crate::python::owner::{PyBufferView, PyOwner};
-use crate::tensor::{Source, Tensor};
+use crate::tensor::{Source, Tensor, check_data};
 
 /// NumPy's `PyArrayInterface` (`ndarraytypes.h`), 56 bytes on LP64.
 #[repr(C)]
@@ -226,7 +226,7 @@ fn describe_struct(object: &Bound<'_, PyAny>, interface: &PyArrayInterface) -> R
     };
     let layout = Layout::from_signed(&shape, strides.as_deref(), itemsize)?;
     let data = interface.data.cast::<u8>();
-    refuse_null(data, &layout, "__array_struct__")?;
+    check_data("__array_struct__", data, data, &layout, true)?;
     Ok(Described {
         data,
         layout,
@@ -248,17 +248,6 @@ fn read_dims(values: *const isize, ndim: usize, what: &str) -> Result<Vec<i64>> 
     // entries, alive as long as the capsule.
     let values = unsafe { std::slice::from_raw_parts(values, ndim) };
     Ok(values.iter().map(|&v| v as i64).collect())
-}
-
-fn refuse_null(data: *mut u8, layout: &Layout, protocol: &str) -> Result<()> {
-    if data.is_null() && layout.size() > 0 {
-        Err(Error::buffer(format!(
-            "{protocol} has a NULL data pointer for shape {:?}",
-            layout.shape()
-        )))
-    } else {
-        Ok(())
-    }
 }
 
 /// A typestr's dtype; opaque `V<n>` bytes become the object's own dtype when
@@ -408,7 +397,7 @@ pub(crate) fn import_dict(
             }
             let (address, readonly) = pointer_data(&data)?;
             let data = std::ptr::with_exposed_provenance_mut::<u8>(address);
-            refuse_null(data, &layout, "__array_interface__")?;
+            check_data("__array_interface__", data, data, &layout, true)?;
             let owner = PyOwner::new(object.clone().unbind());
             // SAFETY: the interface's contract: the object keeps the memory at
             // `address` valid over the layout while it lives, and the owner

@@ -22,7 +22,7 @@ use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::Owner;
 use crate::protocol::pep3118;
 use crate::python::owner::PyBufferView;
-use crate::tensor::{Source, Tensor};
+use crate::tensor::{Source, Tensor, check_data};
 
 /// What the buffer describes, read out of an acquired `Py_buffer`.
 struct Described {
@@ -99,8 +99,10 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
     if layout.is_c_contiguous() || layout.is_f_contiguous() {
         layout.check_within(0, len)?;
     }
+    let data = view.buf.cast::<u8>();
+    check_data("buffer", data, data, &layout, true)?;
     Ok(Described {
-        data: view.buf.cast(),
+        data,
         len,
         dtype,
         layout,

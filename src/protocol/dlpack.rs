@@ -16,7 +16,7 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::Owner;
-use crate::tensor::{Source, Tensor};
+use crate::tensor::{Source, Tensor, check_data};
 
 /// The parts of a validated DLPack descriptor, before the owner moves in.
 struct Parsed {
@@ -65,7 +65,7 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
     // exact; non-CPU "pointers" may be handles, but dlbridge only hands them
     // back to DLPack, where `data` and `byte_offset` are summed all the same.
     let data = base.wrapping_add(offset);
-    check_data(base, data, &layout, device.is_cpu())?;
+    check_data("DLPack tensor", base, data, &layout, device.is_cpu())?;
     Ok(Parsed {
         data,
         layout,
@@ -73,29 +73,6 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
         device,
         readonly: managed.flags().contains(DlpackFlags::READ_ONLY),
     })
-}
-
-/// The refusals every DLPack import makes of its data pointer: a NULL
-/// `base` with elements to address, and (on the CPU, where the address is
-/// real) a span around `data` that wraps around the address space.
-pub(crate) fn check_data(base: *mut u8, data: *mut u8, layout: &Layout, cpu: bool) -> Result<()> {
-    if base.is_null() && layout.size() > 0 {
-        return Err(Error::buffer(format!(
-            "DLPack tensor of shape {:?} has a NULL data pointer",
-            layout.shape()
-        )));
-    }
-    if cpu && layout.size() > 0 {
-        let (low, high) = layout.span();
-        let first = data as usize;
-        if first.checked_add_signed(low).is_none() || first.checked_add_signed(high).is_none() {
-            return Err(Error::value(format!(
-                "DLPack tensor at {first:#x} with strides {:?} wraps around the address space",
-                layout.strides()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn import<M: ManagedTensorBase>(

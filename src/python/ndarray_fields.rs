@@ -45,9 +45,8 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::Owner;
-use crate::protocol::dlpack;
 use crate::python::owner::PyOwner;
-use crate::tensor::{Source, Tensor};
+use crate::tensor::{Source, Tensor, check_data};
 
 /// `PyArrayObject_fields` (numpy/ndarraytypes.h), up to `flags`.
 #[repr(C)]
@@ -242,7 +241,7 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let extents = unsafe { std::slice::from_raw_parts(shape.as_ptr().cast::<usize>(), ndim) };
     let layout = Layout::new(extents, Some(strides), dtype.itemsize())?;
     let data = fields.data.cast::<u8>();
-    dlpack::check_data(data, data, &layout, true)?;
+    check_data("DLPack tensor", data, data, &layout, true)?;
     let readonly = fields.flags & NPY_ARRAY_WRITEABLE == 0;
     let owner = Owner::Python(PyOwner::new(object.clone().unbind()));
     // SAFETY: NumPy guarantees the array's memory covers its shape and

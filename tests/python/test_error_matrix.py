@@ -198,6 +198,7 @@ CASES = {
     "ai-data-three": lambda: from_interface(data=(KEEP.ctypes.data, False, 0)),
     "ai-data-pointer-type": lambda: from_interface(data=("0x10", False)),
     "ai-data-null": lambda: from_interface(data=(0, False)),
+    "ai-data-wraps": lambda: from_interface(data=(2**64 - 8, False)),
     "ai-offset-with-pointer": lambda: from_interface(offset=4),
     "ai-offset-beyond": lambda: from_interface(data=b"abcd", offset=9),
     "ai-buffer-bounds": lambda: from_interface(data=b"abcd", shape=(2,)),
