@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::Owner;
 use crate::protocol::typestr::{self, Parsed};
+use crate::python::names::{shown, type_name};
 use crate::python::owner::{PyBufferView, PyOwner};
 use crate::tensor::{Source, Tensor, check_data};
 
@@ -109,13 +110,6 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
             type_name(object)
         ))
     }))
-}
-
-fn type_name(object: &Bound<'_, PyAny>) -> String {
-    object
-        .get_type()
-        .name()
-        .map_or_else(|_| "object".to_owned(), |n| n.to_string())
 }
 
 /// Imports an `__array_struct__` capsule; the capsule becomes the owner.
@@ -308,9 +302,7 @@ fn refuse_records(descr: &Bound<'_, PyAny>) -> Result<()> {
 fn records(descr: &Bound<'_, PyAny>) -> Error {
     Error::buffer(format!(
         "structured records (descr {}) have no DLPack dtype",
-        descr
-            .repr()
-            .map_or_else(|_| "?".to_owned(), |r| r.to_string())
+        shown(descr)
     ))
 }
 
@@ -333,10 +325,7 @@ pub(crate) fn import_dict(
         _ => {
             return Err(Error::value(format!(
                 "__array_interface__ version {} is not supported (dlbridge reads version 3)",
-                version.map_or_else(
-                    || "missing".to_owned(),
-                    |v| v.repr().map_or_else(|_| "?".to_owned(), |r| r.to_string())
-                )
+                version.map_or_else(|| "missing".to_owned(), |v| shown(&v))
             ))
             .into());
         }

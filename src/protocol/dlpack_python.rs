@@ -17,6 +17,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::device::Device;
 use crate::error::Error;
 use crate::protocol::dlpack_exchange;
+use crate::python::names::type_name;
 use crate::python::ndarray_fields;
 use crate::tensor::Tensor;
 
@@ -171,12 +172,9 @@ pub(crate) fn import_object(
 }
 
 fn no_dlpack(object: &Bound<'_, PyAny>) -> PyErr {
-    let name = object
-        .get_type()
-        .name()
-        .map_or_else(|_| "object".to_owned(), |n| n.to_string());
     PyTypeError::new_err(format!(
-        "{name} does not support DLPack (no __dlpack__ method)"
+        "{} does not support DLPack (no __dlpack__ method)",
+        type_name(object)
     ))
 }
 

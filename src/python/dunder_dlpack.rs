@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyType};
 
+use super::names::shown;
 use super::tensor::PyTensor;
 use crate::protocol::dlpack_python;
 
@@ -176,11 +177,9 @@ fn slot_of(names: &[Py<PyString>; 4], name: &Bound<'_, PyAny>) -> PyResult<usize
         .and_then(|name| name.to_str().ok())
         .and_then(|text| NAMES.iter().position(|&n| n == text));
     known.ok_or_else(|| {
-        let shown = name
-            .repr()
-            .map_or_else(|_| "?".to_owned(), |r| r.to_string());
         PyTypeError::new_err(format!(
-            "Tensor.__dlpack__() got an unexpected keyword argument {shown}"
+            "Tensor.__dlpack__() got an unexpected keyword argument {}",
+            shown(name)
         ))
     })
 }

@@ -4,6 +4,7 @@ pub(crate) mod convert;
 pub(crate) mod dunder_dlpack;
 pub(crate) mod import;
 pub(crate) mod lookup;
+pub(crate) mod names;
 pub(crate) mod ndarray_fields;
 pub(crate) mod numpy;
 pub(crate) mod owner;
