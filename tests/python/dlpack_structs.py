@@ -108,8 +108,13 @@ def capsule(
     return _new(ctypes.addressof(managed), NAMES[name], None)
 
 
-def capsule_name(cap) -> bytes:
+def capsule_name(cap) -> bytes | None:
     return _get_name(cap)
+
+
+def capsule_pointer(cap, name: bytes | None) -> int:
+    """The pointer a capsule holds (`name` must be its exact name, or None)."""
+    return _get_pointer(cap, name)
 
 
 def versioned_header(cap) -> DLManagedTensorVersioned:

@@ -28,6 +28,7 @@ import dlbridge
 from array_interface_structs import PyArrayInterface
 from cbuild import load
 from dlpack_structs import capsule as dlpack_capsule
+from dlpack_structs import capsule_name, capsule_pointer
 
 C_CONTIGUOUS, ALIGNED, NOTSWAPPED, WRITEABLE, ARR_HAS_DESCR = 0x1, 0x100, 0x200, 0x400, 0x800
 EXPECTED = -3.1415  # the value the C producer writes (test_cstruct's)
@@ -116,12 +117,6 @@ def collect():
     gc.collect()
 
 
-_get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_get_pointer.restype = ctypes.c_void_p
-_get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-_get_name = ctypes.pythonapi.PyCapsule_GetName
-_get_name.restype = ctypes.c_char_p
-_get_name.argtypes = [ctypes.py_object]
 
 
 
@@ -130,7 +125,7 @@ assert ctypes.sizeof(PyArrayInterface) == 56
 
 
 def struct_fields(capsule):
-    s = PyArrayInterface.from_address(_get_pointer(capsule, None))
+    s = PyArrayInterface.from_address(capsule_pointer(capsule, None))
     shape = tuple(s.shape[i] for i in range(s.nd))
     strides = None if s.nd and not s.strides else tuple(s.strides[i] for i in range(s.nd))
     return dict(two=s.two, nd=s.nd, typekind=s.typekind, itemsize=s.itemsize, flags=s.flags, shape=shape,
@@ -615,7 +610,7 @@ def test_export_struct_capsule_is_unnamed_and_holds_no_reference_to_the_tensor()
     base = sys.getrefcount(t)
     for _ in range(1000):
         capsule = t.__array_struct__
-    assert _get_name(capsule) is None
+    assert capsule_name(capsule) is None
     capsules = [t.__array_struct__ for _ in range(100)]
     refs = sys.getrefcount(t)
     assert refs == base  # a capsule owns a clone of the hub tensor, not the Python object
