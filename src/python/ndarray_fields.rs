@@ -154,16 +154,18 @@ fn numpy_at_least(numpy: &Bound<'_, PyAny>, wanted: (u32, u32)) -> bool {
 /// The dtype of a builtin NumPy type number that NumPy exports through
 /// DLPack unconditionally (`None`: leave it to `__dlpack__`).
 fn dtype_of(type_num: c_int) -> Option<DType> {
-    let int = |bytes: usize, signed: bool| match (bytes, signed) {
-        (1, true) => Some(DType::INT8),
-        (2, true) => Some(DType::INT16),
-        (4, true) => Some(DType::INT32),
-        (8, true) => Some(DType::INT64),
-        (1, false) => Some(DType::UINT8),
-        (2, false) => Some(DType::UINT16),
-        (4, false) => Some(DType::UINT32),
-        (8, false) => Some(DType::UINT64),
-        _ => None,
+    // C `int`/`long` widths vary by platform: the int/uint code at the
+    // width the compiler says.
+    let int = |bytes: usize, signed: bool| {
+        Some(DType {
+            code: if signed {
+                DType::INT8.code
+            } else {
+                DType::UINT8.code
+            },
+            bits: (bytes * 8) as u8,
+            lanes: 1,
+        })
     };
     const INT: usize = size_of::<c_int>();
     const LONG: usize = size_of::<c_long>();
