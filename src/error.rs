@@ -8,6 +8,7 @@
 //! | `Type` | `TypeError` | the object speaks no protocol; an argument of the wrong type |
 //! | `Value` | `ValueError` | a malformed descriptor or argument value |
 //! | `Buffer` | `BufferError` | a valid array that cannot go where it was asked |
+//! | `Memory` | `MemoryError` | an allocation the system cannot satisfy (as NumPy) |
 
 use std::fmt;
 
@@ -20,6 +21,8 @@ pub enum ErrorKind {
     Value,
     /// `BufferError`: a valid array that cannot be exported or viewed as asked.
     Buffer,
+    /// `MemoryError`: the allocator could not satisfy a request.
+    Memory,
 }
 
 /// A refusal with a message that names the offending value.
@@ -57,6 +60,14 @@ impl Error {
         }
     }
 
+    /// A `MemoryError`-class refusal (an allocation that failed).
+    pub fn memory(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Memory,
+            message: message.into(),
+        }
+    }
+
     /// The exception class this error maps to.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -79,11 +90,12 @@ impl std::error::Error for Error {}
 #[cfg(feature = "python")]
 impl From<Error> for pyo3::PyErr {
     fn from(error: Error) -> Self {
-        use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
+        use pyo3::exceptions::{PyBufferError, PyMemoryError, PyTypeError, PyValueError};
         match error.kind {
             ErrorKind::Type => PyTypeError::new_err(error.message),
             ErrorKind::Value => PyValueError::new_err(error.message),
             ErrorKind::Buffer => PyBufferError::new_err(error.message),
+            ErrorKind::Memory => PyMemoryError::new_err(error.message),
         }
     }
 }

@@ -95,7 +95,7 @@ impl RustBuffer {
             }
         };
         let block = NonNull::new(raw)
-            .ok_or_else(|| Error::buffer(format!("out of memory allocating {nbytes} bytes")))?;
+            .ok_or_else(|| Error::memory(format!("out of memory allocating {nbytes} bytes")))?;
         // The block is 16-aligned, so the next 64-byte boundary is at most
         // 48 bytes in, leaving `nbytes` bytes after it inside the block.
         let skip = raw.addr().wrapping_neg() % DATA_ALIGNMENT;

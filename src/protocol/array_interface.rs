@@ -40,7 +40,9 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::Owner;
+use crate::protocol::buffer;
 use crate::protocol::typestr::{self, Parsed};
+use crate::python::lookup::protocol_attribute;
 use crate::python::names::{shown, type_name};
 use crate::python::owner::{PyBufferView, PyOwner};
 use crate::tensor::{Source, Tensor, check_data};
@@ -70,46 +72,39 @@ const ARR_HAS_DESCR: c_int = 0x800;
 
 // ---------------------------------------------------------------- import --
 
-/// Whether `object` offers either array-interface attribute (class or instance).
-///
-/// An attribute whose lookup raises something other than `AttributeError`
-/// (a property refusing, say, non-CPU memory) counts as offered, so that
-/// [`import`] reports that error instead of "speaks no protocol".
-pub(crate) fn has_interface(object: &Bound<'_, PyAny>) -> bool {
-    let py = object.py();
-    object
-        .hasattr(intern!(py, "__array_struct__"))
-        .unwrap_or(true)
-        || object
-            .hasattr(intern!(py, "__array_interface__"))
-            .unwrap_or(true)
+/// `from_array_interface`: `__array_struct__` first, then `__array_interface__`.
+pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    try_import(object)?.ok_or_else(|| {
+        PyTypeError::new_err(format!(
+            "{} has neither __array_struct__ nor __array_interface__",
+            type_name(object)
+        ))
+    })
 }
 
-/// `from_array_interface`: `__array_struct__` first, then `__array_interface__`.
+/// Imports through `__array_struct__`, then `__array_interface__`; `Ok(None)`
+/// when the object offers neither. Each attribute is evaluated at most once
+/// (see `python::lookup`), and an error raised while evaluating one
+/// (`AttributeError` included) is the producer's, returned as is.
 ///
 /// A struct that cannot be carried (`BufferError`) gives the dict a chance:
 /// the two describe the same memory, and the dict may say more (a `descr`).
-pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+pub(crate) fn try_import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let py = object.py();
     let mut refusal = None;
-    if let Some(capsule) = object.getattr_opt(intern!(py, "__array_struct__"))? {
+    if let Some(capsule) = protocol_attribute(object, intern!(py, "__array_struct__"))? {
         match import_struct(object, &capsule) {
-            Ok(tensor) => return Ok(tensor),
+            Ok(tensor) => return Ok(Some(tensor)),
             Err(err) if err.is_instance_of::<pyo3::exceptions::PyBufferError>(py) => {
                 refusal = Some(err)
             }
             Err(err) => return Err(err),
         }
     }
-    if let Some(interface) = object.getattr_opt(intern!(py, "__array_interface__"))? {
-        return import_dict(object, &interface);
+    if let Some(interface) = protocol_attribute(object, intern!(py, "__array_interface__"))? {
+        return import_dict(object, &interface).map(Some);
     }
-    Err(refusal.unwrap_or_else(|| {
-        PyTypeError::new_err(format!(
-            "{} has neither __array_struct__ nor __array_interface__",
-            type_name(object)
-        ))
-    }))
+    refusal.map_or(Ok(None), Err)
 }
 
 /// Imports an `__array_struct__` capsule; the capsule becomes the owner.
@@ -479,8 +474,7 @@ fn buffer_data(
             PyErr::from(refused)
         })?,
     };
-    let raw = view.raw();
-    let len = usize::try_from(raw.len).unwrap_or(0);
+    let (buf, len, readonly) = buffer::lent_bytes(view.raw())?;
     if offset > len {
         return Err(Error::value(format!(
             "__array_interface__ offset {offset} is beyond its buffer's {len} bytes"
@@ -488,8 +482,8 @@ fn buffer_data(
         .into());
     }
     layout.check_within(offset, len)?;
-    let data = raw.buf.cast::<u8>().wrapping_add(offset);
-    let readonly = raw.readonly != 0;
+    let data = buf.wrapping_add(offset);
+    check_data("__array_interface__ buffer", buf, data, &layout, true)?;
     // SAFETY: the exporter keeps `buf` valid for `len` bytes until the view is
     // released (when the owner drops), and the layout was checked to lie
     // inside it, `offset` bytes in.

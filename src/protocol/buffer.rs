@@ -33,7 +33,32 @@ struct Described {
     readonly: bool,
 }
 
+/// The bytes an acquired `Py_buffer` lends: `(buf, len, readonly)`.
+///
+/// The one check of a view's memory that every buffer import makes (the
+/// direct import, `from_buffer`, and an `__array_interface__` whose `data`
+/// is a buffer exporter): no suboffsets (PIL-style indirect arrays, whose
+/// "data" are row pointers), a non-negative `len`, and a non-NULL `buf`
+/// when `len` says there are bytes.
+pub(crate) fn lent_bytes(view: &ffi::Py_buffer) -> Result<(*mut u8, usize, bool)> {
+    if !view.suboffsets.is_null() {
+        return Err(Error::buffer(
+            "buffers with suboffsets (PIL-style indirect arrays) are not supported",
+        ));
+    }
+    let len = usize::try_from(view.len)
+        .map_err(|_| Error::value(format!("buffer has a negative len {}", view.len)))?;
+    let buf = view.buf.cast::<u8>();
+    if buf.is_null() && len > 0 {
+        return Err(Error::buffer(format!(
+            "buffer has a NULL data pointer for len {len}"
+        )));
+    }
+    Ok((buf, len, view.readonly != 0))
+}
+
 fn describe(view: &ffi::Py_buffer) -> Result<Described> {
+    let (data, len, readonly) = lent_bytes(view)?;
     let format = if view.format.is_null() {
         "B"
     } else {
@@ -52,13 +77,6 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
             dtype.itemsize()
         )));
     }
-    if !view.suboffsets.is_null() {
-        return Err(Error::buffer(
-            "buffers with suboffsets (PIL-style indirect arrays) are not supported",
-        ));
-    }
-    let len = usize::try_from(view.len)
-        .map_err(|_| Error::value(format!("buffer has a negative len {}", view.len)))?;
     let ndim = usize::try_from(view.ndim)
         .map_err(|_| Error::value(format!("buffer has a negative ndim {}", view.ndim)))?;
     if ndim > MAX_NDIM {
@@ -99,14 +117,13 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
     if layout.is_c_contiguous() || layout.is_f_contiguous() {
         layout.check_within(0, len)?;
     }
-    let data = view.buf.cast::<u8>();
     check_data("buffer", data, data, &layout, true)?;
     Ok(Described {
         data,
         len,
         dtype,
         layout,
-        readonly: view.readonly != 0,
+        readonly,
     })
 }
 

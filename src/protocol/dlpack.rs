@@ -59,7 +59,14 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
     let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;
     let base = tensor.data.cast::<u8>();
     let offset = usize::try_from(tensor.byte_offset)
-        .map_err(|_| Error::value(format!("byte_offset {} overflows", tensor.byte_offset)))?;
+        .ok()
+        .filter(|&offset| base.addr().checked_add(offset).is_some())
+        .ok_or_else(|| {
+            Error::value(format!(
+                "DLPack tensor at {base:p} with byte_offset {} wraps around the address space",
+                tensor.byte_offset
+            ))
+        })?;
     // `data + byte_offset` is the first logical element (DLPack C-15). The
     // address is computed, never dereferenced, so wrapping arithmetic is
     // exact; non-CPU "pointers" may be handles, but dlbridge only hands them
@@ -75,12 +82,25 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
     })
 }
 
+/// Whether a legacy (unversioned) import may be written through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LegacyWrites {
+    /// NumPy's rule: a legacy capsule cannot say "read-only", so it is.
+    Refused,
+    /// The caller vouches that the producer allows writes.
+    Allowed,
+}
+
 fn import<M: ManagedTensorBase>(
     managed: Managed<M>,
     owner: impl FnOnce(Managed<M>) -> Owner,
+    legacy: Option<LegacyWrites>,
 ) -> Result<Tensor> {
     // On refusal `managed` drops here and the producer's deleter runs once.
-    let parsed = parse(&managed)?;
+    let mut parsed = parse(&managed)?;
+    if legacy == Some(LegacyWrites::Refused) {
+        parsed.readonly = true;
+    }
     // SAFETY: the producer guarantees the described memory stays valid until
     // its deleter runs, and the deleter runs only when this owner drops.
     Ok(unsafe {
@@ -139,17 +159,35 @@ impl TryFrom<versioned::Dlpack> for Tensor {
     /// Takes ownership of a versioned managed tensor; `READ_ONLY` makes the
     /// tensor readonly. A refused tensor is released before returning.
     fn try_from(managed: versioned::Dlpack) -> Result<Self> {
-        import(managed, Owner::DlpackVersioned)
+        import(managed, Owner::DlpackVersioned, None)
     }
 }
 
 impl TryFrom<legacy::Dlpack> for Tensor {
     type Error = Error;
 
-    /// Takes ownership of a legacy managed tensor (which has no flags, so it
-    /// imports writable). A refused tensor is released before returning.
+    /// Takes ownership of a legacy managed tensor. The legacy ABI has no
+    /// flags, so it cannot say its memory is read-only; like NumPy, dlbridge
+    /// imports it **read-only** (JAX exports only legacy capsules, and its
+    /// arrays are immutable). [`Tensor::from_dlpack_legacy_writable`] is the
+    /// explicit opt-in. A refused tensor is released before returning.
     fn try_from(managed: legacy::Dlpack) -> Result<Self> {
-        import(managed, Owner::DlpackLegacy)
+        import(managed, Owner::DlpackLegacy, Some(LegacyWrites::Refused))
+    }
+}
+
+impl Tensor {
+    /// Takes ownership of a legacy managed tensor as **writable**: the
+    /// caller vouches that the producer allows writes to its memory, which
+    /// the legacy ABI cannot say (`TryFrom<legacy::Dlpack>` imports it
+    /// read-only). A refused tensor is released before returning.
+    ///
+    /// # Errors
+    ///
+    /// The refusals of `TryFrom<legacy::Dlpack>`: a malformed descriptor
+    /// (`Value`) or one dlbridge cannot carry (`Buffer`).
+    pub fn from_dlpack_legacy_writable(managed: legacy::Dlpack) -> Result<Self> {
+        import(managed, Owner::DlpackLegacy, Some(LegacyWrites::Allowed))
     }
 }
 

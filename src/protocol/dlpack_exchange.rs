@@ -1,133 +1,162 @@
 //! DLPack 1.3 C exchange API (`__dlpack_c_exchange_api__`): both sides.
 //!
-//! Consumer: the table lives on the producer's *type*, so it is looked up
-//! once per type and cached in lock-free slots (each holds a strong
-//! reference to its type, so a cached address can never be reused by another
-//! type; a mutex around every lookup was a third of the import's time). A CPU tensor
-//! then comes across with one C call and no capsule. A tensor on another
-//! device is handed back (its deleter runs) and imported through
-//! `__dlpack__` instead, because the exchange API never synchronises streams.
+//! Consumer: the table lives on the producer's *type*. What dlbridge learns
+//! of a type (its table's import function, whether it is a torch tensor
+//! type) is cached per thread, keyed by the type's address **and its
+//! version tag** (`tp_version_tag`). CPython gives every type a fresh tag
+//! when it is created or modified and never reuses one, so a hit can only
+//! mean the same, unmodified type, and the cache holds no reference: a
+//! type is never kept alive by having been seen (the previous cache pinned
+//! its first 32 types, and everything they referenced, for ever). A type
+//! without a valid tag is simply not cached. A CPU tensor then comes across
+//! with one C call and no capsule. A tensor on another device is handed
+//! back (its deleter runs) and imported through `__dlpack__` instead,
+//! because the exchange API never synchronises streams.
+//!
+//! torch's table is less strict than its own `__dlpack__` (PROTOCOLS.md
+//! R-1): it hands over tensors with the conjugate or negative bit set (the
+//! memory holds the un-conjugated or negated values) and tensors that
+//! require grad (a writable leaf behind autograd), all without a flag. So
+//! every DLPack import of a torch tensor, through the table or through
+//! `__dlpack__`, first asks torch itself, through `TensorBase`'s own C
+//! descriptors (no attribute lookup), and refuses those states with the fix
+//! in the message. A table that fails is not the last word either: the
+//! import falls back to `__dlpack__`, whose refusal (`BufferError` for a
+//! sparse layout, say) is the producer's considered one.
 //!
 //! Producer: `dlbridge.Tensor` publishes its own table through dlpark's
 //! `install_exchange_api`, so consumers such as PyTorch can skip the capsule.
 
-use std::ffi::{CStr, c_void};
+use std::cell::Cell;
+use std::ffi::{CStr, c_uint, c_void};
 use std::ptr::NonNull;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 use dlpark::Managed;
 use dlpark::ffi::{
     DLDevice, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPackExchangeAPI, DLTensor,
 };
 use dlpark::python::DlpackExchangeProducer;
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::sync::PyOnceLock;
 
 use crate::dtype::DType;
 use crate::error::Error;
+use crate::python::fast_path;
+use crate::python::lookup::type_lookup;
 use crate::python::tensor::PyTensor;
 use crate::tensor::Tensor;
 
 const CAPSULE_NAME: &CStr = c"dlpack_exchange_api";
-/// Types remembered; beyond this, lookups are simply not cached.
-const CACHE_SLOTS: usize = 32;
+/// Types remembered per thread; beyond this, the oldest entry is replaced.
+const CACHE_SLOTS: usize = 16;
 
 type FromPyObject =
     unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> std::ffi::c_int;
 
-/// One remembered type: its address and its table's import function
-/// (NULL when the type publishes no usable table).
-///
-/// Readers take no lock: a slot's function is stored before its type, with
-/// release ordering, so a reader that sees the type (acquire) sees the
-/// function written for it. Slots are written once and never reused, and
-/// each remembered type is kept alive by a leaked strong reference, so an
-/// address can never come to mean another type.
-struct Slot {
-    ty: AtomicPtr<pyo3::ffi::PyTypeObject>,
-    from_py_object: AtomicPtr<()>,
+/// What an import needs to know of a producer's type.
+#[derive(Clone, Copy)]
+pub(crate) struct Producer {
+    /// The table's `managed_tensor_from_py_object_no_sync`, if the type
+    /// publishes a compatible (major 1) table.
+    from_py_object: Option<FromPyObject>,
+    /// Whether the type is `torch._C.TensorBase` or a subclass.
+    torch: bool,
 }
 
-static SLOTS: [Slot; CACHE_SLOTS] = [const {
-    Slot {
-        ty: AtomicPtr::new(std::ptr::null_mut()),
-        from_py_object: AtomicPtr::new(std::ptr::null_mut()),
-    }
-}; CACHE_SLOTS];
-/// Serialises writers only (first sight of a type).
-static FILLING: Mutex<()> = Mutex::new(());
-
-fn decode(value: *mut ()) -> Option<FromPyObject> {
-    (!value.is_null()).then(|| {
-        // SAFETY: a non-NULL value was stored by `remember` from a valid
-        // `FromPyObject` function pointer.
-        unsafe { std::mem::transmute::<*mut (), FromPyObject>(value) }
-    })
+/// One cache entry: a type's address and version tag (0: empty).
+#[derive(Clone, Copy)]
+struct Entry {
+    ty: usize,
+    tag: c_uint,
+    producer: Producer,
 }
 
-fn find(ty: *mut pyo3::ffi::PyTypeObject) -> Option<Option<FromPyObject>> {
-    for slot in &SLOTS {
-        let seen = slot.ty.load(Ordering::Acquire);
-        if seen.is_null() {
-            return None;
+const EMPTY: Entry = Entry {
+    ty: 0,
+    tag: 0,
+    producer: Producer {
+        from_py_object: None,
+        torch: false,
+    },
+};
+
+/// A small per-thread cache: no lock, no atomics, no references held.
+struct Cache {
+    entries: [Cell<Entry>; CACHE_SLOTS],
+    next: Cell<usize>,
+}
+
+thread_local! {
+    static CACHE: Cache = const {
+        Cache {
+            entries: [const { Cell::new(EMPTY) }; CACHE_SLOTS],
+            next: Cell::new(0),
         }
-        if seen == ty {
-            return Some(decode(slot.from_py_object.load(Ordering::Relaxed)));
-        }
-    }
-    None
-}
-
-/// The producer's `managed_tensor_from_py_object_no_sync`, if its type
-/// publishes a compatible (major 1) exchange table.
-fn lookup(object: &Bound<'_, PyAny>) -> PyResult<Option<FromPyObject>> {
-    let ty = object.get_type();
-    if let Some(found) = find(ty.as_type_ptr()) {
-        return Ok(found);
-    }
-    let found = match ty.getattr_opt(pyo3::intern!(object.py(), "__dlpack_c_exchange_api__"))? {
-        None => None,
-        Some(capsule) => table_of(&capsule),
     };
-    remember(ty, found);
-    Ok(found)
 }
 
-/// Stores `found` for `ty` in the first free slot (none left: not cached).
-fn remember(ty: Bound<'_, PyType>, found: Option<FromPyObject>) {
-    let _writer = FILLING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let ptr = ty.as_type_ptr();
-    for slot in &SLOTS {
-        let seen = slot.ty.load(Ordering::Acquire);
-        if seen == ptr {
-            return;
-        }
-        if seen.is_null() {
-            slot.from_py_object.store(
-                found.map_or(std::ptr::null_mut(), |f| f as *mut ()),
-                Ordering::Relaxed,
-            );
-            // The type stays alive for as long as its address is remembered.
-            std::mem::forget(ty.unbind());
-            slot.ty.store(ptr, Ordering::Release);
-            return;
-        }
+impl Cache {
+    fn find(&self, ty: usize, tag: c_uint) -> Option<Producer> {
+        self.entries.iter().find_map(|entry| {
+            let entry = entry.get();
+            (entry.ty == ty && entry.tag == tag).then_some(entry.producer)
+        })
     }
+
+    fn store(&self, entry: Entry) {
+        let slot = self.next.get();
+        self.entries[slot].set(entry);
+        self.next.set((slot + 1) % CACHE_SLOTS);
+    }
+}
+
+/// The type's version tag; 0 means "none valid" (never cached).
+fn version_tag(ty: *mut ffi::PyTypeObject) -> c_uint {
+    // SAFETY: `ty` is the live type of a live object; the tag is a plain
+    // field, read with the thread attached.
+    unsafe { (*ty).tp_version_tag }
+}
+
+/// What dlbridge knows of `object`'s type: cached, or learnt now.
+pub(crate) fn producer(object: &Bound<'_, PyAny>) -> Producer {
+    let ty = object.get_type_ptr();
+    let tag = version_tag(ty);
+    if tag != 0
+        && let Some(found) = CACHE.with(|cache| cache.find(ty.addr(), tag))
+    {
+        return found;
+    }
+    let py = object.py();
+    // `_PyType_Lookup` also assigns the type a version tag if it had none.
+    let from_py_object =
+        type_lookup(object, pyo3::intern!(py, "__dlpack_c_exchange_api__")).and_then(|c| table_of(&c));
+    let found = Producer {
+        from_py_object,
+        torch: TorchGuard::get(py, ty).is_some(),
+    };
+    let tag = version_tag(ty);
+    if tag != 0 {
+        CACHE.with(|cache| {
+            cache.store(Entry {
+                ty: ty.addr(),
+                tag,
+                producer: found,
+            })
+        });
+    }
+    found
 }
 
 /// Reads a table out of its capsule, walking `prev_api` to a major-1 table.
 fn table_of(capsule: &Bound<'_, PyAny>) -> Option<FromPyObject> {
     // SAFETY: IsValid only inspects the object; it checks the type and name.
-    if unsafe { pyo3::ffi::PyCapsule_IsValid(capsule.as_ptr(), CAPSULE_NAME.as_ptr()) } != 1 {
+    if unsafe { ffi::PyCapsule_IsValid(capsule.as_ptr(), CAPSULE_NAME.as_ptr()) } != 1 {
         return None;
     }
     // SAFETY: validated above as a capsule with this name.
-    let mut api =
-        unsafe { pyo3::ffi::PyCapsule_GetPointer(capsule.as_ptr(), CAPSULE_NAME.as_ptr()) }
-            .cast::<DLPackExchangeAPI>();
+    let mut api = unsafe { ffi::PyCapsule_GetPointer(capsule.as_ptr(), CAPSULE_NAME.as_ptr()) }
+        .cast::<DLPackExchangeAPI>();
     for _ in 0..16 {
         let table = NonNull::new(api)?;
         // SAFETY: the spec makes the table a static, process-lifetime object
@@ -141,10 +170,147 @@ fn table_of(capsule: &Bound<'_, PyAny>) -> Option<FromPyObject> {
     None
 }
 
+/// `torch._C.TensorBase` and the C descriptors of the states an import
+/// must refuse. Found once per process, from the first torch tensor type
+/// seen (torch is never imported by dlbridge). The descriptors belong to
+/// torch's static base type, so holding them keeps no user type alive.
+struct TorchGuard {
+    base: Py<pyo3::types::PyType>,
+    /// `TensorBase.requires_grad` (a getset descriptor).
+    requires_grad: Py<PyAny>,
+    /// `TensorBase.is_conj` (a `METH_NOARGS` method descriptor).
+    is_conj: Py<PyAny>,
+    /// `TensorBase.is_neg` (a `METH_NOARGS` method descriptor).
+    is_neg: Py<PyAny>,
+}
+
+static TORCH: PyOnceLock<TorchGuard> = PyOnceLock::new();
+
+const TENSOR_BASE: &CStr = c"torch._C.TensorBase";
+
+impl TorchGuard {
+    /// The guard, if `ty` is a torch tensor type.
+    fn get(py: Python<'_>, ty: *mut ffi::PyTypeObject) -> Option<&'static Self> {
+        if let Some(guard) = TORCH.get(py) {
+            // SAFETY: both are live type objects.
+            let sub = unsafe { ffi::PyType_IsSubtype(ty, guard.base.as_ptr().cast()) };
+            return (sub != 0).then_some(guard);
+        }
+        let base = tensor_base(py, ty)?;
+        let descriptor = |name: &str| {
+            base.getattr(pyo3::types::PyString::new(py, name))
+                .ok()
+                .filter(|d| d.get_type().name().is_ok_and(|n| n.to_str().is_ok_and(|n| n.ends_with("_descriptor"))))
+                .map(Bound::unbind)
+        };
+        let guard = TorchGuard {
+            requires_grad: descriptor("requires_grad")?,
+            is_conj: descriptor("is_conj")?,
+            is_neg: descriptor("is_neg")?,
+            base: base.unbind(),
+        };
+        Some(TORCH.get_or_init(py, || guard))
+    }
+}
+
+/// `torch._C.TensorBase` if it is in `ty`'s MRO (found by its name: the MRO
+/// of a torch tensor type always ends in it, then `object`).
+fn tensor_base(py: Python<'_>, ty: *mut ffi::PyTypeObject) -> Option<Bound<'_, pyo3::types::PyType>> {
+    // SAFETY: `ty` is a live type; its MRO is a tuple it owns (or NULL
+    // while the type is being built, never for the type of a live object).
+    let mro = unsafe { (*ty).tp_mro };
+    if mro.is_null() {
+        return None;
+    }
+    // SAFETY: a borrowed reference to the type's live MRO tuple.
+    let mro = unsafe { Bound::from_borrowed_ptr(py, mro) };
+    let mro = mro.cast::<pyo3::types::PyTuple>().ok()?;
+    mro.iter().find_map(|base| {
+        let base = base.cast_into::<pyo3::types::PyType>().ok()?;
+        // SAFETY: a live type object's `tp_name` is a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr((*base.as_type_ptr()).tp_name) };
+        (name == TENSOR_BASE).then_some(base)
+    })
+}
+
+/// Refuses a torch tensor whose memory does not mean what the tensor
+/// means, or that autograd guards, with the fix in the message (PROTOCOLS.md
+/// T-6, R-1): torch's `__dlpack__` refuses `requires_grad` and the
+/// conjugate bit; the negative bit it exports silently, with its sign lost.
+pub(crate) fn refuse_torch_states(object: &Bound<'_, PyAny>, producer: Producer) -> PyResult<()> {
+    if !producer.torch {
+        return Ok(());
+    }
+    let py = object.py();
+    let Some(guard) = TORCH.get(py) else {
+        return Ok(());
+    };
+    if get_flag(&guard.requires_grad, object)? {
+        return Err(Error::buffer(
+            "cannot import a torch.Tensor that requires grad: writes through the import \
+             would bypass autograd; use tensor.detach()",
+        )
+        .into());
+    }
+    if call_flag(&guard.is_conj, object)? {
+        return Err(Error::buffer(
+            "cannot import a torch.Tensor with the conjugate bit set: its memory holds the \
+             un-conjugated values; use tensor.resolve_conj()",
+        )
+        .into());
+    }
+    if call_flag(&guard.is_neg, object)? {
+        return Err(Error::buffer(
+            "cannot import a torch.Tensor with the negative bit set: its memory holds the \
+             negated values; use tensor.resolve_neg()",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// `descriptor.__get__(object)` is `True` (a getset descriptor's getter).
+fn get_flag(descriptor: &Py<PyAny>, object: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = object.py();
+    let descr = descriptor.as_ptr();
+    // SAFETY: `descr` is a live getset descriptor whose type defines
+    // `tp_descr_get`; the getter takes borrowed `(descr, obj, type)` and
+    // returns a new reference or NULL with an exception set.
+    let result = unsafe {
+        let get = (*ffi::Py_TYPE(descr)).tp_descr_get.ok_or_else(|| {
+            PyErr::from(Error::buffer("torch's requires_grad is not a descriptor"))
+        })?;
+        Bound::from_owned_ptr_or_err(py, get(descr, object.as_ptr(), object.get_type_ptr().cast()))?
+    };
+    Ok(result.as_ptr() == true_ptr())
+}
+
+/// `descriptor(object)` is `True` (a no-argument method descriptor, called
+/// with vectorcall: no bound method is made).
+fn call_flag(descriptor: &Py<PyAny>, object: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = object.py();
+    let args = [object.as_ptr()];
+    // SAFETY: one positional argument, alive for the call; the descriptor
+    // is callable and returns a new reference or NULL with an exception.
+    let result = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyObject_Vectorcall(descriptor.as_ptr(), args.as_ptr(), 1, std::ptr::null_mut()),
+        )?
+    };
+    Ok(result.as_ptr() == true_ptr())
+}
+
+fn true_ptr() -> *mut ffi::PyObject {
+    // SAFETY: `Py_True` returns the address of the immortal `True` singleton.
+    unsafe { ffi::Py_True() }
+}
+
 /// Imports `object` through its type's exchange table; `Ok(None)` when the
-/// type has none or the tensor is not on the CPU (then use `__dlpack__`).
-pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
-    let Some(from_py_object) = lookup(object)? else {
+/// type has none, when the table refuses (then `__dlpack__` gives the
+/// producer's own verdict) or when the tensor is not on the CPU.
+pub(crate) fn import(object: &Bound<'_, PyAny>, producer: Producer) -> PyResult<Option<Tensor>> {
+    let Some(from_py_object) = producer.from_py_object else {
         return Ok(None);
     };
     let mut out: *mut DLManagedTensorVersioned = std::ptr::null_mut();
@@ -153,15 +319,20 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     // Python exception set.
     let rc = unsafe { from_py_object(object.as_ptr().cast(), &mut out) };
     if rc != 0 {
-        return Err(PyErr::take(object.py()).unwrap_or_else(|| {
-            Error::buffer("DLPack exchange API failed without setting an exception").into()
-        }));
+        // torch reports even a sparse layout as a RuntimeError here, where
+        // its `__dlpack__` says BufferError: let `__dlpack__` answer.
+        drop(PyErr::take(object.py()));
+        return Ok(None);
     }
     // SAFETY: on success `out` is an owned managed tensor handed to us.
     let managed = unsafe { Managed::from_raw(out) }
         .map_err(|e| Error::buffer(format!("cannot import DLPack tensor: {e}")))?;
     let tensor = Tensor::try_from(managed)?;
-    Ok(tensor.device().is_cpu().then_some(tensor))
+    if !tensor.device().is_cpu() {
+        return Ok(None);
+    }
+    fast_path::EXCHANGE_API.hit();
+    Ok(Some(tensor))
 }
 
 // SAFETY: `tensor_view_no_sync` is not published (HAS_DLTENSOR_VIEW is

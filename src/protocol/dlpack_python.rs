@@ -7,7 +7,7 @@ use dlpark::ffi::{
     DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION,
 };
 use dlpark::{Managed, ManagedTensorBase};
-use pyo3::exceptions::{PyAttributeError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -17,6 +17,7 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::device::Device;
 use crate::error::Error;
 use crate::protocol::dlpack_exchange;
+use crate::python::lookup::protocol_attribute;
 use crate::python::names::type_name;
 use crate::python::ndarray_fields;
 use crate::tensor::Tensor;
@@ -51,7 +52,13 @@ pub(crate) fn is_dlpack_capsule(object: &Bound<'_, PyAny>) -> bool {
 /// the moment its pointer is taken, so from then on dlbridge alone releases
 /// it (exactly once, even when validation refuses it); on any failure before
 /// that the capsule stays unconsumed and its own destructor releases it.
-pub(crate) fn consume_capsule(capsule: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+///
+/// A legacy (`"dltensor"`) capsule imports read-only unless `legacy_writable`
+/// (NumPy's rule: the legacy ABI cannot say "read-only").
+pub(crate) fn consume_capsule(
+    capsule: &Bound<'_, PyAny>,
+    legacy_writable: bool,
+) -> PyResult<Tensor> {
     let ptr = capsule.as_ptr();
     // SAFETY: `capsule` is a live reference and the thread is attached.
     if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
@@ -103,7 +110,11 @@ pub(crate) fn consume_capsule(capsule: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         // SAFETY: as above, for a legacy "dltensor" capsule.
         let managed = unsafe { Managed::from_raw(raw.cast::<DLManagedTensor>()) }
             .map_err(|e| Error::buffer(format!("cannot import DLPack tensor: {e}")))?;
-        Tensor::try_from(managed)
+        if legacy_writable {
+            Tensor::from_dlpack_legacy_writable(managed)
+        } else {
+            Tensor::try_from(managed)
+        }
     };
     Ok(tensor?)
 }
@@ -120,34 +131,40 @@ pub(crate) fn import_object(
     object: &Bound<'_, PyAny>,
     dl_device: Option<Device>,
     copy: Option<bool>,
+    legacy_writable: bool,
 ) -> PyResult<Tensor> {
     let py = object.py();
     if is_dlpack_capsule(object) {
-        return consume_capsule(object);
+        return consume_capsule(object, legacy_writable);
     }
-    if dl_device.is_none() && copy.is_none() {
-        if let Some(tensor) = ndarray_fields::import(object)? {
-            return Ok(tensor);
-        }
-        if let Some(tensor) = dlpack_exchange::import(object)? {
-            return Ok(tensor);
-        }
+    if dl_device.is_none()
+        && copy.is_none()
+        && let Some(tensor) = ndarray_fields::import(object)?
+    {
+        return Ok(tensor);
     }
-    let capsule = match call_dlpack(object, dl_device, copy) {
+    let producer = dlpack_exchange::producer(object);
+    // Before any path: torch's table skips its own refusals, and its
+    // `__dlpack__` exports the negative bit silently.
+    dlpack_exchange::refuse_torch_states(object, producer)?;
+    if dl_device.is_none()
+        && copy.is_none()
+        && let Some(tensor) = dlpack_exchange::import(object, producer)?
+    {
+        return Ok(tensor);
+    }
+    // `__dlpack__` is evaluated once (see `python::lookup`); `None` on the
+    // class switches the protocol off.
+    let Some(method) = protocol_attribute(object, intern!(py, "__dlpack__"))? else {
+        return Err(no_dlpack(object));
+    };
+    let capsule = match call_dlpack(&method, dl_device, copy) {
         Ok(capsule) => capsule,
         Err(err)
             if err.is_instance_of::<PyTypeError>(py) && dl_device.is_none() && copy.is_none() =>
         {
-            if !object.hasattr(intern!(py, "__dlpack__"))? {
-                return Err(no_dlpack(object));
-            }
-            object.call_method0(intern!(py, "__dlpack__"))?
-        }
-        Err(err)
-            if err.is_instance_of::<PyAttributeError>(py)
-                && !object.hasattr(intern!(py, "__dlpack__"))? =>
-        {
-            return Err(no_dlpack(object));
+            // A producer that predates `max_version` (DLPack < 1.0).
+            method.call0()?
         }
         Err(err) => return Err(err),
     };
@@ -158,7 +175,7 @@ pub(crate) fn import_object(
             capsule.get_type().name()?
         )));
     }
-    let tensor = consume_capsule(&capsule)?;
+    let tensor = consume_capsule(&capsule, legacy_writable)?;
     if let Some(device) = dl_device
         && tensor.device() != device
     {
@@ -178,18 +195,19 @@ fn no_dlpack(object: &Bound<'_, PyAny>) -> PyErr {
     ))
 }
 
-/// `object.__dlpack__(max_version=(1, 3)[, dl_device=...][, copy=...])`.
+/// `method(max_version=(1, 3)[, dl_device=...][, copy=...])`, `method`
+/// being the producer's (bound) `__dlpack__`.
 ///
 /// The common form (no `dl_device`, no `copy`) is one vectorcall with a
 /// cached keyword-name tuple and a cached version tuple: no dict is built.
 fn call_dlpack<'py>(
-    object: &Bound<'py, PyAny>,
+    method: &Bound<'py, PyAny>,
     dl_device: Option<Device>,
     copy: Option<bool>,
 ) -> PyResult<Bound<'py, PyAny>> {
     static KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
     static MAX_VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
-    let py = object.py();
+    let py = method.py();
     let max_version = MAX_VERSION
         .get_or_try_init(py, || {
             PyTuple::new(py, [DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION]).map(Bound::unbind)
@@ -199,14 +217,17 @@ fn call_dlpack<'py>(
         let kwnames = KWNAMES
             .get_or_try_init(py, || PyTuple::new(py, ["max_version"]).map(Bound::unbind))?
             .bind(py);
-        let args = [object.as_ptr(), max_version.as_ptr()];
-        // SAFETY: `args` holds self plus one keyword value named by the
-        // one-element `kwnames`; all three objects outlive the call.
+        // Slot 0 is scratch space the callee may use (ARGUMENTS_OFFSET), so
+        // a bound method prepends `self` without copying the arguments.
+        let mut args = [std::ptr::null_mut(), max_version.as_ptr()];
+        // SAFETY: `args[1..]` holds one keyword value named by the
+        // one-element `kwnames`, no positional ones; all objects outlive the
+        // call, and `args[0]` is writable scratch as ARGUMENTS_OFFSET allows.
         let result = unsafe {
-            ffi::PyObject_VectorcallMethod(
-                intern!(py, "__dlpack__").as_ptr(),
-                args.as_ptr(),
-                1,
+            ffi::PyObject_Vectorcall(
+                method.as_ptr(),
+                args.as_mut_ptr().add(1),
+                ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
                 kwnames.as_ptr(),
             )
         };
@@ -224,7 +245,7 @@ fn call_dlpack<'py>(
     if let Some(copy) = copy {
         kwargs.set_item(intern!(py, "copy"), copy)?;
     }
-    object.call_method(intern!(py, "__dlpack__"), (), Some(&kwargs))
+    method.call((), Some(&kwargs))
 }
 
 /// Parses a `(device_type, device_id)` tuple.

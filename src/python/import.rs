@@ -16,9 +16,9 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let py = obj.py();
     let mut refusals: Vec<String> = Vec::new();
     if dlpack_python::is_dlpack_capsule(obj)
-        || lookup::type_defines(obj, pyo3::intern!(py, "__dlpack__"))
+        || lookup::on_type(obj, pyo3::intern!(py, "__dlpack__")) == lookup::OnType::Defined
     {
-        match dlpack_python::import_object(obj, None, None) {
+        match dlpack_python::import_object(obj, None, None, false) {
             Ok(tensor) => return Ok(tensor),
             Err(err) if err.is_instance_of::<PyBufferError>(py) => {
                 refusals.push(format!("DLPack: {err}"))
@@ -35,14 +35,13 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
             Err(err) => return Err(err),
         }
     }
-    if array_interface::has_interface(obj) {
-        match array_interface::import(obj) {
-            Ok(tensor) => return Ok(tensor),
-            Err(err) if err.is_instance_of::<PyBufferError>(py) => {
-                refusals.push(format!("array interface: {err}"))
-            }
-            Err(err) => return Err(err),
+    match array_interface::try_import(obj) {
+        Ok(Some(tensor)) => return Ok(tensor),
+        Ok(None) => {}
+        Err(err) if err.is_instance_of::<PyBufferError>(py) => {
+            refusals.push(format!("array interface: {err}"))
         }
+        Err(err) => return Err(err),
     }
     let type_name = obj.get_type().name()?;
     Err(if refusals.is_empty() {

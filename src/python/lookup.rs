@@ -1,9 +1,19 @@
-//! Fast "does this type define X?" checks for discovery.
+//! Protocol attributes, each looked up once per import.
 //!
-//! `hasattr` on a missing attribute builds and discards an `AttributeError`,
-//! which costs more than a whole exchange. `_PyType_Lookup` reads the type's
-//! method cache instead: no exception, no new reference. It is a private but
-//! exported CPython function (Cython relies on it too); PyO3 does not bind it.
+//! `hasattr` evaluates a property, so `hasattr` followed by `getattr` runs a
+//! producer's `__array_struct__` twice (NumPy's own `test_cstruct` allocates
+//! a new capsule and new data on every access), and `hasattr` on a missing
+//! attribute builds and discards an `AttributeError`, which costs more than
+//! a whole exchange. So discovery asks the *type* first: `_PyType_Lookup`
+//! reads the type's method cache (no exception, no new reference). It is a
+//! private but exported CPython function (Cython relies on it too); PyO3
+//! does not bind it.
+//!
+//! A protocol attribute set to `None` on the class (`__dlpack__ = None`)
+//! switches the protocol off, as in Python's own protocols (`__hash__ =
+//! None`). An attribute the type defines is evaluated exactly once, and any
+//! exception it raises, `AttributeError` included, is the producer's own
+//! error, not "this object speaks no protocol".
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -15,9 +25,70 @@ unsafe extern "C" {
     ) -> *mut pyo3::ffi::PyObject;
 }
 
-/// Whether `type(object)` (or a base) defines `name`.
-pub(crate) fn type_defines(object: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+/// What `type(object)` (or a base) says about a protocol attribute.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum OnType {
+    /// Not defined on the type (it may still be an instance attribute).
+    Absent,
+    /// Defined as `None`: the protocol is switched off.
+    Off,
+    /// Defined (a method, a property, a value).
+    Defined,
+}
+
+/// `name` in `type(object)`'s MRO, without evaluating it (a borrowed
+/// reference to the class attribute itself, or `None`). As a side effect
+/// CPython gives the type a version tag if it had none.
+pub(crate) fn type_lookup<'py>(
+    object: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> Option<Bound<'py, PyAny>> {
     // SAFETY: both pointers are live; the lookup returns a borrowed reference
-    // (or NULL) and never leaves an exception set.
-    !unsafe { _PyType_Lookup(pyo3::ffi::Py_TYPE(object.as_ptr()), name.as_ptr()) }.is_null()
+    // (or NULL) and never leaves an exception set; the reference is turned
+    // into an owned one at once, before anything can run.
+    unsafe {
+        let found = _PyType_Lookup(pyo3::ffi::Py_TYPE(object.as_ptr()), name.as_ptr());
+        (!found.is_null()).then(|| Bound::from_borrowed_ptr(object.py(), found))
+    }
+}
+
+/// Whether `type(object)` (or a base) defines `name`, without evaluating it.
+pub(crate) fn on_type(object: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> OnType {
+    // SAFETY: both pointers are live; the lookup returns a borrowed reference
+    // (or NULL) and never leaves an exception set. The result is only
+    // compared, never dereferenced.
+    let found = unsafe { _PyType_Lookup(pyo3::ffi::Py_TYPE(object.as_ptr()), name.as_ptr()) };
+    if found.is_null() {
+        OnType::Absent
+    } else if found == none_ptr() {
+        OnType::Off
+    } else {
+        OnType::Defined
+    }
+}
+
+fn none_ptr() -> *mut pyo3::ffi::PyObject {
+    // SAFETY: `Py_None` returns the address of the immortal `None` singleton.
+    unsafe { pyo3::ffi::Py_None() }
+}
+
+/// Reads the protocol attribute `name` of `object`, evaluating it at most
+/// once. `Ok(None)` when the object does not offer it (absent, or `None`);
+/// an error raised while evaluating an attribute the type defines is
+/// returned as is.
+pub(crate) fn protocol_attribute<'py>(
+    object: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let value = match on_type(object, name) {
+        OnType::Off => return Ok(None),
+        OnType::Defined => object.getattr(name)?,
+        // An instance attribute, or one a `__getattr__` provides: missing
+        // here is an `AttributeError` from the lookup itself.
+        OnType::Absent => match object.getattr_opt(name)? {
+            Some(value) => value,
+            None => return Ok(None),
+        },
+    };
+    Ok((!value.is_none()).then_some(value))
 }

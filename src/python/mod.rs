@@ -2,6 +2,7 @@
 
 pub(crate) mod convert;
 pub(crate) mod dunder_dlpack;
+pub(crate) mod fast_path;
 pub(crate) mod import;
 pub(crate) mod lookup;
 pub(crate) mod names;
@@ -12,7 +13,7 @@ pub(crate) mod tensor;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyInt, PyString, PyTuple};
 
 use crate::device::Device;
 use crate::dtype::DType;
@@ -21,27 +22,59 @@ use crate::protocol::{array_interface, buffer, dlpack_python};
 use crate::tensor::Tensor;
 use tensor::PyTensor;
 
+/// An int argument as `i64`: a value outside `i64` is a `ValueError` that
+/// names it (PyO3 would raise `OverflowError`), anything but an int a
+/// `TypeError` from `wrong`.
+fn int_arg(
+    value: &Bound<'_, PyAny>,
+    what: &dyn Fn() -> String,
+    wrong: &dyn Fn() -> PyErr,
+) -> PyResult<i64> {
+    if let Ok(n) = value.extract::<i64>() {
+        return Ok(n);
+    }
+    if value.cast::<PyInt>().is_ok() {
+        return Err(Error::value(format!(
+            "{} {value} is out of range (it must fit in a signed 64-bit integer)",
+            what()
+        ))
+        .into());
+    }
+    Err(wrong())
+}
+
+fn wrong_shape(shape: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "shape must be an int or a tuple of ints, got {shape}"
+    ))
+}
+
 /// Parses a shape argument: an int or a sequence of ints (a tuple is read
 /// directly; a failed int extraction would build and drop an exception).
 fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
-    let wrong = || {
-        PyTypeError::new_err(format!(
-            "shape must be an int or a tuple of ints, got {shape}"
-        ))
+    let wrong = || wrong_shape(shape);
+    let extent = |axis: usize, n: &Bound<'_, PyAny>| {
+        int_arg(n, &|| format!("shape extent on axis {axis}"), &wrong)
     };
     if let Ok(tuple) = shape.cast::<PyTuple>() {
         return tuple
             .iter_borrowed()
-            .map(|n| n.extract::<i64>().map_err(|_| wrong()))
+            .enumerate()
+            .map(|(axis, n)| extent(axis, &n))
             .collect();
     }
-    if shape.cast::<pyo3::types::PyInt>().is_ok() {
-        return Ok(vec![shape.extract::<i64>()?]);
+    if shape.cast::<PyInt>().is_ok() {
+        return Ok(vec![extent(0, shape)?]);
     }
     if shape.cast::<PyString>().is_ok() {
         return Err(wrong());
     }
-    shape.extract().map_err(|_| wrong())
+    let items: Vec<Bound<'_, PyAny>> = shape.extract().map_err(|_| wrong())?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(axis, n)| extent(axis, n))
+        .collect()
 }
 
 /// Extents of `zeros`/`empty`, on the stack for the usual ranks.
@@ -82,22 +115,20 @@ fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents> {
         }
         Ok(Extents::Inline(out, len))
     };
-    let wrong = || {
-        PyTypeError::new_err(format!(
-            "shape must be an int or a tuple of ints, got {shape}"
-        ))
-    };
+    let wrong = || wrong_shape(shape);
     if let Ok(tuple) = shape.cast::<PyTuple>()
         && tuple.len() <= INLINE_EXTENTS
     {
-        return short(
-            &mut tuple
-                .iter_borrowed()
-                .map(|n| n.extract::<i64>().map_err(|_| wrong())),
-        );
+        return short(&mut tuple.iter_borrowed().enumerate().map(|(axis, n)| {
+            int_arg(&n, &|| format!("shape extent on axis {axis}"), &wrong)
+        }));
     }
-    if shape.cast::<pyo3::types::PyInt>().is_ok() {
-        return short(&mut std::iter::once(shape.extract::<i64>()));
+    if shape.cast::<PyInt>().is_ok() {
+        return short(&mut std::iter::once(int_arg(
+            shape,
+            &|| "shape extent on axis 0".to_owned(),
+            &wrong,
+        )));
     }
     shape_arg(shape)?
         .into_iter()
@@ -109,6 +140,11 @@ fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents> {
 
 /// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a
 /// `torch.dtype` (whose `str` is `torch.float32`).
+///
+/// A NumPy dtype's name drops its byte order (`np.dtype(">f4").name` is
+/// `"float32"`), so its `byteorder` is checked first: DLPack and dlbridge
+/// carry native byte order only, and a swapped dtype is refused rather than
+/// silently read as native.
 pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
     if let Ok(name) = dtype.cast::<PyString>() {
         return Ok(DType::from_name(name.to_str()?)?);
@@ -120,6 +156,23 @@ pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
     if let Ok(Some(name)) = dtype.getattr_opt("name")
         && let Ok(name) = name.extract::<String>()
     {
+        if let Ok(Some(order)) = dtype.getattr_opt("byteorder")
+            && let Ok(order) = order.extract::<String>()
+        {
+            let swapped = if cfg!(target_endian = "little") {
+                ">"
+            } else {
+                "<"
+            };
+            if order == swapped {
+                return Err(Error::buffer(format!(
+                    "dtype {} has non-native byte order ({order:?}); dlbridge carries native \
+                     byte order only (convert with .newbyteorder(\"=\") or astype first)",
+                    names::shown(dtype)
+                ))
+                .into());
+            }
+        }
         return Ok(DType::from_name(&name)?);
     }
     let text = dtype.str()?.to_string();
@@ -169,18 +222,21 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
     Ok(Py::new(py, finish(import::import_any(obj)?, copy)?)?.into_any())
 }
 
-/// A DLPack producer (or capsule) as a Tensor.
+/// A DLPack producer (or capsule) as a Tensor. A legacy (unversioned)
+/// capsule cannot say whether its memory may be written, so it imports
+/// read-only unless `legacy_writable=True` vouches for the producer.
 #[pyfunction]
-#[pyo3(signature = (obj, *, device=None, copy=None))]
+#[pyo3(signature = (obj, *, device=None, copy=None, legacy_writable=false))]
 fn from_dlpack(
     obj: &Bound<'_, PyAny>,
     device: Option<&Bound<'_, PyAny>>,
     copy: Option<bool>,
+    legacy_writable: bool,
 ) -> PyResult<PyTensor> {
     let device = parse_device(device)?;
     if dlpack_python::is_dlpack_capsule(obj) && (device.is_some() || copy == Some(false)) {
         // A capsule is already made: it can neither move nor promise anything.
-        let tensor = dlpack_python::consume_capsule(obj)?;
+        let tensor = dlpack_python::consume_capsule(obj, legacy_writable)?;
         if let Some(device) = device
             && device != tensor.device()
         {
@@ -200,7 +256,7 @@ fn from_dlpack(
         None
     };
     finish(
-        dlpack_python::import_object(obj, device, producer_copy)?,
+        dlpack_python::import_object(obj, device, producer_copy, legacy_writable)?,
         copy,
     )
 }
@@ -208,18 +264,24 @@ fn from_dlpack(
 /// A PEP 3118 exporter as a Tensor; `dtype`/`shape`/`offset` reinterpret
 /// the raw bytes of a C-contiguous buffer, like `np.frombuffer`.
 #[pyfunction]
-#[pyo3(signature = (obj, *, dtype=None, shape=None, offset=0))]
+#[pyo3(signature = (obj, *, dtype=None, shape=None, offset=None))]
 fn from_buffer(
     obj: &Bound<'_, PyAny>,
     dtype: Option<&Bound<'_, PyAny>>,
     shape: Option<&Bound<'_, PyAny>>,
-    offset: i64,
+    offset: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyTensor> {
     let dtype = dtype
         .filter(|d| !d.is_none())
         .map(parse_dtype)
         .transpose()?;
     let shape = shape.filter(|s| !s.is_none()).map(shape_arg).transpose()?;
+    let offset = match offset {
+        None => 0,
+        Some(value) => int_arg(value, &|| "offset".to_owned(), &|| {
+            PyTypeError::new_err(format!("offset must be an int, got {}", names::shown(value)))
+        })?,
+    };
     let offset = usize::try_from(offset)
         .map_err(|_| Error::value(format!("offset must be non-negative, got {offset}")))?;
     Ok(PyTensor::new(buffer::from_buffer(
@@ -279,5 +341,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(fast_path::_fast_path_counts, m)?)?;
     Ok(())
 }

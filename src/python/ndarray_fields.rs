@@ -246,6 +246,7 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     check_data("DLPack tensor", data, data, &layout, true)?;
     let readonly = fields.flags & NPY_ARRAY_WRITEABLE == 0;
     let owner = Owner::Python(PyOwner::new(object.clone().unbind()));
+    super::fast_path::NDARRAY_FIELDS.hit();
     // SAFETY: NumPy guarantees the array's memory covers its shape and
     // strides for as long as the array lives, which the owner ensures; it
     // is writable unless the WRITEABLE flag is clear.

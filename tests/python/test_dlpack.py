@@ -213,6 +213,18 @@ def test_jax_to_dlbridge_to_jax(name):
     t = dlbridge.asarray(x)
     assert (t.dtype, t.shape, t.device) == (name, (3, 4), CPU)
     assert t.data_ptr == x.unsafe_buffer_pointer()
+    # JAX exports legacy capsules, so the import is read-only (NumPy's rule),
+    # and JAX asks for a legacy capsule back, which cannot say read-only:
+    # refused, exactly as jnp.from_dlpack(np.from_dlpack(x)) is.
+    assert t.readonly
+    with pytest.raises(BufferError, match="cannot signal read-only"):
+        jnp.from_dlpack(t)
+    if name not in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):  # NumPy has no DLPack code for these
+        with pytest.raises(BufferError, match="Cannot export readonly"):
+            jnp.from_dlpack(np.from_dlpack(x))
+    # The explicit opt-in vouches for the producer: zero-copy both ways.
+    t = dlbridge.from_dlpack(x, legacy_writable=True)
+    assert not t.readonly and t.data_ptr == x.unsafe_buffer_pointer()
     for y in (jnp.from_dlpack(t), jax.dlpack.from_dlpack(t)):
         assert y.dtype == x.dtype and y.shape == x.shape
         assert y.unsafe_buffer_pointer() == x.unsafe_buffer_pointer()
@@ -460,7 +472,8 @@ def test_deleter_once_consumed(producer, versioned):
     assert capsule_name(cap) == (b"used_dltensor_versioned" if versioned else b"used_dltensor")
     del cap
     assert producer.deleted() == n
-    assert (t.dtype, t.shape, t.strides, t.readonly) == ("float64", (3, 4), (32, 8), False)
+    # A legacy capsule cannot say "writable", so it imports read-only (NumPy's rule).
+    assert (t.dtype, t.shape, t.strides, t.readonly) == ("float64", (3, 4), (32, 8), not versioned)
     np.testing.assert_array_equal(np.from_dlpack(t), expected())
     del t
     assert producer.deleted() == n + 1
@@ -591,7 +604,8 @@ FAKE_DEVICE_POINTER = 0x7E570000  # never dereferenced
 
 @pytest.mark.parametrize("versioned", KINDS)
 def test_non_cpu_tensor_keeps_its_device(versioned):
-    t = dlbridge.from_dlpack(capsule(shape=(2, 3), device=(2, 0), data=FAKE_DEVICE_POINTER, versioned=versioned))
+    cap = capsule(shape=(2, 3), device=(2, 0), data=FAKE_DEVICE_POINTER, versioned=versioned)
+    t = dlbridge.from_dlpack(cap, legacy_writable=True)  # writable, so the legacy export below is allowed
     assert t.device == (2, 0) and t.__dlpack_device__() == (2, 0)
     assert t.data_ptr == FAKE_DEVICE_POINTER and t.shape == (2, 3) and t.strides == (12, 4)
     for kwargs in ({}, {"max_version": (1, 0)}, {"dl_device": (2, 0)}):
@@ -840,7 +854,7 @@ def test_producer_answering_legacy_to_a_versioned_request(producer):
     t = dlbridge.from_dlpack(p)
     assert p.calls == [{"max_version": (1, 3)}]
     assert t.shape == (3, 4) and t.strides == (32, 8) and t.source == "dlpack"
-    assert not t.readonly  # dlbridge's policy: legacy has no flags, so it imports writable
+    assert t.readonly  # a legacy capsule cannot say "writable": read-only, NumPy's rule
     np.testing.assert_array_equal(np.from_dlpack(t), expected())
     del t
     assert producer.deleted() == n + 1

@@ -1,0 +1,51 @@
+//! Counters that make the fast import paths observable to the tests.
+//!
+//! The exact-`numpy.ndarray` field read and torch's C exchange API both
+//! produce the tensor the slow path (`__dlpack__`) would; a regression that
+//! silently turned either off would leave every value right and every test
+//! green, only slower. Each successful fast import bumps its counter, and
+//! `dlbridge._native._fast_path_counts()` reads them, so the suite can
+//! assert that the fast path was taken.
+//!
+//! The increment is a relaxed load and store, not an atomic add: the
+//! callers hold the GIL, a lost count under free threading would only make
+//! a count low (never unsound), and a locked `xadd` per import is not free.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// One fast path's count of successful imports.
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// Counts one import taken through this path.
+    pub(crate) fn hit(&self) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Imports read from an exact `numpy.ndarray`'s fields.
+pub(crate) static NDARRAY_FIELDS: Counter = Counter::new();
+/// Imports through a producer's DLPack C exchange API.
+pub(crate) static EXCHANGE_API: Counter = Counter::new();
+
+/// `{"ndarray_fields": n, "exchange_api": n}`: imports taken through each
+/// fast path since the module was loaded (for tests).
+#[pyfunction]
+pub(crate) fn _fast_path_counts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let counts = PyDict::new(py);
+    counts.set_item("ndarray_fields", NDARRAY_FIELDS.get())?;
+    counts.set_item("exchange_api", EXCHANGE_API.get())?;
+    Ok(counts)
+}
