@@ -20,6 +20,9 @@ pub struct DType {
     pub lanes: u16,
 }
 
+/// DLPack's `kDLOpaqueHandle`, which dlbridge uses for opaque bytes.
+const OPAQUE_CODE: u8 = 3;
+
 const fn dt(code: u8, bits: u8) -> DType {
     DType {
         code,
@@ -71,6 +74,8 @@ fn known_width(code: u8, bits: u8) -> bool {
         7..=14 => bits == 8,
         15 | 16 => bits == 6,
         17 => bits == 4,
+        // Opaque elements of whole bytes (NumPy's `V<n>`).
+        3 => bits != 0 && bits % 8 == 0,
         _ => false,
     }
 }
@@ -117,6 +122,14 @@ impl DType {
     /// not match their code, and elements that do not fill whole bytes
     /// (packed sub-byte data cannot be addressed with byte strides).
     pub fn from_dlpack(dtype: DLDataType) -> Result<Self> {
+        Self::from_dlpack_flagged(dtype, false)
+    }
+
+    /// Like [`DType::from_dlpack`], for a tensor that may carry DLPack's
+    /// `IS_SUBBYTE_TYPE_PADDED` flag: with `padded`, a sub-byte element
+    /// (float4, float6) occupies one whole byte, as `ml_dtypes` stores it,
+    /// and is accepted; without it, sub-byte elements are packed and refused.
+    pub fn from_dlpack_flagged(dtype: DLDataType, padded: bool) -> Result<Self> {
         let candidate = Self {
             code: dtype.code.0,
             bits: dtype.bits,
@@ -133,6 +146,9 @@ impl DType {
             )));
         }
         let bits = u32::from(candidate.bits) * u32::from(candidate.lanes);
+        if padded && candidate.lanes == 1 && bits < 8 {
+            return Ok(candidate);
+        }
         if bits % 8 != 0 {
             return Err(Error::buffer(format!(
                 "unsupported DLPack dtype {candidate}: packed sub-byte elements ({bits} bits) \
@@ -151,8 +167,46 @@ impl DType {
         }
     }
 
-    /// Looks a dtype up by its name (`"float32"`, `"bfloat16"`, `"float8_e5m2"`, ...).
+    /// `nbytes` opaque bytes per element (NumPy's `V<nbytes>`): DLPack's
+    /// opaque-handle code with `bits = 8 * nbytes`. Such elements have no
+    /// meaning of their own; [`Tensor::view`](crate::Tensor::view) names
+    /// them (`V2` as `bfloat16`).
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` for zero bytes or more than 31 (DLPack's `bits` is a byte).
+    pub fn opaque(nbytes: usize) -> Result<Self> {
+        u8::try_from(nbytes * 8)
+            .ok()
+            .filter(|&bits| bits != 0 && nbytes < 32)
+            .map(|bits| Self {
+                code: OPAQUE_CODE,
+                bits,
+                lanes: 1,
+            })
+            .ok_or_else(|| {
+                Error::buffer(format!(
+                    "opaque {nbytes}-byte elements (V{nbytes}) have no DLPack dtype: DLPack's \
+                     opaque code holds 1 to 31 bytes"
+                ))
+            })
+    }
+
+    /// Whether the elements are opaque bytes ([`DType::opaque`]).
+    pub fn is_opaque(self) -> bool {
+        self.code == OPAQUE_CODE
+    }
+
+    /// Looks a dtype up by its name (`"float32"`, `"bfloat16"`, `"float8_e5m2"`,
+    /// or `"void16"` for two opaque bytes, as NumPy names `V2`).
     pub fn from_name(name: &str) -> Result<Self> {
+        if let Some(bits) = name.strip_prefix("void")
+            && let Ok(bits) = bits.parse::<usize>()
+            && bits % 8 == 0
+            && let Ok(dtype) = Self::opaque(bits / 8)
+        {
+            return Ok(dtype);
+        }
         NAMED
             .iter()
             .find(|(_, known)| *known == name)
@@ -172,11 +226,20 @@ impl DType {
     /// The dtype's name as NumPy / `ml_dtypes` spell it; vector types get a
     /// `_x{lanes}` suffix as PyTorch spells them (`float4_e2m1fn_x2`).
     pub fn name(self) -> String {
+        if self.is_opaque() && self.lanes == 1 {
+            return format!("void{}", self.bits);
+        }
         match (self.scalar_name(), self.lanes) {
             (Some(name), 1) => name.to_owned(),
             (Some(name), lanes) => format!("{name}_x{lanes}"),
             (None, _) => format!("dlpack({},{},{})", self.code, self.bits, self.lanes),
         }
+    }
+
+    /// Whether each element is narrower than a byte and stored padded to
+    /// one (float4, float6: DLPack's `IS_SUBBYTE_TYPE_PADDED` on export).
+    pub fn is_padded_subbyte(self) -> bool {
+        usize::from(self.bits) * usize::from(self.lanes) < 8
     }
 
     /// Bytes per element: `ceil(bits * lanes / 8)`.
@@ -189,6 +252,7 @@ impl std::fmt::Display for DType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.scalar_name() {
             Some(_) => f.write_str(&self.name()),
+            None if self.is_opaque() && self.lanes == 1 => f.write_str(&self.name()),
             None => write!(
                 f,
                 "(code={}, bits={}, lanes={})",

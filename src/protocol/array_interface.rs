@@ -206,7 +206,7 @@ fn describe_struct(object: &Bound<'_, PyAny>, interface: &PyArrayInterface) -> R
             ))
         })?;
     let parsed = typestr::from_typekind(interface.typekind as u8, itemsize)?;
-    let dtype = resolve(object, parsed, &format!("V{itemsize}"))?;
+    let dtype = resolve(object, parsed)?;
     let shape = read_dims(interface.shape, ndim, "shape")?;
     let strides = if interface.strides.is_null() {
         None
@@ -240,8 +240,9 @@ fn read_dims(values: *const isize, ndim: usize, what: &str) -> Result<Vec<i64>> 
 }
 
 /// A typestr's dtype; opaque `V<n>` bytes become the object's own dtype when
-/// it names one of that size (`ml_dtypes`' bfloat16 and float8 kinds).
-fn resolve(object: &Bound<'_, PyAny>, parsed: Parsed, typestr: &str) -> Result<DType> {
+/// it names one of that size (`ml_dtypes`' bfloat16 and float8 kinds), and
+/// opaque bytes ([`DType::opaque`]) otherwise, which `Tensor.view` can name.
+fn resolve(object: &Bound<'_, PyAny>, parsed: Parsed) -> Result<DType> {
     let itemsize = match parsed {
         Parsed::DType(dtype) => return Ok(dtype),
         Parsed::Void(itemsize) => itemsize,
@@ -255,20 +256,7 @@ fn resolve(object: &Bound<'_, PyAny>, parsed: Parsed, typestr: &str) -> Result<D
         .and_then(|name| name.extract::<String>().ok())
         .and_then(|name| DType::from_name(&name).ok())
         .filter(|dtype| dtype.itemsize() == itemsize);
-    named.ok_or_else(|| {
-        let hint = if matches!(itemsize, 1 | 2 | 4 | 8) {
-            format!(
-                " (Tensor.view(dtype) can name them once imported as uint{})",
-                itemsize * 8
-            )
-        } else {
-            String::new()
-        };
-        Error::buffer(format!(
-            "unsupported typestr {typestr:?}: opaque {itemsize}-byte elements have no DLPack \
-             dtype{hint}"
-        ))
-    })
+    named.map_or_else(|| DType::opaque(itemsize), Ok)
 }
 
 /// Refuses a `descr` that describes structured records (anything but the
@@ -347,7 +335,7 @@ pub(crate) fn import_dict(
     if let Some(descr) = dict.get_item(intern!(py, "descr"))? {
         refuse_records(&descr)?;
     }
-    let dtype = resolve(object, typestr::parse_typestr(&typestr)?, &typestr)?;
+    let dtype = resolve(object, typestr::parse_typestr(&typestr)?)?;
     let shape = int_tuple(&required(dict, "shape")?, "shape")?;
     let strides = match dict.get_item(intern!(py, "strides"))? {
         Some(strides) if !strides.is_none() => Some(int_tuple(&strides, "strides")?),

@@ -54,7 +54,8 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
         // SAFETY: a non-NULL strides array of a live descriptor has `ndim` entries.
         unsafe { std::slice::from_raw_parts(tensor.strides, ndim) }
     });
-    let dtype = DType::from_dlpack(tensor.dtype)?;
+    let padded = managed.flags().contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED);
+    let dtype = DType::from_dlpack_flagged(tensor.dtype, padded)?;
     let device = Device::from_dlpack(tensor.device);
     let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;
     let base = tensor.data.cast::<u8>();
@@ -245,12 +246,32 @@ impl Tensor {
             .map_err(|e| Error::buffer(format!("cannot build a DLPack tensor: {e}")))
     }
 
-    fn readonly_flags(&self) -> DlpackFlags {
+    /// The flags every versioned export carries: `READ_ONLY` for a readonly
+    /// tensor, `IS_SUBBYTE_TYPE_PADDED` for float4/float6 stored one per
+    /// byte (without it, `(code, 4|6, 1)` means packed storage).
+    fn export_flags(&self) -> DlpackFlags {
+        let mut flags = DlpackFlags::empty();
         if self.readonly() {
-            DlpackFlags::READ_ONLY
-        } else {
-            DlpackFlags::empty()
+            flags |= DlpackFlags::READ_ONLY;
         }
+        if self.dtype().is_padded_subbyte() {
+            flags |= DlpackFlags::IS_SUBBYTE_TYPE_PADDED;
+        }
+        flags
+    }
+
+    /// The legacy ABI has no flags: it can carry neither read-only memory
+    /// nor padded sub-byte elements.
+    fn check_legacy(&self) -> Result<()> {
+        if self.dtype().is_padded_subbyte() {
+            return Err(Error::buffer(format!(
+                "cannot export {} over legacy DLPack: its elements are padded to one byte \
+                 each, which only the versioned flag IS_SUBBYTE_TYPE_PADDED can say; ask for \
+                 max_version >= (1, 0)",
+                self.dtype()
+            )));
+        }
+        Ok(())
     }
 
     /// A fresh versioned (DLPack 1.3) managed tensor viewing this memory;
@@ -258,7 +279,7 @@ impl Tensor {
     ///
     /// Fails (`BufferError`) when a byte stride is not a multiple of the itemsize.
     pub fn to_dlpack_versioned(&self) -> Result<versioned::Dlpack> {
-        self.export(self.readonly_flags())
+        self.export(self.export_flags())
     }
 
     /// Like [`Tensor::to_dlpack_versioned`], consuming the tensor.
@@ -275,16 +296,19 @@ impl Tensor {
                  read-only; ask for max_version >= (1, 0)",
             ));
         }
+        self.check_legacy()?;
         self.export(DlpackFlags::empty())
     }
 
     /// A fresh private copy as a versioned managed tensor flagged `IS_COPIED`.
     pub fn to_dlpack_copy(&self) -> Result<versioned::Dlpack> {
-        self.copy()?.export(DlpackFlags::IS_COPIED)
+        let copy = self.copy()?;
+        copy.export(copy.export_flags() | DlpackFlags::IS_COPIED)
     }
 
     /// A fresh private copy over legacy DLPack.
     pub fn to_dlpack_legacy_copy(&self) -> Result<legacy::Dlpack> {
+        self.check_legacy()?;
         self.copy()?.export(DlpackFlags::empty())
     }
 }

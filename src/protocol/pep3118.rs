@@ -47,6 +47,19 @@ pub fn parse_format(format: &str) -> Result<DType> {
             _ => {}
         }
     }
+    // `x` is a pad byte; `<n>x`, opaque bytes, is how NumPy exports `V<n>`.
+    if let Some(count) = rest.strip_suffix('x')
+        && count.bytes().all(|b| b.is_ascii_digit())
+    {
+        let nbytes = if count.is_empty() {
+            1
+        } else {
+            count
+                .parse::<usize>()
+                .map_err(|_| refuse(format, "the repeat count does not fit in usize"))?
+        };
+        return DType::opaque(nbytes).map_err(|e| refuse(format, e.message()));
+    }
     if let Some(count) = rest.strip_prefix('1') {
         rest = count;
     }

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use super::tensor::PyTensor;
 
 /// `numpy.asarray(tensor)` (the buffer protocol: zero-copy, the array's base
-/// keeps the tensor alive), then, for bfloat16 and float8 elements, which
+/// keeps the tensor alive), then, for opaque bytes, a `V<n>` view, and for bfloat16 and float8 elements, which
 /// cross as opaque bytes, a view with the `ml_dtypes` dtype of the same name
 /// when that package is installed.
 pub(crate) fn to_numpy<'py>(tensor: &Bound<'py, PyTensor>) -> PyResult<Bound<'py, PyAny>> {
@@ -17,6 +17,10 @@ pub(crate) fn to_numpy<'py>(tensor: &Bound<'py, PyTensor>) -> PyResult<Bound<'py
     let numpy = py.import(intern!(py, "numpy"))?;
     let array = numpy.call_method1(intern!(py, "asarray"), (tensor,))?;
     let dtype = inner.dtype();
+    if dtype.is_opaque() {
+        // NumPy reads the buffer's `"2x"` as a record of padding; say `V2`.
+        return array.call_method1(intern!(py, "view"), (format!("V{}", dtype.itemsize()),));
+    }
     if crate::protocol::pep3118::format_of(dtype).is_some() || dtype.lanes != 1 {
         return Ok(array);
     }

@@ -284,8 +284,6 @@ STRUCT_REFUSALS = [
     # same with NOTSWAPPED: descr set but not flagged, refused without a crash.
     ("Q-4 flags 0", dict(typekind=b"V", itemsize=16, flags=0, descr=[("a", "<f8"), ("b", "<f8")]),
      BufferError, "0x0"),
-    ("Q-4 unflagged descr", dict(typekind=b"V", itemsize=16, flags=NOTSWAPPED, descr=[("a", "<f8"), ("b", "<f8")]),
-     BufferError, "opaque 16-byte"),
     ("itemsize 0", dict(itemsize=0), ValueError, "itemsize 0"),
     ("object kind", dict(typekind=b"O"), BufferError, "Python objects"),
     ("unknown kind", dict(typekind=b"x"), ValueError, "'x'"),
@@ -540,11 +538,28 @@ def test_ml_dtypes_arrays_import_by_the_struct_with_their_dtype():
         a = np.array([0.0, 1.0, -2.0, 0.5], dtype=getattr(ml_dtypes, name))
         t = dlbridge.from_array_interface(a)
         assert t.source == "array_struct" and t.dtype == name and t.data_ptr == a.ctypes.data
-        # Through a wrapper the struct says only "V" (or "f1"): no name, refused.
-        with pytest.raises(BufferError, match=f"opaque {a.itemsize}-byte elements"):
-            dlbridge.from_array_interface(StructOnly(a))
-        with pytest.raises(BufferError, match=f"opaque {a.itemsize}-byte elements"):
-            dlbridge.from_array_interface(InterfaceOnly(a))
+        # Through a wrapper the struct says only "V" (or "f1"): no name, so
+        # opaque bytes, which view() names again, zero-copy.
+        for wrapper in (StructOnly(a), InterfaceOnly(a)):
+            opaque = dlbridge.from_array_interface(wrapper)
+            assert opaque.dtype == f"void{8 * a.itemsize}" and opaque.data_ptr == a.ctypes.data
+            named = opaque.view(name)
+            assert named.dtype == name and named.data_ptr == a.ctypes.data
+            assert named.numpy().tolist() == a.tolist()
+
+
+def test_unflagged_descr_imports_as_the_opaque_bytes_it_declares(producer):
+    """NumPy's Q-4 export (descr set, HAS_DESCR not flagged): the descr must not
+    be read, so the struct says only "16 opaque bytes", which is what comes in
+    (read-only: no WRITEABLE flag); the capsule is still released once."""
+    before = producer.destroyed()
+    source = StructSource(new_capsule(producer, typekind=b"V", itemsize=16, flags=NOTSWAPPED,
+                                      descr=[("a", "<f8"), ("b", "<f8")]))
+    t = dlbridge.from_array_interface(source)
+    assert (t.dtype, t.itemsize, t.readonly, t.source) == ("void128", 16, True, "array_struct")
+    del source, t
+    collect()
+    assert producer.destroyed() == before + 1
 
 
 # ------------------------------------------------------------------ export --
@@ -748,7 +763,7 @@ MALFORMED = [
     ("kind m", dict(typestr="<m8"), BufferError, '"<m8"'),
     ("kind S", dict(typestr="|S4"), BufferError, '"|S4"'),
     ("kind U", dict(typestr="<U1"), BufferError, '"<U1"'),
-    ("V without descr", dict(typestr="|V4"), BufferError, '"|V4"'),
+    ("V wider than DLPack", dict(typestr="|V32", shape=(3,)), BufferError, "opaque 32-byte elements"),
     ("long double", dict(typestr="<f16", shape=(3,)), BufferError, '"<f16"'),
     ("big endian", dict(typestr=">f4"), BufferError, '">f4"'),
     ("negative shape", dict(shape=(3, -1)), ValueError, "-1"),
