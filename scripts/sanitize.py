@@ -4,7 +4,11 @@ error or definite leak whose stack passes through dlbridge's own code.
 CPython and NumPy report their own (known, harmless) uninitialised reads in
 the garbage collector and one-time leaks at start-up; those are counted and
 shown, but only records that name dlbridge (`_native`, `dlbridge::`,
-`dlpark::`) or the test's C helpers fail the run.
+`dlpark::`) or the test's C helpers fail the run. A helper is
+tests/python/helpers/<name>.c, built by tests/python/cbuild.py into
+<name>.so, so a valgrind frame names it as `fn (<name>.c:LINE)` (with debug
+info) or `fn (in /tmp/dlbridge-helpers-.../<name>.so)`; the names come from
+the helpers directory, so a new helper is covered without editing this file.
 
     python scripts/sanitize.py tests/python/test_error_matrix.py ...
 """
@@ -12,12 +16,24 @@ shown, but only records that name dlbridge (`_native`, `dlbridge::`,
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import subprocess
 import sys
 import tempfile
 
-OURS = re.compile(r"_native\.cpython|dlbridge::|dlpark::|dlpack_consumer|dlpack_producer|buffer_helper")
+HELPERS = pathlib.Path(__file__).resolve().parents[1] / "tests" / "python" / "helpers"
+
+
+def ours_pattern(helpers: list[str]) -> re.Pattern[str]:
+    """Frames in dlbridge's extension, its Rust code, or a C test helper."""
+    names = "|".join(map(re.escape, helpers))
+    helper = rf"|(?<![\w.-])(?:{names})\.(?:c:\d+|so\b)" if helpers else ""
+    return re.compile(rf"_native\.cpython|dlbridge::|dlpark::{helper}")
+
+
+HELPER_NAMES = sorted(source.stem for source in HELPERS.glob("*.c"))
+OURS = ours_pattern(HELPER_NAMES)
 
 
 def main(argv: list[str]) -> int:

@@ -261,7 +261,12 @@ fn resolve_shape(shape: Option<&[i64]>, available: usize, itemsize: usize) -> Re
                 .try_fold(1usize, |acc, &n| {
                     usize::try_from(n).ok().and_then(|n| acc.checked_mul(n))
                 })
-                .ok_or_else(|| Error::value(format!("invalid shape {shape:?}")))?;
+                .ok_or_else(|| {
+                    Error::value(format!(
+                        "invalid shape {shape:?}: extents must be non-negative (one may be -1, \
+                         to be inferred) and their product must fit in usize"
+                    ))
+                })?;
             let mut resolved = shape.to_vec();
             resolved[*axis] = divide(known, &format!("shape {shape:?}"))?;
             Ok(resolved)

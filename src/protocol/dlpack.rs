@@ -54,7 +54,9 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
         // SAFETY: a non-NULL strides array of a live descriptor has `ndim` entries.
         unsafe { std::slice::from_raw_parts(tensor.strides, ndim) }
     });
-    let padded = managed.flags().contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED);
+    let padded = managed
+        .flags()
+        .contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED);
     let dtype = DType::from_dlpack_flagged(tensor.dtype, padded)?;
     let device = Device::from_dlpack(tensor.device);
     let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;

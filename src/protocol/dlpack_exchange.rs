@@ -60,8 +60,22 @@ pub(crate) struct Producer {
     /// The table's `managed_tensor_from_py_object_no_sync`, if the type
     /// publishes a compatible (major 1) table.
     from_py_object: Option<FromPyObject>,
-    /// Whether the type is `torch._C.TensorBase` or a subclass.
-    torch: bool,
+    /// Whether (and how) the type is a torch tensor type.
+    torch: Torch,
+}
+
+/// How a producer type relates to torch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Torch {
+    /// Not a torch tensor type.
+    No,
+    /// `torch.Tensor`, or a subclass keeping torch's own
+    /// `__torch_function__`: its state is read directly.
+    Direct,
+    /// A subclass with its own `__torch_function__` (`ReadOnlyTensorWrapper`
+    /// refuses everything but DLPack): its state is read with subclass
+    /// dispatch disabled, as torch's `__dlpack__` reads it.
+    Dispatching,
 }
 
 /// One cache entry: a type's address and version tag (0: empty).
@@ -77,7 +91,7 @@ const EMPTY: Entry = Entry {
     tag: 0,
     producer: Producer {
         from_py_object: None,
-        torch: false,
+        torch: Torch::No,
     },
 };
 
@@ -128,12 +142,33 @@ pub(crate) fn producer(object: &Bound<'_, PyAny>) -> Producer {
         return found;
     }
     let py = object.py();
+    let table_name = pyo3::intern!(py, "__dlpack_c_exchange_api__");
     // `_PyType_Lookup` also assigns the type a version tag if it had none.
-    let from_py_object =
-        type_lookup(object, pyo3::intern!(py, "__dlpack_c_exchange_api__")).and_then(|c| table_of(&c));
+    let from_py_object = type_lookup(object, table_name)
+        .filter(|_| table_speaks_for(object, table_name))
+        .and_then(|capsule| table_of(&capsule));
+    let torch = match TorchGuard::get(py, ty) {
+        None => Torch::No,
+        Some(guard) => {
+            let own = type_lookup(object, pyo3::intern!(py, "__torch_function__"));
+            let torchs = |f: &Option<Py<PyAny>>| {
+                f.as_ref()
+                    .zip(own.as_ref())
+                    .is_some_and(|(f, own)| f.as_ptr() == own.as_ptr())
+            };
+            if own.is_none()
+                || torchs(&guard.default_torch_function)
+                || torchs(&guard.disabled_torch_function)
+            {
+                Torch::Direct
+            } else {
+                Torch::Dispatching
+            }
+        }
+    };
     let found = Producer {
         from_py_object,
-        torch: TorchGuard::get(py, ty).is_some(),
+        torch,
     };
     let tag = version_tag(ty);
     if tag != 0 {
@@ -146,6 +181,30 @@ pub(crate) fn producer(object: &Bound<'_, PyAny>) -> Producer {
         });
     }
     found
+}
+
+/// Whether the class that publishes the exchange table is at least as
+/// derived as the one that defines `__dlpack__`: a subclass that overrides
+/// `__dlpack__` (to export read-only, say) but inherits its base's table
+/// must be asked through its `__dlpack__`, which the table knows nothing of.
+fn table_speaks_for(
+    object: &Bound<'_, PyAny>,
+    table_name: &Bound<'_, pyo3::types::PyString>,
+) -> bool {
+    let py = object.py();
+    let dlpack_name = pyo3::intern!(py, "__dlpack__");
+    for ty in object.get_type().mro().iter() {
+        let Ok(dict) = ty.getattr(pyo3::intern!(py, "__dict__")) else {
+            return false;
+        };
+        if dict.contains(table_name).unwrap_or(false) {
+            return true;
+        }
+        if dict.contains(dlpack_name).unwrap_or(false) {
+            return false;
+        }
+    }
+    false
 }
 
 /// Reads a table out of its capsule, walking `prev_api` to a major-1 table.
@@ -176,6 +235,12 @@ fn table_of(capsule: &Bound<'_, PyAny>) -> Option<FromPyObject> {
 /// torch's static base type, so holding them keeps no user type alive.
 struct TorchGuard {
     base: Py<pyo3::types::PyType>,
+    /// `torch.Tensor.__dict__["__torch_function__"]` (torch's default).
+    default_torch_function: Option<Py<PyAny>>,
+    /// `torch._C._disabled_torch_function_impl` (`nn.Parameter`'s).
+    disabled_torch_function: Option<Py<PyAny>>,
+    /// `torch._C.DisableTorchFunctionSubclass`, a context manager.
+    disable_subclass_dispatch: Option<Py<PyAny>>,
     /// `TensorBase.requires_grad` (a getset descriptor).
     requires_grad: Py<PyAny>,
     /// `TensorBase.is_conj` (a `METH_NOARGS` method descriptor).
@@ -200,10 +265,33 @@ impl TorchGuard {
         let descriptor = |name: &str| {
             base.getattr(pyo3::types::PyString::new(py, name))
                 .ok()
-                .filter(|d| d.get_type().name().is_ok_and(|n| n.to_str().is_ok_and(|n| n.ends_with("_descriptor"))))
+                .filter(|d| {
+                    d.get_type()
+                        .name()
+                        .is_ok_and(|n| n.to_str().is_ok_and(|n| n.ends_with("_descriptor")))
+                })
                 .map(Bound::unbind)
         };
+        let c = py.import("torch._C").ok();
+        let from_c = |name: &str| {
+            c.as_ref()
+                .and_then(|c| c.getattr(name).ok())
+                .map(Bound::unbind)
+        };
+        let default_torch_function = py
+            .import("torch")
+            .and_then(|torch| {
+                torch
+                    .getattr("Tensor")?
+                    .getattr("__dict__")?
+                    .get_item("__torch_function__")
+            })
+            .ok()
+            .map(Bound::unbind);
         let guard = TorchGuard {
+            default_torch_function,
+            disabled_torch_function: from_c("_disabled_torch_function_impl"),
+            disable_subclass_dispatch: from_c("DisableTorchFunctionSubclass"),
             requires_grad: descriptor("requires_grad")?,
             is_conj: descriptor("is_conj")?,
             is_neg: descriptor("is_neg")?,
@@ -215,7 +303,10 @@ impl TorchGuard {
 
 /// `torch._C.TensorBase` if it is in `ty`'s MRO (found by its name: the MRO
 /// of a torch tensor type always ends in it, then `object`).
-fn tensor_base(py: Python<'_>, ty: *mut ffi::PyTypeObject) -> Option<Bound<'_, pyo3::types::PyType>> {
+fn tensor_base(
+    py: Python<'_>,
+    ty: *mut ffi::PyTypeObject,
+) -> Option<Bound<'_, pyo3::types::PyType>> {
     // SAFETY: `ty` is a live type; its MRO is a tuple it owns (or NULL
     // while the type is being built, never for the type of a live object).
     let mro = unsafe { (*ty).tp_mro };
@@ -238,35 +329,53 @@ fn tensor_base(py: Python<'_>, ty: *mut ffi::PyTypeObject) -> Option<Bound<'_, p
 /// T-6, R-1): torch's `__dlpack__` refuses `requires_grad` and the
 /// conjugate bit; the negative bit it exports silently, with its sign lost.
 pub(crate) fn refuse_torch_states(object: &Bound<'_, PyAny>, producer: Producer) -> PyResult<()> {
-    if !producer.torch {
-        return Ok(());
-    }
     let py = object.py();
     let Some(guard) = TORCH.get(py) else {
         return Ok(());
     };
-    if get_flag(&guard.requires_grad, object)? {
-        return Err(Error::buffer(
-            "cannot import a torch.Tensor that requires grad: writes through the import \
+    match producer.torch {
+        Torch::No => Ok(()),
+        Torch::Direct => guard.refuse(object),
+        Torch::Dispatching => {
+            let Some(disable) = &guard.disable_subclass_dispatch else {
+                return guard.refuse(object);
+            };
+            let context = disable.bind(py).call0()?;
+            context.call_method0(pyo3::intern!(py, "__enter__"))?;
+            let verdict = guard.refuse(object);
+            let none = py.None();
+            context.call_method1(pyo3::intern!(py, "__exit__"), (&none, &none, &none))?;
+            verdict
+        }
+    }
+}
+
+impl TorchGuard {
+    fn refuse(&self, object: &Bound<'_, PyAny>) -> PyResult<()> {
+        let guard = self;
+        if get_flag(&guard.requires_grad, object)? {
+            return Err(Error::buffer(
+                "cannot import a torch.Tensor that requires grad: writes through the import \
              would bypass autograd; use tensor.detach()",
-        )
-        .into());
-    }
-    if call_flag(&guard.is_conj, object)? {
-        return Err(Error::buffer(
-            "cannot import a torch.Tensor with the conjugate bit set: its memory holds the \
+            )
+            .into());
+        }
+        if call_flag(&guard.is_conj, object)? {
+            return Err(Error::buffer(
+                "cannot import a torch.Tensor with the conjugate bit set: its memory holds the \
              un-conjugated values; use tensor.resolve_conj()",
-        )
-        .into());
-    }
-    if call_flag(&guard.is_neg, object)? {
-        return Err(Error::buffer(
-            "cannot import a torch.Tensor with the negative bit set: its memory holds the \
+            )
+            .into());
+        }
+        if call_flag(&guard.is_neg, object)? {
+            return Err(Error::buffer(
+                "cannot import a torch.Tensor with the negative bit set: its memory holds the \
              negated values; use tensor.resolve_neg()",
-        )
-        .into());
+            )
+            .into());
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `descriptor.__get__(object)` is `True` (a getset descriptor's getter).
@@ -280,7 +389,10 @@ fn get_flag(descriptor: &Py<PyAny>, object: &Bound<'_, PyAny>) -> PyResult<bool>
         let get = (*ffi::Py_TYPE(descr)).tp_descr_get.ok_or_else(|| {
             PyErr::from(Error::buffer("torch's requires_grad is not a descriptor"))
         })?;
-        Bound::from_owned_ptr_or_err(py, get(descr, object.as_ptr(), object.get_type_ptr().cast()))?
+        Bound::from_owned_ptr_or_err(
+            py,
+            get(descr, object.as_ptr(), object.get_type_ptr().cast()),
+        )?
     };
     Ok(result.as_ptr() == true_ptr())
 }
@@ -354,10 +466,13 @@ unsafe impl DlpackExchangeProducer for PyTensor {
     fn allocate(prototype: &DLTensor) -> Result<Managed<DLManagedTensorVersioned>, String> {
         let fail = |e: Error| e.to_string();
         if prototype.device.device_type.0 != crate::Device::CPU.device_type {
-            return Err("dlbridge allocates CPU memory only".into());
+            return Err(format!(
+                "dlbridge allocates CPU memory only, not on device {}",
+                crate::Device::from_dlpack(prototype.device)
+            ));
         }
         let dtype = DType::from_dlpack(prototype.dtype).map_err(fail)?;
-        let ndim = usize::try_from(prototype.ndim).map_err(|_| "negative ndim".to_string())?;
+        let ndim = usize::try_from(prototype.ndim).map_err(|_| format!("negative ndim {}", prototype.ndim))?;
         let shape: Vec<usize> = if ndim == 0 {
             Vec::new()
         } else if prototype.shape.is_null() {

@@ -119,9 +119,12 @@ fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents> {
     if let Ok(tuple) = shape.cast::<PyTuple>()
         && tuple.len() <= INLINE_EXTENTS
     {
-        return short(&mut tuple.iter_borrowed().enumerate().map(|(axis, n)| {
-            int_arg(&n, &|| format!("shape extent on axis {axis}"), &wrong)
-        }));
+        return short(
+            &mut tuple
+                .iter_borrowed()
+                .enumerate()
+                .map(|(axis, n)| int_arg(&n, &|| format!("shape extent on axis {axis}"), &wrong)),
+        );
     }
     if shape.cast::<PyInt>().is_ok() {
         return short(&mut std::iter::once(int_arg(
@@ -166,8 +169,8 @@ pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
             };
             if order == swapped {
                 return Err(Error::buffer(format!(
-                    "dtype {} has non-native byte order ({order:?}); dlbridge carries native \
-                     byte order only (convert with .newbyteorder(\"=\") or astype first)",
+                    "dtype argument {} has non-native byte order ({order:?}); dlbridge carries \
+                     native byte order only (convert with .newbyteorder(\"=\") or astype first)",
                     names::shown(dtype)
                 ))
                 .into());
@@ -279,7 +282,10 @@ fn from_buffer(
     let offset = match offset {
         None => 0,
         Some(value) => int_arg(value, &|| "offset".to_owned(), &|| {
-            PyTypeError::new_err(format!("offset must be an int, got {}", names::shown(value)))
+            PyTypeError::new_err(format!(
+                "offset must be an int, got {}",
+                names::shown(value)
+            ))
         })?,
     };
     let offset = usize::try_from(offset)

@@ -12,10 +12,12 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 import dlbridge
-from dlpack_structs import capsule
+from dlpack_structs import DLDataType, DLDevice, DLManagedTensorVersioned, DLTensor, capsule, capsule_pointer, versioned_header
 from array_interface_structs import PyArrayInterface
+from cbuild import load
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -87,6 +89,14 @@ def suboffsets():
     dlbridge.from_buffer(exporter)
 
 
+class InnerAttributeError:
+    """An `__array_interface__` property whose own body fails with AttributeError."""
+
+    @property
+    def __array_interface__(self):
+        raise AttributeError("inner")
+
+
 class Interface:
     """Speaks only `__array_interface__`, with the dict given."""
 
@@ -125,6 +135,72 @@ class Struct:
 
 def from_interface(**changes):
     return dlbridge.from_array_interface(Interface(**interface(**changes)))
+
+
+def exporter(nbytes, format, itemsize, ndim, shape, strides=None):
+    """The counting C exporter (helpers/exporter.c): exports exactly what it is told."""
+    lib = load("exporter")
+    lib.exporter_type.argtypes = []
+    lib.exporter_type.restype = ctypes.py_object
+    return lib.exporter_type()(nbytes, format, itemsize, ndim, shape, strides, False)
+
+
+def lying_exporter(mode):
+    """helpers/lying_exporter.c: an exporter whose Py_buffer breaks PEP 3118 (mode 1: NULL buf, len 16)."""
+    lib = load("lying_exporter")
+    lib.liar_type.argtypes = []
+    lib.liar_type.restype = ctypes.py_object
+    return lib.liar_type()(mode)
+
+
+def deep_testbuffer(ndim):
+    import _testbuffer  # CPython's own test exporter: a missing one must fail, not skip
+    dlbridge.from_buffer(_testbuffer.ndarray([1], shape=[1] * ndim, format="B"))
+
+
+def null_dlpack_shape():
+    cap = capsule()
+    versioned_header(cap).dl_tensor.shape = None
+    dlbridge.from_dlpack(cap)
+
+
+_vectorcall_method = ctypes.pythonapi.PyObject_VectorcallMethod
+_vectorcall_method.restype = ctypes.py_object
+_vectorcall_method.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_size_t, ctypes.py_object]
+
+
+def duplicate_keyword():
+    """`t.__dlpack__` called from C with one keyword twice (Python syntax cannot say it)."""
+    args = (ctypes.py_object * 3)(dlbridge.zeros(2), None, None)
+    _vectorcall_method("__dlpack__", ctypes.addressof(args), 1, ("copy", "copy"))
+
+
+_SET_ERROR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p)
+_ALLOCATOR = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(DLTensor), ctypes.POINTER(ctypes.c_void_p),
+                              ctypes.c_void_p, _SET_ERROR)
+_DELETER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def exchange_allocate(device=(1, 0), shape=(4,), ndim=None):
+    """Calls `Tensor`'s DLPack exchange API `managed_tensor_allocator` (the
+    table's first function, after its 16-byte header) the way a C consumer
+    does, and raises the exception its SetError callback names."""
+    table = capsule_pointer(dlbridge.Tensor.__dlpack_c_exchange_api__, b"dlpack_exchange_api")
+    allocator = _ALLOCATOR(ctypes.c_void_p.from_address(table + 16).value)
+    extents = (ctypes.c_int64 * max(len(shape or ()), 1))(*(shape or ()))
+    prototype = DLTensor(device=DLDevice(*device), ndim=len(shape) if ndim is None else ndim,
+                         dtype=DLDataType(2, 32, 1),
+                         shape=None if shape is None else ctypes.cast(extents, ctypes.POINTER(ctypes.c_int64)))
+    errors = []
+    set_error = _SET_ERROR(lambda _ctx, kind, message: errors.append((kind.decode(), message.decode())))
+    out = ctypes.c_void_p()
+    if allocator(ctypes.byref(prototype), ctypes.byref(out), None, set_error) == 0:
+        managed = DLManagedTensorVersioned.from_address(out.value)
+        _DELETER(managed.deleter)(out.value)  # an unexpected success: release it, and the test fails
+        return
+    assert len(errors) == 1, errors
+    kind, message = errors[0]
+    raise {"RuntimeError": RuntimeError}.get(kind, AssertionError)(message)
 
 
 CASES = {
@@ -187,7 +263,7 @@ CASES = {
     "ai-typestr-object": lambda: from_interface(typestr="|O8"),
     "ai-typestr-datetime": lambda: from_interface(typestr="<M8[s]"),
     "ai-typestr-swapped": lambda: from_interface(typestr=">f4"),
-    "ai-typestr-void": lambda: from_interface(typestr="|V2"),
+    "ai-typestr-void": lambda: from_interface(typestr="|V32"),
     "ai-shape-list": lambda: from_interface(shape=[2, 3]),
     "ai-shape-negative": lambda: from_interface(shape=(2, -3)),
     "ai-shape-overflow": lambda: from_interface(shape=(2**62, 8)),
@@ -213,6 +289,50 @@ CASES = {
     "device-array-interface": lambda: cuda_tensor().__array_interface__,
     "device-array-struct": lambda: cuda_tensor().__array_struct__,
     "view-itemsize": lambda: dlbridge.zeros(2, dtype="float32").view("float64"),
+    "alloc-too-large": lambda: dlbridge.empty(2**63 - 1, dtype="uint8"),
+    "alloc-out-of-memory": lambda: dlbridge.empty(2**62, dtype="uint8"),
+    "shape-out-of-range": lambda: dlbridge.zeros(2**64),
+    "dtype-non-native": lambda: dlbridge.zeros(3, dtype=np.dtype(">f4")),
+    "len-0d": lambda: len(dlbridge.zeros(())),
+    "asarray-all-refuse": lambda: dlbridge.asarray(np.zeros(3, "datetime64[s]")),
+    "from-dlpack-device-type": lambda: dlbridge.from_dlpack(capsule(), device="gpu"),
+    "from-dlpack-capsule-device": lambda: dlbridge.from_dlpack(capsule(), device=(2, 0)),
+    "dlpack-wrong-device": lambda: dlbridge.from_dlpack(Returns(capsule()), device=(2, 0)),
+    "dlpack-null-shape": null_dlpack_shape,
+    "export-duplicate-keyword": duplicate_keyword,
+    "from-buffer-offset-type": lambda: dlbridge.from_buffer(b"abcd", offset="1"),
+    "from-buffer-invalid-shape": lambda: dlbridge.from_buffer(b"abcd", dtype="uint8", shape=(-1, -2)),
+    "buffer-format-ascii": lambda: dlbridge.from_buffer(exporter(4, b"\xff", 1, 1, (4,))),
+    "buffer-itemsize": lambda: dlbridge.from_buffer(exporter(16, b"f", 8, 1, (2,))),
+    "buffer-len-multiple": lambda: dlbridge.from_buffer(exporter(10, b"f", 4, 1, None)),
+    "buffer-len-short": lambda: dlbridge.from_buffer(exporter(8, b"f", 4, 1, (4,))),
+    "buffer-null-buf": lambda: dlbridge.from_buffer(lying_exporter(1)),
+    # Fidelity refusals (the second table).
+    "torch-requires-grad": lambda: dlbridge.asarray(torch.ones(2, requires_grad=True)),
+    "torch-conj": lambda: dlbridge.from_dlpack(torch.ones(2, dtype=torch.complex64).conj()),
+    "torch-neg": lambda: dlbridge.from_dlpack(torch.ones(2, dtype=torch.complex64).conj().imag),
+    "dlpack-offset-wraps": lambda: dlbridge.from_dlpack(capsule(byte_offset=2**64 - 32)),
+    "export-padded-legacy": lambda: dlbridge.from_dlpack(capsule(dtype=(17, 4, 1), flags=4)).__dlpack__(),
+    "ai-buffer-null-buf": lambda: from_interface(data=lying_exporter(1), typestr="<f4", shape=(4,)),
+    "ai-buffer-suboffsets": lambda: from_interface(data=lying_exporter(2), typestr="<f4", shape=(4,)),
+    "from-buffer-dtype-non-native": lambda: dlbridge.from_buffer(bytearray(8), dtype=np.dtype(">f4")),
+    "view-dtype-non-native": lambda: dlbridge.zeros(2, dtype="int32").view(np.dtype(">i4")),
+    "from-buffer-offset-range": lambda: dlbridge.from_buffer(b"abcd", offset=2**70),
+    "ai-property-raises": lambda: dlbridge.asarray(InnerAttributeError()),
+    "buffer-ndim": lambda: deep_testbuffer(65),
+    "buffer-null-view": lambda: _get_buffer(dlbridge.zeros(2), None, 0),
+    "buffer-no-format": lambda: memoryview(dlbridge.from_dlpack(capsule(shape=(1,), dtype=(2, 64, 8)))),
+    "ai-typestr-longdouble": lambda: from_interface(typestr="<f16"),
+    "ai-shape-entry": lambda: from_interface(shape=(2**64,)),
+    "ai-offset-type": lambda: from_interface(data=b"abcd", offset=1.5),
+    "ai-offset-negative": lambda: from_interface(data=b"abcd", offset=-1),
+    "as-neither": lambda: dlbridge.from_array_interface(object()),
+    "as-itemsize": lambda: dlbridge.from_array_interface(Struct(itemsize=0)),
+    "as-null-shape": lambda: dlbridge.from_array_interface(Struct(shape=None)),
+    "exchange-alloc-device": lambda: exchange_allocate(device=(2, 0)),
+    "exchange-alloc-ndim": lambda: exchange_allocate(ndim=-1),
+    "exchange-alloc-null-shape": lambda: exchange_allocate(shape=None, ndim=1),
+    "exchange-alloc-negative-extent": lambda: exchange_allocate(shape=(-3,)),
 }
 
 
@@ -223,7 +343,8 @@ def test_every_row_has_a_case_and_every_case_a_row():
 @pytest.mark.parametrize("row", sorted(ROWS))
 def test_row(row):
     exception, fragment = ROWS[row]
-    expected = {"TypeError": TypeError, "ValueError": ValueError, "BufferError": BufferError, "KeyError": KeyError}[exception]
+    expected = {"TypeError": TypeError, "ValueError": ValueError, "BufferError": BufferError, "KeyError": KeyError,
+                "MemoryError": MemoryError, "RuntimeError": RuntimeError, "AttributeError": AttributeError}[exception]
     with pytest.raises(Exception) as info:
         CASES[row]()
     assert type(info.value) is expected, f"{row}: {type(info.value).__name__}: {info.value}"

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 import dlbridge
+from array_interface_structs import PyArrayInterface
+from dlpack_structs import capsule_pointer
 
 MIB = 1 << 20
 
@@ -31,9 +33,9 @@ def exchange_round(a: np.ndarray, mv: memoryview) -> None:
     c = dlbridge.asarray(mv)                      # memoryview in
     assert c.data_ptr == a.ctypes.data
     assert np.asarray(t).ctypes.data == a.ctypes.data        # NumPy's own discovery
-    for protocol in ("__array_interface__", "__array_struct__"):
-        if hasattr(type(t), protocol):            # exported once the array-interface spoke lands
-            assert getattr(t, protocol) is not None
+    assert t.__array_interface__["data"] == (a.ctypes.data, False)  # array interface out
+    capsule = t.__array_struct__                  # kept alive while its struct is read
+    assert PyArrayInterface.from_address(capsule_pointer(capsule, None)).data == a.ctypes.data
 
 
 def test_twenty_thousand_rounds_leak_nothing():
@@ -103,9 +105,13 @@ def test_rust_owned_tensors_released_on_other_threads():
     assert dlbridge.live_buffers() == base + 400
     chunks = [views[k::4] for k in range(4)]
     del views
+    errors: list[BaseException] = []
 
     def drop(chunk: list) -> None:
-        assert all(v.sum() == 0 for v in chunk)
+        try:  # an assertion in a thread would not fail the test: report it to the main thread
+            assert all(v.sum() == 0 for v in chunk)
+        except BaseException as exc:
+            errors.append(exc)
         chunk.clear()
 
     threads = [threading.Thread(target=drop, args=(chunk,)) for chunk in chunks]
@@ -113,6 +119,7 @@ def test_rust_owned_tensors_released_on_other_threads():
         thread.start()
     for thread in threads:
         thread.join()
+    assert not errors, errors
     del chunks
     gc.collect()
     assert dlbridge.live_buffers() == base
