@@ -314,7 +314,8 @@ mod tests {
         for code in 0..=u8::MAX {
             for bits in 0..=u8::MAX {
                 let named = NAMED.iter().any(|(d, _)| d.code == code && d.bits == bits);
-                assert_eq!(known_width(code, bits), named, "({code}, {bits})");
+                let opaque = code == OPAQUE_CODE && bits != 0 && bits % 8 == 0;
+                assert_eq!(known_width(code, bits), named || opaque, "({code}, {bits})");
             }
         }
     }
@@ -326,6 +327,29 @@ mod tests {
             assert_eq!(dtype.name(), *name);
         }
         assert!(DType::from_name("float128").is_err());
+    }
+
+    #[test]
+    fn opaque_bytes_are_named_as_numpy_names_void() {
+        let v2 = DType::opaque(2).unwrap();
+        assert_eq!((v2.code, v2.bits, v2.lanes, v2.itemsize()), (3, 16, 1, 2));
+        assert_eq!(v2.name(), "void16");
+        assert_eq!(DType::from_name("void16").unwrap(), v2);
+        assert_eq!(DType::from_dlpack(v2.to_dlpack()).unwrap(), v2);
+        assert!(DType::opaque(0).is_err() && DType::opaque(32).is_err());
+        assert!(DType::from_name("void12").is_err());
+    }
+
+    #[test]
+    fn padded_sub_byte_needs_the_flag() {
+        let fp4 = DLDataType {
+            code: DLDataTypeCode(17),
+            bits: 4,
+            lanes: 1,
+        };
+        assert!(DType::from_dlpack(fp4).is_err());
+        let padded = DType::from_dlpack_flagged(fp4, true).unwrap();
+        assert!(padded.is_padded_subbyte() && padded.itemsize() == 1);
     }
 
     #[test]

@@ -321,6 +321,41 @@ mod tests {
     use crate::error::ErrorKind;
 
     #[test]
+    fn byte_offset_that_wraps_is_refused() {
+        let t = Tensor::zeros(&[4], DType::UINT8).unwrap();
+        let raw = t.to_dlpack_versioned().unwrap().into_raw();
+        // SAFETY: `raw` is the fresh managed tensor just exported, owned here.
+        let managed = unsafe {
+            (*raw).dl_tensor.byte_offset = u64::MAX - 31;
+            Managed::from_raw(raw).unwrap()
+        };
+        let err = Tensor::try_from(managed).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Value);
+        assert!(err.message().contains("wraps around"), "{err}");
+    }
+
+    #[test]
+    fn padded_sub_byte_exports_with_its_flag_and_not_over_legacy() {
+        let fp4 = DType::from_dlpack_flagged(
+            DType::from_name("float4_e2m1fn").unwrap().to_dlpack(),
+            true,
+        )
+        .unwrap();
+        let t = Tensor::zeros(&[3], fp4).unwrap();
+        let exported = t.to_dlpack_versioned().unwrap();
+        assert!(
+            exported
+                .flags()
+                .contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED)
+        );
+        assert_eq!(Tensor::try_from(exported).unwrap().dtype(), fp4);
+        assert_eq!(
+            t.to_dlpack_legacy().err().map(|e| e.kind()),
+            Some(ErrorKind::Buffer)
+        );
+    }
+
+    #[test]
     fn versioned_round_trip_shares_memory_and_owner() {
         let t = Tensor::zeros(&[2, 3], DType::INT32).unwrap();
         let back = Tensor::try_from(t.to_dlpack_versioned().unwrap()).unwrap();
@@ -334,6 +369,12 @@ mod tests {
             t.to_readonly().to_dlpack_legacy().err().map(|e| e.kind()),
             Some(ErrorKind::Buffer)
         );
+        // A legacy capsule cannot say "read-only": imported read-only,
+        // unless the caller vouches for the producer.
+        let legacy = Tensor::try_from(t.to_dlpack_legacy().unwrap()).unwrap();
+        assert!(legacy.readonly() && legacy.data_ptr() == t.data_ptr());
+        let vouched = Tensor::from_dlpack_legacy_writable(t.to_dlpack_legacy().unwrap()).unwrap();
+        assert!(!vouched.readonly());
         let copied = t.to_dlpack_copy().unwrap();
         assert!(copied.flags().contains(DlpackFlags::IS_COPIED));
         assert_ne!(Tensor::try_from(copied).unwrap().data_ptr(), t.data_ptr());

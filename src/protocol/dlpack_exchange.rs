@@ -472,7 +472,8 @@ unsafe impl DlpackExchangeProducer for PyTensor {
             ));
         }
         let dtype = DType::from_dlpack(prototype.dtype).map_err(fail)?;
-        let ndim = usize::try_from(prototype.ndim).map_err(|_| format!("negative ndim {}", prototype.ndim))?;
+        let ndim = usize::try_from(prototype.ndim)
+            .map_err(|_| format!("negative ndim {}", prototype.ndim))?;
         let shape: Vec<usize> = if ndim == 0 {
             Vec::new()
         } else if prototype.shape.is_null() {

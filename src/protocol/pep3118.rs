@@ -168,9 +168,16 @@ mod tests {
     }
 
     #[test]
+    fn pad_bytes_are_opaque_elements() {
+        assert_eq!(parse_format("2x").unwrap(), DType::opaque(2).unwrap());
+        assert_eq!(parse_format("x").unwrap(), DType::opaque(1).unwrap());
+        assert_eq!(parse_format("31x").unwrap().itemsize(), 31);
+    }
+
+    #[test]
     fn refusals_name_the_format() {
         for bad in [
-            ">f", "!i", "T{i:x:}", "2x", "3s", "P", "O", "g", "Zg", "<n", "", "ff", "2f", "^i",
+            ">f", "!i", "T{i:x:}", "32x", "3s", "P", "O", "g", "Zg", "<n", "", "ff", "2f", "^i",
             "&f", "w",
         ] {
             let err = parse_format(bad).unwrap_err();

@@ -178,7 +178,7 @@ impl Tensor {
     /// /// Takes NumPy, PyTorch, memoryviews, array-interface objects, ...
     /// #[pyfunction]
     /// fn scale(x: Tensor, k: f64) -> PyResult<Tensor> {
-    ///     Ok(Tensor::from(x.as_ndarray::<f64>()?.mapv(|v| v * k)))
+    ///     Ok(Tensor::try_from(x.as_ndarray::<f64>()?.mapv(|v| v * k))?)
     /// }
     ///
     /// /// Dtype and rank checked at the boundary: `TypeError: expected a

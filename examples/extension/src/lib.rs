@@ -106,7 +106,7 @@ fn trace(m: TypedTensor<f64, Ix2>) -> f64 {
 
 fn scale_as<T: Element + std::ops::Mul<Output = T>>(x: &Tensor, k: T) -> PyResult<Tensor> {
     let scaled: ArrayD<T> = x.as_ndarray::<T>()?.mapv(|v| v * k);
-    Ok(Tensor::from(scaled))
+    Ok(Tensor::try_from(scaled)?)
 }
 
 /// `x * k` as a new Rust-owned array: float32 stays float32, every other
@@ -136,7 +136,7 @@ fn scale(x: Tensor, k: f64) -> PyResult<Tensor> {
             bool
         ]
     )?;
-    Ok(Tensor::from(widened.mapv(|v| v * k)))
+    Ok(Tensor::try_from(widened.mapv(|v| v * k))?)
 }
 
 fn to_f64_array<T: Real>(x: &Tensor) -> PyResult<ArrayD<f64>> {
