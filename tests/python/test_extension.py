@@ -240,6 +240,28 @@ def test_mutable_function_refuses_readonly_inputs(name):
     assert ex.sum(x) == before
 
 
+def test_mutable_function_refuses_what_its_producer_forbids():
+    """Issue 11: a JAX array (legacy DLPack: read-only by NumPy's rule) and a
+    torch leaf that requires grad (autograd's) must not be mutated in place;
+    conjugate and negative views are refused before any value is read."""
+    import jax.numpy as jnp
+
+    j = jnp.arange(4.0)
+    with pytest.raises(BufferError, match="readonly"):
+        ex.add_one_inplace(j)
+    assert j.tolist() == [0.0, 1.0, 2.0, 3.0]
+    leaf = torch.zeros(3, requires_grad=True)
+    with pytest.raises(BufferError, match=r"detach\(\)"):
+        ex.add_one_inplace(leaf)
+    assert leaf.detach().sum().item() == 0.0
+    z = torch.tensor([1 + 2j, 3 - 4j])
+    with pytest.raises(BufferError, match=r"resolve_conj\(\)"):
+        ex.sum(z.conj())
+    with pytest.raises(BufferError, match=r"resolve_neg\(\)"):
+        ex.sum(z.conj().imag)
+    assert ex.sum(z.conj().imag.resolve_neg()) == -2.0 + 4.0
+
+
 def test_mutable_function_refuses_self_overlapping_inputs():
     t = torch.zeros(3).expand(4, 3)  # writable, stride 0
     with pytest.raises(BufferError, match="two indices may reach one element"):
