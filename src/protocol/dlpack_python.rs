@@ -144,15 +144,16 @@ pub(crate) fn import_object(
         return Ok(tensor);
     }
     let producer = dlpack_exchange::producer(object);
-    // Before any path: torch's table skips its own refusals, and its
-    // `__dlpack__` exports the negative bit silently.
-    dlpack_exchange::refuse_torch_states(object, producer)?;
+    // The exchange path checks torch's view bits itself, once the dtype is
+    // known; `__dlpack__` is asked only after the same checks, because
+    // torch's exports the negative bit silently.
     if dl_device.is_none()
         && copy.is_none()
         && let Some(tensor) = dlpack_exchange::import(object, producer)?
     {
         return Ok(tensor);
     }
+    dlpack_exchange::refuse_torch_states(object, producer, None)?;
     // `__dlpack__` is evaluated once (see `python::lookup`); `None` on the
     // class switches the protocol off.
     let Some(method) = protocol_attribute(object, intern!(py, "__dlpack__"))? else {
