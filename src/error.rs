@@ -1,7 +1,7 @@
 //! The crate's one error type and its one mapping to Python exceptions.
 //!
 //! Every refusal is classified by what went wrong, and the class decides the
-//! Python exception (see DESIGN.md, "Errors, never a crash"):
+//! Python exception (see `docs/architecture.md`, "Errors"):
 //!
 //! | [`ErrorKind`] | Python | meaning |
 //! | --- | --- | --- |

@@ -13,8 +13,8 @@
 //! back (its deleter runs) and imported through `__dlpack__` instead,
 //! because the exchange API never synchronises streams.
 //!
-//! torch's table is less strict than its own `__dlpack__` (PROTOCOLS.md
-//! it hands over tensors with the conjugate or negative bit set (the
+//! torch's table is less strict than its own `__dlpack__` (measured on
+//! torch 2.15): it hands over tensors with the conjugate or negative bit set (the
 //! memory holds the un-conjugated or negated values) and tensors that
 //! require grad (a writable leaf behind autograd), all without a flag. So
 //! every DLPack import of a torch tensor, through the table or through

@@ -1,6 +1,6 @@
 //! `asarray`'s discovery: which spoke takes an object.
 //!
-//! The order is DESIGN.md's: DLPack, the buffer protocol, `__array_struct__`,
+//! The order is the contract's (`docs/architecture.md`): DLPack, the buffer protocol, `__array_struct__`,
 //! `__array_interface__`. A spoke that refuses with `BufferError` passes the
 //! object on to the next one; any other error is the answer.
 

@@ -9,7 +9,7 @@ writes through where the source is writable.
 Export: `memoryview(t)` formats for every dtype, opaque bytes for dtypes
 PEP 3118 cannot name, and every PyBUF request flag combination, read with a
 plain C consumer (helpers/getbuffer.c) and compared with what the layout
-must give (PROTOCOLS.md section 9, items 52-72).
+must give (PEP 3118's request flags).
 
 Lifetimes: memoryviews outlive their Tensor, each acquired buffer is released
 exactly once (also on refusal), refcounts return to baseline, no growth over

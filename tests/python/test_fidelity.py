@@ -1,7 +1,7 @@
 """Fidelity: an import carries the producer's meaning or refuses; it never drops it.
 
-Acceptance tests for the fidelity issue (DESIGN.md "Fidelity", "Readonly",
-"Errors, never a crash"; PROTOCOLS.md R-1..R-5), against real producers
+Acceptance tests for the fidelity rules (docs/architecture.md, "Fidelity"),
+against real producers
 (PyTorch, JAX, NumPy, ml_dtypes), ctypes capsules (dlpack_structs.py), the
 counting C DLPack producer (helpers/dlpack_producer.c) and a lying PEP 3118
 exporter (helpers/lying_exporter.c). Test names by the issue's case numbers:
@@ -809,7 +809,7 @@ def test_opaque_void_round_trips_to_numpy(void):
 def test_structured_records_still_refused():
     """(guard) Opaque bytes are not a licence to drop field names: NumPy's
     `__array_struct__` of a structured array says only "V8" (its flags lose
-    HAS_DESCR, PROTOCOLS.md Q-4), so an import of it as opaque V8 would."""
+    HAS_DESCR: NumPy writes `flags &= HAS_DESCR` for `|=`), so an import of it as opaque V8 would."""
     with pytest.raises(BufferError):
         dlbridge.asarray(np.zeros(3, dtype=[("re", "<f4"), ("im", "<f4")]))
 
