@@ -25,3 +25,17 @@ def load(name: str) -> ctypes.PyDLL:
         )
         _LOADED[name] = ctypes.PyDLL(str(target))
     return _LOADED[name]
+
+
+def dlpack_producer() -> ctypes.PyDLL:
+    """helpers/dlpack_producer.c with its signatures: `make(...)` builds a capsule
+    over a float64 matrix, `deleted()` counts the deleter's calls."""
+    lib = load("dlpack_producer")
+    lib.make.argtypes = [
+        ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64,
+        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ctypes.c_int32,
+    ]
+    lib.make.restype = ctypes.py_object
+    lib.deleted.argtypes = []
+    lib.deleted.restype = ctypes.c_long
+    return lib

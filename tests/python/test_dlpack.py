@@ -33,7 +33,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import dlbridge  # noqa: E402
-from cbuild import load  # noqa: E402
+from cbuild import dlpack_producer  # noqa: E402
 from dlpack_structs import (  # noqa: E402
     DLManagedTensor,
     DLManagedTensorVersioned,
@@ -99,15 +99,7 @@ def same_bytes(x: torch.Tensor, y: torch.Tensor) -> bool:
 @pytest.fixture(scope="module")
 def producer():
     """A foreign C producer whose deleter counts its calls."""
-    lib = load("dlpack_producer")
-    lib.make.argtypes = [
-        ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64,
-        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ctypes.c_int32,
-    ]
-    lib.make.restype = ctypes.py_object
-    lib.deleted.argtypes = []
-    lib.deleted.restype = ctypes.c_long
-    return lib
+    return dlpack_producer()
 
 
 def make(lib, *, versioned=True, version=(1, 3), flags=0, shape=(3, 4), offset=0, null_strides=False, device_type=1):

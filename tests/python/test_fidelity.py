@@ -86,7 +86,7 @@ import torch  # noqa: E402
 from torch.utils.dlpack import ReadOnlyTensorWrapper  # noqa: E402
 
 import dlbridge  # noqa: E402
-from cbuild import load  # noqa: E402
+from cbuild import dlpack_producer, load  # noqa: E402
 from dlpack_structs import DLManagedTensor, capsule, capsule_pointer, versioned_header  # noqa: E402
 
 READ_ONLY, IS_SUBBYTE_TYPE_PADDED = 1 << 0, 1 << 2
@@ -105,15 +105,7 @@ DLPACK_PATHS = FAST_PATHS
 @pytest.fixture(scope="module")
 def producer():
     """The counting C DLPack producer (helpers/dlpack_producer.c)."""
-    lib = load("dlpack_producer")
-    lib.make.argtypes = [
-        ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64,
-        ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ctypes.c_int32,
-    ]
-    lib.make.restype = ctypes.py_object
-    lib.deleted.argtypes = []
-    lib.deleted.restype = ctypes.c_long
-    return lib
+    return dlpack_producer()
 
 
 def make(lib, *, versioned=True, flags=0, shape=(3, 4), offset=0):
