@@ -80,9 +80,6 @@ ALLOWLIST: dict[tuple[str, str], str] = {
     ("src/protocol/array_interface.rs", "__array_struct__ capsule holds NULL"): NULL_CAPSULE,
     ("src/protocol/dlpack.rs", "cannot build a DLPack tensor: "):
         "an internal invariant: dlpark refusing a header dlbridge has just built with dlpark's own version",
-    ("src/protocol/dlpack_exchange.rs", "torch's requires_grad is not a descriptor"):
-        "unreachable: TorchGuard keeps requires_grad only when its type is a *_descriptor "
-        "(torch's getset_descriptor), whose type always defines tp_descr_get",
     ("src/python/convert.rs", "publishes no usable DLPack exchange table"):
         "ImportError of the Rust API's Tensor -> Python conversion, only with a dlbridge._native from "
         "another build (a broken install), not a refusal of any input",
