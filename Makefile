@@ -27,8 +27,14 @@ develop: venv ## Build the extension (release) into python/dlbridge
 demo: develop ## Run the demo: NumPy -> dlbridge -> PyTorch -> NumPy, pointers and timings
 	$(PY) examples/demo.py
 
+# The core (everything outside src/python/ and lib.rs's `mod python`) never
+# names Python: the layers point one way, from src/python/ to the core.
+CORE := src/protocol src/tensor.rs src/layout.rs src/dtype.rs src/device.rs src/owner.rs \
+	src/descriptor.rs src/error.rs src/ndarray.rs
+
 .PHONY: lint
-lint: venv ## cargo fmt --check, clippy -D warnings (with and without Python), cargo doc
+lint: venv ## cargo fmt --check, the core names no Python, clippy -D warnings (with and without Python), cargo doc
+	@if grep -rnE 'pyo3|crate::python' $(CORE); then echo "lint: the core above names Python" >&2; exit 1; fi
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --no-default-features -- -D warnings

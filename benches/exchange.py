@@ -41,6 +41,17 @@ class StructOnly:
         return self._source.__array_struct__
 
 
+class InterfaceOnly:
+    """Forwards only `__array_interface__`, so both importers must read the dict."""
+
+    def __init__(self, source):
+        self._source = source
+
+    @property
+    def __array_interface__(self):
+        return self._source.__array_interface__
+
+
 def rows(big: bool):
     small = np.ones((4, 4), dtype=np.float32)  # 64 bytes
     t = dlbridge.asarray(small)
@@ -54,6 +65,8 @@ def rows(big: bool):
         ("t.__array_interface__", "t.__array_interface__", "a.__array_interface__", 0.5),
         ("dlbridge.asarray(ndarray)", "dlbridge.asarray(a)", "np.from_dlpack(a)", 1.0),
         ("dlbridge.asarray(memoryview)", "dlbridge.asarray(mv)", "np.asarray(mv)", 1.0),
+        ("dlbridge.asarray(struct-only)", "dlbridge.asarray(sa)", "np.asarray(sa)", 1.0),
+        ("dlbridge.asarray(interface-only)", "dlbridge.asarray(ia)", "np.asarray(ia)", 1.0),
         ("dlbridge.zeros((256,256))", "dlbridge.zeros((256, 256))", "np.zeros((256, 256), np.float32)", 1.0),
         ("dlbridge.empty((256,256))", "dlbridge.empty((256, 256))", "np.empty((256, 256), np.float32)", 1.0),
     ]
@@ -67,6 +80,7 @@ def rows(big: bool):
         "mv": mv,
         "st": StructOnly(t),
         "sa": StructOnly(small),
+        "ia": InterfaceOnly(small),
     }
     if tvm_ffi is not None:
         env["tvm_ffi"] = tvm_ffi

@@ -75,7 +75,7 @@ fn known_width(code: u8, bits: u8) -> bool {
         15 | 16 => bits == 6,
         17 => bits == 4,
         // Opaque elements of whole bytes (NumPy's `V<n>`).
-        3 => bits != 0 && bits % 8 == 0,
+        3 => bits != 0 && bits.is_multiple_of(8),
         _ => false,
     }
 }

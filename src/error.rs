@@ -77,6 +77,11 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The class and the message, taken apart.
+    pub fn into_parts(self) -> (ErrorKind, String) {
+        (self.kind, self.message)
+    }
 }
 
 impl fmt::Display for Error {
@@ -86,16 +91,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-#[cfg(feature = "python")]
-impl From<Error> for pyo3::PyErr {
-    fn from(error: Error) -> Self {
-        use pyo3::exceptions::{PyBufferError, PyMemoryError, PyTypeError, PyValueError};
-        match error.kind {
-            ErrorKind::Type => PyTypeError::new_err(error.message),
-            ErrorKind::Value => PyValueError::new_err(error.message),
-            ErrorKind::Buffer => PyBufferError::new_err(error.message),
-            ErrorKind::Memory => PyMemoryError::new_err(error.message),
-        }
-    }
-}

@@ -34,6 +34,7 @@
 //! With the `python` feature (on for the Python package) the crate is also
 //! the `dlbridge._native` extension module.
 
+pub mod descriptor;
 pub mod device;
 pub mod dtype;
 pub mod error;
@@ -46,9 +47,10 @@ mod python;
 mod tensor;
 
 pub use crate::ndarray::TypedTensor;
+pub use descriptor::{Descriptor, Parts};
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Error, ErrorKind, Result};
 pub use layout::{Layout, MAX_NDIM};
-pub use owner::live_buffers;
+pub use owner::{Allocation, live_buffers};
 pub use tensor::{Source, Tensor};

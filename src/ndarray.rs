@@ -90,10 +90,11 @@ use ndarray::{
     ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Axis, Dimension, IxDyn, ShapeBuilder,
 };
 
+use crate::descriptor::{Descriptor, Parts};
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::owner::{LiveBufferToken, Owner};
+use crate::owner::RustValue;
 use crate::tensor::{Source, Tensor};
 
 /// A checked recipe for an `ndarray` view: the element at the lowest address,
@@ -329,7 +330,7 @@ fn check_writable<T: Element, D: Dimension>(tensor: &Tensor, raw: &RawView<T, D>
 /// Callers hold `&mut Tensor`.
 fn check_exclusive(tensor: &Tensor) -> Result<()> {
     let owner = tensor.owner();
-    if !matches!(**owner, Owner::Rust(_) | Owner::RustValue(..)) {
+    if !owner.is_rust_owned() {
         return Err(Error::buffer(format!(
             "cannot prove exclusive access to memory imported through {}: its producer may \
              view it too (use the unsafe as_ndarray_mut_unchecked)",
@@ -531,22 +532,22 @@ fn tensor_from_array<T: Element, D: Dimension>(array: ndarray::Array<T, D>) -> R
         *out = s * size;
     }
     let layout = Layout::new(array.shape(), Some(&strides[..array.ndim()]), size as usize)?;
-    let data = array.as_ptr().cast_mut().cast::<u8>();
+    let descriptor = Descriptor::new(Parts {
+        what: "ndarray::Array",
+        base: array.as_ptr().cast_mut().cast::<u8>(),
+        offset: 0,
+        layout,
+        dtype: T::DTYPE,
+        device: crate::Device::CPU,
+        readonly: false,
+        source: Source::Rust,
+        len: None,
+    })?;
     let array: ndarray::ArrayD<T> = array.into_dyn();
     // SAFETY: moving the array into the owner does not move its heap
-    // buffer, so `data` and `layout` keep describing live memory that the
-    // owner alone holds (the exclusivity `as_ndarray_mut` relies on).
-    Ok(unsafe {
-        Tensor::from_parts(
-            data,
-            layout,
-            T::DTYPE,
-            crate::Device::CPU,
-            false,
-            Source::Rust,
-            Owner::RustValue(Box::new(array), LiveBufferToken::new()),
-        )
-    })
+    // buffer, so the descriptor keeps describing live memory that the owner
+    // alone holds (the exclusivity `as_ndarray_mut` relies on).
+    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(RustValue::new(array))) })
 }
 
 /// `From` for the fixed ranks (at most six axes: always carried) and

@@ -1,10 +1,11 @@
 //! What keeps a tensor's memory alive, released exactly once.
 //!
-//! Each variant owns one foreign (or Rust) resource and releases it in its
-//! `Drop`: the DLPack managed tensor through its deleter (dlpark's `Managed`),
-//! a Rust allocation through the global allocator. A [`Tensor`](crate::Tensor)
-//! holds its owner in an `Arc`; views and exports clone the `Arc`, so the
-//! resource goes when the last of them does, on whichever thread that is.
+//! Each owner holds one Rust or foreign resource and releases it in its
+//! `Drop` ([`Allocation`]): a Rust allocation through the global allocator,
+//! a DLPack managed tensor through its deleter (dlpark's `Managed`), or
+//! whatever a layer above supplies. A [`Tensor`](crate::Tensor) holds its
+//! owner in an `Arc`; views and exports clone the `Arc`, so the resource goes
+//! when the last of them does, on whichever thread that is.
 
 use std::alloc::{self, Layout as AllocLayout};
 use std::ptr::NonNull;
@@ -157,33 +158,56 @@ fn advise_huge_pages(block: *mut u8, nbytes: usize) {
 #[cfg(not(all(target_os = "linux", not(miri))))]
 fn advise_huge_pages(_block: *mut u8, _nbytes: usize) {}
 
-/// Keeps a tensor's memory alive; dropping it releases the resource once.
+/// What keeps a tensor's memory alive: one resource, released exactly once,
+/// by its own `Drop`, when the last view or export holding it is gone (on
+/// whichever thread that is).
 ///
-/// The fields are never read: they are held for their `Drop`.
-#[allow(dead_code)]
-pub(crate) enum Owner {
-    /// A block allocated by dlbridge.
-    Rust(RustBuffer),
-    /// A Rust value that owns the memory (an `ndarray::Array`, a `Vec`).
-    RustValue(Box<dyn Send + Sync>, LiveBufferToken),
-    /// A legacy DLPack managed tensor; its deleter runs on drop.
-    DlpackLegacy(Managed<DLManagedTensor>),
-    /// A versioned DLPack managed tensor; its deleter runs on drop.
-    DlpackVersioned(Managed<DLManagedTensorVersioned>),
-    /// A Python object (exporter, buffer view, capsule), released with the
-    /// interpreter attached.
-    #[cfg(feature = "python")]
-    Python(crate::python::owner::PyOwner),
-    /// An acquired `Py_buffer`, released with `PyBuffer_Release`.
-    #[cfg(feature = "python")]
-    PyBuffer(crate::python::owner::PyBufferView),
-}
-
-/// The live-buffer count of a Rust value that owns tensor memory.
-pub(crate) struct LiveBufferToken(#[allow(dead_code)] LiveBuffer);
-
-impl LiveBufferToken {
-    pub(crate) fn new() -> Self {
-        Self(LiveBuffer::new())
+/// The core knows two kinds only, after arrow-buffer's `Deallocation`:
+/// memory Rust allocated (`RustBuffer`, `RustValue`) and foreign memory
+/// that some other owner releases (a DLPack managed tensor through its
+/// deleter, or anything a layer above supplies: the Python layer's object
+/// references and `Py_buffer` views implement this trait in
+/// `src/python/owner.rs`, so the core never names them).
+pub trait Allocation: Send + Sync + 'static {
+    /// Whether Rust allocated the memory and nothing outside this process's
+    /// Rust code can reach it: the premise of the safe mutable view
+    /// (`Tensor::as_ndarray_mut`). Foreign memory is never that.
+    fn is_rust_owned(&self) -> bool {
+        false
     }
 }
+
+/// A tensor's shared owner.
+pub(crate) type Owner = std::sync::Arc<dyn Allocation>;
+
+impl Allocation for RustBuffer {
+    fn is_rust_owned(&self) -> bool {
+        true
+    }
+}
+
+/// A Rust value that owns tensor memory (an `ndarray::Array`, a `Vec`),
+/// counted by [`live_buffers`] while it lives.
+pub(crate) struct RustValue<T> {
+    _value: T,
+    _live: LiveBuffer,
+}
+
+impl<T: Send + Sync + 'static> RustValue<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self {
+            _value: value,
+            _live: LiveBuffer::new(),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Allocation for RustValue<T> {
+    fn is_rust_owned(&self) -> bool {
+        true
+    }
+}
+
+/// A DLPack managed tensor (legacy or versioned): its deleter runs on drop.
+impl Allocation for Managed<DLManagedTensor> {}
+impl Allocation for Managed<DLManagedTensorVersioned> {}

@@ -3,11 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::owner::{Owner, RustBuffer};
+use crate::owner::{Allocation, Owner, RustBuffer};
 
 /// Which protocol a tensor's memory came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,7 +62,7 @@ pub struct Tensor {
     device: Device,
     readonly: bool,
     source: Source,
-    owner: Arc<Owner>,
+    owner: Owner,
 }
 
 // SAFETY: `data` is an address inside memory kept alive by `owner`, which is
@@ -72,23 +73,23 @@ unsafe impl Send for Tensor {}
 unsafe impl Sync for Tensor {}
 
 impl Tensor {
-    /// Assembles a tensor from a spoke's validated parts.
+    /// A tensor over checked memory: the only way one is built.
     ///
     /// # Safety
     ///
-    /// For a non-empty layout on the CPU, every byte in `layout.span()`
-    /// around `data` must be readable (and writable unless `readonly`) for as
-    /// long as `owner` lives. For other devices the pointer is never
-    /// dereferenced.
-    pub(crate) unsafe fn from_parts(
-        data: *mut u8,
-        layout: Layout,
-        dtype: DType,
-        device: Device,
-        readonly: bool,
-        source: Source,
-        owner: Owner,
-    ) -> Self {
+    /// For a non-empty layout on the CPU, every byte in the descriptor's
+    /// span around its data pointer must be readable (and writable unless
+    /// it is readonly) for as long as `owner` lives. For other devices the
+    /// pointer is never dereferenced.
+    pub unsafe fn from_descriptor(descriptor: Descriptor, owner: Arc<dyn Allocation>) -> Self {
+        let Descriptor {
+            data,
+            layout,
+            dtype,
+            device,
+            readonly,
+            source,
+        } = descriptor;
         Self {
             data,
             layout,
@@ -96,27 +97,28 @@ impl Tensor {
             device,
             readonly,
             source,
-            owner: Arc::new(owner),
+            owner,
         }
     }
 
     fn allocate(shape: &[usize], dtype: DType, zeroed: bool) -> Result<Self> {
         let layout = Layout::contiguous(shape, dtype.itemsize())?;
         let buffer = RustBuffer::allocate(layout.nbytes(), zeroed)?;
-        let data = buffer.as_ptr();
-        // SAFETY: the buffer holds `layout.nbytes()` bytes of a C-contiguous
-        // layout, owned by the Owner moved in with it.
-        Ok(unsafe {
-            Self::from_parts(
-                data,
-                layout,
-                dtype,
-                Device::CPU,
-                false,
-                Source::Rust,
-                Owner::Rust(buffer),
-            )
-        })
+        let nbytes = layout.nbytes();
+        let descriptor = Descriptor::new(Parts {
+            what: "Rust-owned block",
+            base: buffer.as_ptr(),
+            offset: 0,
+            layout,
+            dtype,
+            device: Device::CPU,
+            readonly: false,
+            source: Source::Rust,
+            len: Some(nbytes),
+        })?;
+        // SAFETY: the buffer holds `nbytes` bytes of a C-contiguous layout,
+        // owned by the owner moved in with it.
+        Ok(unsafe { Self::from_descriptor(descriptor, Arc::new(buffer)) })
     }
 
     /// A Rust-owned, zero-filled, C-contiguous tensor.
@@ -219,7 +221,7 @@ impl Tensor {
     }
 
     /// The shared owner, for exports that must keep the memory alive.
-    pub(crate) fn owner(&self) -> &Arc<Owner> {
+    pub(crate) fn owner(&self) -> &Owner {
         &self.owner
     }
 
@@ -244,39 +246,6 @@ impl fmt::Debug for Tensor {
             .field("data", &self.data)
             .finish()
     }
-}
-
-/// The refusals every import makes of a descriptor's data pointer, before
-/// [`Tensor::from_parts`]: a NULL `base` with elements to address, and, on
-/// the CPU (where addresses are real), a span around the first element
-/// `data` that wraps around the address space. `what` names the source in
-/// the message ("DLPack tensor", "__array_interface__", ...).
-pub(crate) fn check_data(
-    what: &str,
-    base: *mut u8,
-    data: *mut u8,
-    layout: &Layout,
-    cpu: bool,
-) -> Result<()> {
-    if layout.size() == 0 {
-        return Ok(());
-    }
-    if base.is_null() {
-        return Err(Error::buffer(format!(
-            "{what} has a NULL data pointer for shape {:?}",
-            layout.shape()
-        )));
-    }
-    let (low, high) = layout.span();
-    let first = data.addr();
-    if cpu && (first.checked_add_signed(low).is_none() || first.checked_add_signed(high).is_none())
-    {
-        return Err(Error::value(format!(
-            "{what} at {first:#x} with strides {:?} wraps around the address space",
-            layout.strides()
-        )));
-    }
-    Ok(())
 }
 
 /// Copies the elements of `layout` starting at `src` into `dst` in C order.

@@ -1,72 +1,86 @@
-//! Buffer protocol spoke (PEP 3118): import any exporter, export N-d views.
+//! Buffer protocol spoke, core half (PEP 3118, no Python): what an acquired
+//! `Py_buffer` describes, checked into a [`Descriptor`], and `from_buffer`'s
+//! reinterpretation of its bytes.
 //!
-//! Import acquires a `Py_buffer` with strides and format (readonly allowed,
-//! suboffsets not asked for), wraps it in its RAII owner at once, and only
-//! then validates it: format (our own parser), itemsize, ndim, shape and
-//! strides, and that the bytes the layout touches lie inside `len`.
-//!
-//! Export fills a consumer's `Py_buffer` straight from the tensor's validated
-//! layout: `shape` and `strides` point into the tensor's own (immutable)
-//! arrays, and `view.obj` holds the Python `Tensor`, so nothing is allocated
-//! per view and nothing needs freeing in `__releasebuffer__`.
+//! The Python half (`src/python/buffer/`) acquires the view, wraps it in its
+//! RAII owner *before* anything here reads it, fills [`BufferFields`] from
+//! it, and exports tensors through `__getbuffer__`.
 
 use std::borrow::Cow;
-use std::ffi::{CStr, c_int};
 
-use pyo3::ffi;
-use pyo3::prelude::*;
-
+use crate::descriptor::{Descriptor, Parts};
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
-use crate::owner::Owner;
 use crate::protocol::pep3118;
-use crate::python::owner::PyBufferView;
-use crate::tensor::{Source, Tensor, check_data};
+use crate::tensor::Source;
 
-/// What the buffer describes, read out of an acquired `Py_buffer`.
-struct Described {
-    data: *mut u8,
-    len: usize,
-    dtype: DType,
-    layout: Layout,
-    readonly: bool,
+/// The fields of an acquired `Py_buffer`, as the exporter filled them.
+#[derive(Debug, Clone, Copy)]
+pub struct BufferFields<'a> {
+    /// `buf`.
+    pub buf: *mut u8,
+    /// `len`: bytes in the buffer.
+    pub len: isize,
+    /// `readonly != 0`.
+    pub readonly: bool,
+    /// `format` as bytes (`None`: NULL, which PEP 3118 reads as `"B"`).
+    pub format: Option<&'a [u8]>,
+    /// `itemsize`.
+    pub itemsize: isize,
+    /// `ndim`.
+    pub ndim: i32,
+    /// `shape` (`None`: NULL).
+    pub shape: Option<&'a [isize]>,
+    /// `strides` (`None`: NULL, C-contiguous).
+    pub strides: Option<&'a [isize]>,
+    /// Whether `suboffsets` is non-NULL (PIL-style indirect arrays).
+    pub has_suboffsets: bool,
 }
 
-/// The bytes an acquired `Py_buffer` lends: `(buf, len, readonly)`.
+/// The bytes a buffer lends: `(buf, len, readonly)`.
 ///
 /// The one check of a view's memory that every buffer import makes (the
 /// direct import, `from_buffer`, and an `__array_interface__` whose `data`
-/// is a buffer exporter): no suboffsets (PIL-style indirect arrays, whose
-/// "data" are row pointers), a non-negative `len`, and a non-NULL `buf`
-/// when `len` says there are bytes.
-pub(crate) fn lent_bytes(view: &ffi::Py_buffer) -> Result<(*mut u8, usize, bool)> {
-    if !view.suboffsets.is_null() {
+/// is a buffer exporter): no suboffsets (whose "data" are row pointers), a
+/// non-negative `len`, and a non-NULL `buf` when `len` says there are bytes.
+///
+/// # Errors
+///
+/// `Buffer` for suboffsets or a NULL `buf` with bytes; `Value` for a
+/// negative `len`.
+pub fn lent_bytes(view: &BufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
+    if view.has_suboffsets {
         return Err(Error::buffer(
             "buffers with suboffsets (PIL-style indirect arrays) are not supported",
         ));
     }
     let len = usize::try_from(view.len)
         .map_err(|_| Error::value(format!("buffer has a negative len {}", view.len)))?;
-    let buf = view.buf.cast::<u8>();
-    if buf.is_null() && len > 0 {
+    if view.buf.is_null() && len > 0 {
         return Err(Error::buffer(format!(
             "buffer has a NULL data pointer for len {len}"
         )));
     }
-    Ok((buf, len, view.readonly != 0))
+    Ok((view.buf, len, view.readonly))
 }
 
-fn describe(view: &ffi::Py_buffer) -> Result<Described> {
+/// Checks a buffer's format, itemsize, ndim, shape and strides, and that
+/// the bytes a contiguous layout touches lie inside `len`.
+///
+/// # Errors
+///
+/// `Buffer` for a format dlbridge cannot carry or a buffer that contradicts
+/// itself; `Value` for a malformed one (see `docs/errors.md`).
+pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
     let (data, len, readonly) = lent_bytes(view)?;
-    let format = if view.format.is_null() {
-        "B"
-    } else {
-        // SAFETY: a non-NULL format is a NUL-terminated string owned by the
-        // exporter for the life of the view.
-        unsafe { CStr::from_ptr(view.format) }
-            .to_str()
-            .map_err(|_| Error::buffer("buffer format is not ASCII"))?
+    let format = match view.format {
+        None => "B",
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .filter(|f| f.is_ascii())
+            .ok_or_else(|| Error::buffer("buffer format is not ASCII"))?,
     };
     let dtype = pep3118::parse_format(format)?;
     let itemsize = usize::try_from(view.itemsize).unwrap_or(0);
@@ -84,29 +98,28 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
             "buffer has ndim {ndim}, more than the maximum of {MAX_NDIM}"
         )));
     }
-    let layout = if view.shape.is_null() && ndim == 0 {
+    let layout = match view.shape {
         // PEP 3118: ndim 0 (shape NULL) is a scalar, one item (NumPy 0-d
         // arrays, ctypes simple types, our own 0-d export).
-        Layout::contiguous(&[], itemsize)?
-    } else if view.shape.is_null() {
+        None if ndim == 0 => Layout::contiguous(&[], itemsize)?,
         // No shape: the whole buffer as one run of items.
-        if len % itemsize != 0 {
-            return Err(Error::buffer(format!(
-                "buffer len {len} is not a multiple of its itemsize {itemsize}"
-            )));
+        None => {
+            if len % itemsize != 0 {
+                return Err(Error::buffer(format!(
+                    "buffer len {len} is not a multiple of its itemsize {itemsize}"
+                )));
+            }
+            Layout::contiguous(&[len / itemsize], itemsize)?
         }
-        Layout::contiguous(&[len / itemsize], itemsize)?
-    } else {
-        // SAFETY: a non-NULL shape has `ndim` entries owned by the exporter.
-        let shape = unsafe { std::slice::from_raw_parts(view.shape, ndim) };
-        let strides = (!view.strides.is_null()).then(|| {
-            // SAFETY: a non-NULL strides array has `ndim` entries, like shape.
-            as_i64(unsafe { std::slice::from_raw_parts(view.strides, ndim) })
-        });
-        Layout::from_signed(&as_i64(shape), strides.as_deref(), itemsize)?
+        Some(shape) => {
+            let shape = &shape[..ndim.min(shape.len())];
+            let strides = view.strides.map(|s| as_i64(&s[..ndim.min(s.len())]));
+            Layout::from_signed(&as_i64(shape), strides.as_deref(), itemsize)?
+        }
     };
     // PEP 3118's `len` is the product of the shape times the itemsize; a
-    // contiguous layout must also fit in it byte for byte.
+    // contiguous layout must also fit in it byte for byte (a strided view's
+    // span may reach beyond `len`, which counts only its items).
     if layout.nbytes() > len {
         return Err(Error::buffer(format!(
             "buffer shape {:?} needs {} bytes but its len is {len}",
@@ -114,16 +127,17 @@ fn describe(view: &ffi::Py_buffer) -> Result<Described> {
             layout.nbytes()
         )));
     }
-    if layout.is_c_contiguous() || layout.is_f_contiguous() {
-        layout.check_within(0, len)?;
-    }
-    check_data("buffer", data, data, &layout, true)?;
-    Ok(Described {
-        data,
-        len,
-        dtype,
+    let contiguous = layout.is_c_contiguous() || layout.is_f_contiguous();
+    Descriptor::new(Parts {
+        what: "buffer",
+        base: data,
+        offset: 0,
         layout,
+        dtype,
+        device: Device::CPU,
         readonly,
+        source: Source::Buffer,
+        len: contiguous.then_some(len),
     })
 }
 
@@ -138,83 +152,37 @@ fn as_i64(values: &[isize]) -> Cow<'_, [i64]> {
     }
 }
 
-fn acquire(object: &Bound<'_, PyAny>) -> PyResult<PyBufferView> {
-    PyBufferView::acquire(object, ffi::PyBUF_RECORDS_RO)
-}
-
-fn assemble(parts: Described, owner: PyBufferView) -> Tensor {
-    // SAFETY: the exporter keeps `buf` valid over the described layout until
-    // the view is released, and the view is released only when the owner drops.
-    unsafe {
-        Tensor::from_parts(
-            parts.data,
-            parts.layout,
-            parts.dtype,
-            crate::Device::CPU,
-            parts.readonly,
-            Source::Buffer,
-            Owner::PyBuffer(owner),
-        )
-    }
-}
-
-/// Whether `object` exports buffers at all.
-pub(crate) fn has_buffer(object: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: `object` is alive and the thread attached; the check has no side effects.
-    unsafe { ffi::PyObject_CheckBuffer(object.as_ptr()) != 0 }
-}
-
-/// Imports a PEP 3118 exporter with its own format and layout, zero-copy.
+/// `from_buffer`: the bytes of a C-contiguous buffer (described by
+/// `described`, `len` bytes long) reinterpreted as `dtype` with `shape`
+/// (one `-1` may be inferred), starting `offset` bytes in.
 ///
-/// An exporter that fails to export (NumPy raises `ValueError` for dtypes it
-/// cannot describe) is reported as a `BufferError`, so discovery moves on to
-/// the next protocol, as NumPy's own does.
-pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
-    let owner = acquire(object).map_err(|err| {
-        let py = object.py();
-        if err.is_instance_of::<pyo3::exceptions::PyBufferError>(py) {
-            err
-        } else {
-            let refused =
-                pyo3::exceptions::PyBufferError::new_err(format!("the exporter refused: {err}"));
-            refused.set_cause(py, Some(err));
-            refused
-        }
-    })?;
-    let parts = describe(owner.raw())?;
-    Ok(assemble(parts, owner))
-}
-
-/// `from_buffer`: reinterprets the bytes of a C-contiguous buffer as
-/// `dtype` with `shape` (one `-1` may be inferred), starting `offset` bytes in.
-pub(crate) fn from_buffer(
-    object: &Bound<'_, PyAny>,
+/// # Errors
+///
+/// `Value` for a non-C-contiguous buffer, an offset beyond it, or a shape
+/// that does not cover exactly the bytes after the offset.
+pub fn reinterpret(
+    described: &Descriptor,
+    len: usize,
     dtype: Option<DType>,
     shape: Option<&[i64]>,
     offset: usize,
-) -> PyResult<Tensor> {
-    let owner = acquire(object)?;
-    let parts = describe(owner.raw())?;
-    if dtype.is_none() && shape.is_none() && offset == 0 {
-        return Ok(assemble(parts, owner));
-    }
-    if !parts.layout.is_c_contiguous() {
+) -> Result<Descriptor> {
+    let layout = described.layout();
+    if !layout.is_c_contiguous() {
         return Err(Error::value(format!(
             "from_buffer reinterprets raw bytes and needs a C-contiguous buffer; \
              this one has shape {:?} and strides {:?}",
-            parts.layout.shape(),
-            parts.layout.strides()
-        ))
-        .into());
+            layout.shape(),
+            layout.strides()
+        )));
     }
-    let dtype = dtype.unwrap_or(parts.dtype);
+    let dtype = dtype.unwrap_or(described.dtype());
     let itemsize = dtype.itemsize();
-    let len = parts.layout.nbytes().min(parts.len);
+    let len = layout.nbytes().min(len);
     if offset > len {
         return Err(Error::value(format!(
             "offset {offset} is beyond the buffer's {len} bytes"
-        ))
-        .into());
+        )));
     }
     let available = len - offset;
     let shape = resolve_shape(shape, available, itemsize)?;
@@ -223,26 +191,26 @@ pub(crate) fn from_buffer(
         return Err(Error::value(format!(
             "shape {shape:?} of {dtype} needs {} bytes, but the buffer has {available} bytes after offset {offset}",
             layout.nbytes()
-        ))
-        .into());
+        )));
     }
-    let data = parts.data.wrapping_add(offset);
-    Ok(assemble(
-        Described {
-            data,
-            dtype,
-            layout,
-            ..parts
-        },
-        owner,
-    ))
+    Descriptor::new(Parts {
+        what: "buffer",
+        base: described.data_ptr(),
+        offset,
+        layout,
+        dtype,
+        device: Device::CPU,
+        readonly: described.readonly,
+        source: Source::Buffer,
+        len: Some(len),
+    })
 }
 
 fn resolve_shape(shape: Option<&[i64]>, available: usize, itemsize: usize) -> Result<Vec<i64>> {
     let divide = |known: usize, what: &str| {
         let bytes = known.checked_mul(itemsize).filter(|&b| b > 0);
         match bytes {
-            Some(bytes) if available % bytes == 0 => Ok((available / bytes) as i64),
+            Some(bytes) if available.is_multiple_of(bytes) => Ok((available / bytes) as i64),
             _ => Err(Error::value(format!(
                 "{available} bytes do not divide into {what} of {itemsize}-byte items"
             ))),
@@ -277,87 +245,49 @@ fn resolve_shape(shape: Option<&[i64]>, available: usize, itemsize: usize) -> Re
     }
 }
 
-/// Fills a consumer's `Py_buffer` from `tensor`, honouring every request flag.
-///
-/// # Safety
-///
-/// `view` must point to a writable `Py_buffer`, and `owner` must be the
-/// Python object that holds `tensor` immutably for at least as long as the
-/// consumer keeps the view (its reference is stored in `view.obj`).
-pub(crate) unsafe fn fill_view(
-    tensor: &Tensor,
-    owner: Bound<'_, PyAny>,
-    view: *mut ffi::Py_buffer,
-    flags: c_int,
-) -> Result<()> {
-    if view.is_null() {
-        return Err(Error::buffer("NULL Py_buffer"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn fields(buf: *mut u8, len: isize) -> BufferFields<'static> {
+        BufferFields {
+            buf,
+            len,
+            readonly: false,
+            format: Some(b"f"),
+            itemsize: 4,
+            ndim: 1,
+            shape: None,
+            strides: None,
+            has_suboffsets: false,
+        }
     }
-    // PEP 3118: a refusing exporter leaves `view.obj` NULL (the consumer may
-    // have passed garbage there), so clear it before any check can fail.
-    // SAFETY: the caller guarantees `view` is writable.
-    unsafe { (*view).obj = std::ptr::null_mut() };
-    tensor.device().ensure_cpu("the buffer protocol")?;
-    let layout = tensor.layout();
-    let wants = |flag: c_int| flags & flag == flag;
-    if wants(ffi::PyBUF_WRITABLE) && tensor.readonly() {
-        return Err(Error::buffer(
-            "the tensor is readonly; a writable buffer was requested",
-        ));
+
+    #[test]
+    fn lying_views_are_refused() {
+        let mut bytes = [0u8; 16];
+        let ok = describe(&fields(bytes.as_mut_ptr(), 16)).unwrap();
+        assert_eq!(ok.layout().shape(), &[4]);
+        let kind = |f: BufferFields<'_>| describe(&f).unwrap_err().kind();
+        assert_eq!(kind(fields(std::ptr::null_mut(), 16)), ErrorKind::Buffer);
+        assert_eq!(kind(fields(bytes.as_mut_ptr(), -1)), ErrorKind::Value);
+        let mut indirect = fields(bytes.as_mut_ptr(), 16);
+        indirect.has_suboffsets = true;
+        assert_eq!(kind(indirect), ErrorKind::Buffer);
+        let shape = [8isize];
+        let mut short = fields(bytes.as_mut_ptr(), 16);
+        short.shape = Some(&shape);
+        assert_eq!(kind(short), ErrorKind::Buffer);
     }
-    if wants(ffi::PyBUF_C_CONTIGUOUS) && !layout.is_c_contiguous() {
-        return Err(Error::buffer("the tensor is not C-contiguous"));
+
+    #[test]
+    fn reinterpret_infers_one_axis() {
+        let mut bytes = [0u8; 16];
+        let d = describe(&fields(bytes.as_mut_ptr(), 16)).unwrap();
+        let r = reinterpret(&d, 16, Some(DType::UINT16), Some(&[-1, 2]), 4).unwrap();
+        assert_eq!(r.layout().shape(), &[3, 2]);
+        assert!(reinterpret(&d, 16, None, Some(&[-1, -1]), 0).is_err());
+        assert!(reinterpret(&d, 16, None, None, 17).is_err());
     }
-    if wants(ffi::PyBUF_F_CONTIGUOUS) && !layout.is_f_contiguous() {
-        return Err(Error::buffer("the tensor is not Fortran-contiguous"));
-    }
-    if wants(ffi::PyBUF_ANY_CONTIGUOUS) && !(layout.is_c_contiguous() || layout.is_f_contiguous()) {
-        return Err(Error::buffer("the tensor is not contiguous"));
-    }
-    if !wants(ffi::PyBUF_STRIDES) && !layout.is_c_contiguous() {
-        return Err(Error::buffer(
-            "the tensor is not C-contiguous, so the consumer must accept strides (PyBUF_STRIDES)",
-        ));
-    }
-    let format = if wants(ffi::PyBUF_FORMAT) {
-        pep3118::format_of(tensor.dtype())
-            .or_else(|| pep3118::opaque_format(tensor.itemsize()))
-            .ok_or_else(|| Error::buffer(format!("dtype {} has no buffer format", tensor.dtype())))?
-            .as_ptr()
-            .cast_mut()
-    } else {
-        std::ptr::null_mut()
-    };
-    let ndim = layout.ndim();
-    let nd = wants(ffi::PyBUF_ND) && ndim > 0;
-    // SAFETY: the caller guarantees `view` is writable; shape and strides point
-    // into the tensor's immutable layout arrays (usize and isize have the size
-    // and alignment of Py_ssize_t, and every extent fits in isize by
-    // validation), which live as long as `owner`, stored in `view.obj`.
-    unsafe {
-        (*view).buf = tensor.data_ptr().cast();
-        (*view).len = layout.nbytes() as isize;
-        (*view).itemsize = layout.itemsize() as isize;
-        (*view).readonly = c_int::from(tensor.readonly());
-        (*view).format = format;
-        (*view).ndim = if wants(ffi::PyBUF_ND) {
-            ndim as c_int
-        } else {
-            0
-        };
-        (*view).shape = if nd {
-            layout.shape().as_ptr().cast::<isize>().cast_mut()
-        } else {
-            std::ptr::null_mut()
-        };
-        (*view).strides = if nd && wants(ffi::PyBUF_STRIDES) {
-            layout.strides().as_ptr().cast_mut()
-        } else {
-            std::ptr::null_mut()
-        };
-        (*view).suboffsets = std::ptr::null_mut();
-        (*view).internal = std::ptr::null_mut();
-        (*view).obj = owner.into_ptr();
-    }
-    Ok(())
 }

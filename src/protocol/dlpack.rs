@@ -11,23 +11,29 @@ use std::sync::Arc;
 use dlpark::ffi::DLTensor;
 use dlpark::{DlpackFlags, Managed, ManagedTensorBase, legacy, versioned};
 
+use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
-use crate::owner::Owner;
-use crate::tensor::{Source, Tensor, check_data};
+use crate::owner::{Allocation, Owner};
+use crate::tensor::{Source, Tensor};
 
-/// The parts of a validated DLPack descriptor, before the owner moves in.
-struct Parsed {
-    data: *mut u8,
-    layout: Layout,
-    dtype: DType,
-    device: Device,
-    readonly: bool,
+/// Whether a legacy (unversioned) import may be written through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LegacyWrites {
+    /// NumPy's rule: a legacy capsule cannot say "read-only", so it is.
+    Refused,
+    /// The caller vouches that the producer allows writes.
+    Allowed,
 }
 
-fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
+/// Reads and checks a managed tensor's descriptor. `legacy` is `None` for a
+/// versioned tensor, whose `READ_ONLY` flag decides.
+fn parse<M: ManagedTensorBase>(
+    managed: &Managed<M>,
+    legacy: Option<LegacyWrites>,
+) -> Result<Descriptor> {
     // SAFETY: a `Managed` owns a live descriptor whose shape and strides stay
     // readable and immutable while it is owned.
     let tensor = unsafe { managed.tensor() };
@@ -54,69 +60,40 @@ fn parse<M: ManagedTensorBase>(managed: &Managed<M>) -> Result<Parsed> {
         // SAFETY: a non-NULL strides array of a live descriptor has `ndim` entries.
         unsafe { std::slice::from_raw_parts(tensor.strides, ndim) }
     });
-    let padded = managed
-        .flags()
-        .contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED);
-    let dtype = DType::from_dlpack_flagged(tensor.dtype, padded)?;
-    let device = Device::from_dlpack(tensor.device);
+    let flags = managed.flags();
+    let dtype = DType::from_dlpack_flagged(
+        tensor.dtype,
+        flags.contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED),
+    )?;
     let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;
-    let base = tensor.data.cast::<u8>();
-    let offset = usize::try_from(tensor.byte_offset)
-        .ok()
-        .filter(|&offset| base.addr().checked_add(offset).is_some())
-        .ok_or_else(|| {
-            Error::value(format!(
-                "DLPack tensor at {base:p} with byte_offset {} wraps around the address space",
-                tensor.byte_offset
-            ))
-        })?;
-    // `data + byte_offset` is the first logical element (DLPack C-15). The
-    // address is computed, never dereferenced, so wrapping arithmetic is
-    // exact; non-CPU "pointers" may be handles, but dlbridge only hands them
-    // back to DLPack, where `data` and `byte_offset` are summed all the same.
-    let data = base.wrapping_add(offset);
-    check_data("DLPack tensor", base, data, &layout, device.is_cpu())?;
-    Ok(Parsed {
-        data,
+    // `data + byte_offset` is the first logical element.
+    let offset = usize::try_from(tensor.byte_offset).unwrap_or(usize::MAX);
+    Descriptor::new(Parts {
+        what: "DLPack tensor",
+        base: tensor.data.cast::<u8>(),
+        offset,
         layout,
         dtype,
-        device,
-        readonly: managed.flags().contains(DlpackFlags::READ_ONLY),
+        device: Device::from_dlpack(tensor.device),
+        readonly: match legacy {
+            None => flags.contains(DlpackFlags::READ_ONLY),
+            Some(LegacyWrites::Refused) => true,
+            Some(LegacyWrites::Allowed) => false,
+        },
+        source: Source::Dlpack,
+        len: None,
     })
 }
 
-/// Whether a legacy (unversioned) import may be written through.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum LegacyWrites {
-    /// NumPy's rule: a legacy capsule cannot say "read-only", so it is.
-    Refused,
-    /// The caller vouches that the producer allows writes.
-    Allowed,
-}
-
-fn import<M: ManagedTensorBase>(
-    managed: Managed<M>,
-    owner: impl FnOnce(Managed<M>) -> Owner,
-    legacy: Option<LegacyWrites>,
-) -> Result<Tensor> {
+fn import<M: ManagedTensorBase>(managed: Managed<M>, legacy: Option<LegacyWrites>) -> Result<Tensor>
+where
+    Managed<M>: Allocation,
+{
     // On refusal `managed` drops here and the producer's deleter runs once.
-    let mut parsed = parse(&managed)?;
-    if legacy == Some(LegacyWrites::Refused) {
-        parsed.readonly = true;
-    }
+    let descriptor = parse(&managed, legacy)?;
     // SAFETY: the producer guarantees the described memory stays valid until
     // its deleter runs, and the deleter runs only when this owner drops.
-    Ok(unsafe {
-        Tensor::from_parts(
-            parsed.data,
-            parsed.layout,
-            parsed.dtype,
-            parsed.device,
-            parsed.readonly,
-            Source::Dlpack,
-            owner(managed),
-        )
-    })
+    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(managed)) })
 }
 
 /// Axes whose shape and strides live inside the export block itself.
@@ -136,7 +113,7 @@ enum ExportDims {
 struct ExportBlock<M> {
     header: M,
     dims: ExportDims,
-    _owner: Arc<Owner>,
+    _owner: Owner,
 }
 
 /// The deleter of every managed tensor dlbridge exports.
@@ -162,7 +139,7 @@ impl TryFrom<versioned::Dlpack> for Tensor {
     /// Takes ownership of a versioned managed tensor; `READ_ONLY` makes the
     /// tensor readonly. A refused tensor is released before returning.
     fn try_from(managed: versioned::Dlpack) -> Result<Self> {
-        import(managed, Owner::DlpackVersioned, None)
+        import(managed, None)
     }
 }
 
@@ -175,7 +152,7 @@ impl TryFrom<legacy::Dlpack> for Tensor {
     /// arrays are immutable). [`Tensor::from_dlpack_legacy_writable`] is the
     /// explicit opt-in. A refused tensor is released before returning.
     fn try_from(managed: legacy::Dlpack) -> Result<Self> {
-        import(managed, Owner::DlpackLegacy, Some(LegacyWrites::Refused))
+        import(managed, Some(LegacyWrites::Refused))
     }
 }
 
@@ -190,7 +167,7 @@ impl Tensor {
     /// The refusals of `TryFrom<legacy::Dlpack>`: a malformed descriptor
     /// (`Value`) or one dlbridge cannot carry (`Buffer`).
     pub fn from_dlpack_legacy_writable(managed: legacy::Dlpack) -> Result<Self> {
-        import(managed, Owner::DlpackLegacy, Some(LegacyWrites::Allowed))
+        import(managed, Some(LegacyWrites::Allowed))
     }
 }
 

@@ -8,7 +8,8 @@ use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::prelude::*;
 
 use super::lookup;
-use crate::protocol::{array_interface, buffer, dlpack_python};
+use crate::python::dlpack as dlpack_python;
+use crate::python::{array_interface, buffer};
 use crate::tensor::Tensor;
 
 /// Imports `obj` through the first protocol that takes it, zero-copy.

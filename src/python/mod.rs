@@ -1,7 +1,10 @@
 //! The `dlbridge._native` extension module.
 
+pub(crate) mod array_interface;
+pub(crate) mod buffer;
 pub(crate) mod convert;
-pub(crate) mod dunder_dlpack;
+pub(crate) mod dlpack;
+pub(crate) mod errors;
 pub(crate) mod fast_path;
 pub(crate) mod import;
 pub(crate) mod lookup;
@@ -18,7 +21,7 @@ use pyo3::types::{PyInt, PyString, PyTuple};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Error;
-use crate::protocol::{array_interface, buffer, dlpack_python};
+use crate::python::dlpack as dlpack_python;
 use crate::tensor::Tensor;
 use tensor::PyTensor;
 
@@ -338,7 +341,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     convert::mark_home_binary();
     m.add_class::<PyTensor>()?;
-    dunder_dlpack::install(&m.py().get_type::<PyTensor>())?;
+    dlpack::dunder::install(&m.py().get_type::<PyTensor>())?;
     dlpark::python::install_exchange_api::<PyTensor>(m.py())?;
     m.add_function(wrap_pyfunction!(asarray, m)?)?;
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;

@@ -38,15 +38,17 @@
 use std::ffi::{CStr, c_char, c_int, c_long};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use std::sync::Arc;
+
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::{Layout, MAX_NDIM};
-use crate::owner::Owner;
 use crate::python::owner::PyOwner;
-use crate::tensor::{Source, Tensor, check_data};
+use crate::tensor::{Source, Tensor};
 
 /// `PyArrayObject_fields` (numpy/ndarraytypes.h), up to `flags`.
 #[repr(C)]
@@ -242,24 +244,26 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     // `usize` share size and alignment, so the values read the same.
     let extents = unsafe { std::slice::from_raw_parts(shape.as_ptr().cast::<usize>(), ndim) };
     let layout = Layout::new(extents, Some(strides), dtype.itemsize())?;
-    let data = fields.data.cast::<u8>();
-    check_data("DLPack tensor", data, data, &layout, true)?;
-    let readonly = fields.flags & NPY_ARRAY_WRITEABLE == 0;
-    let owner = Owner::Python(PyOwner::new(object.clone().unbind()));
+    // The same tensor, checks and messages as the DLPack import of this
+    // array (`test_ndarray_fields.py` compares them case by case).
+    let descriptor = Descriptor::new(Parts {
+        what: "DLPack tensor",
+        base: fields.data.cast::<u8>(),
+        offset: 0,
+        layout,
+        dtype,
+        device: Device::CPU,
+        readonly: fields.flags & NPY_ARRAY_WRITEABLE == 0,
+        source: Source::Dlpack,
+        len: None,
+    })?;
+    let owner = PyOwner::new(object.clone().unbind());
     super::fast_path::NDARRAY_FIELDS.hit();
     // SAFETY: NumPy guarantees the array's memory covers its shape and
     // strides for as long as the array lives, which the owner ensures; it
     // is writable unless the WRITEABLE flag is clear.
     Ok(Some(unsafe {
-        Tensor::from_parts(
-            data,
-            layout,
-            dtype,
-            Device::CPU,
-            readonly,
-            Source::Dlpack,
-            owner,
-        )
+        Tensor::from_descriptor(descriptor, Arc::new(owner))
     }))
 }
 

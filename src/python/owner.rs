@@ -2,6 +2,8 @@
 
 use pyo3::{Py, PyAny, Python};
 
+use crate::owner::Allocation;
+
 /// Holds a strong reference to a Python object; dropping it releases the
 /// reference with the interpreter attached, from any thread.
 ///
@@ -15,6 +17,9 @@ impl PyOwner {
         Self(Some(object))
     }
 }
+
+/// Foreign memory: the Python object releases it, once, when dropped.
+impl Allocation for PyOwner {}
 
 impl Drop for PyOwner {
     fn drop(&mut self) {
@@ -65,6 +70,9 @@ impl PyBufferView {
         &self.0
     }
 }
+
+/// Foreign memory: the exporter's, lent until the view is released.
+impl Allocation for PyBufferView {}
 
 impl Drop for PyBufferView {
     fn drop(&mut self) {

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::protocol::{array_interface, buffer};
+use crate::python::{array_interface, buffer};
 use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack, the buffer protocol and the
@@ -102,7 +102,7 @@ impl PyTensor {
         Ok(Self::new(self.inner.copy()?))
     }
 
-    // `__dlpack__` is installed by `super::dunder_dlpack` (a raw fastcall
+    // `__dlpack__` is installed by `super::dlpack::dunder` (a raw fastcall
     // method: keyword matching by pointer).
 
     /// Buffer protocol export; see `protocol::buffer::fill_view`.
@@ -124,7 +124,7 @@ impl PyTensor {
         let dict = self
             .interface
             .get_or_try_init(py, || {
-                array_interface::interface_dict(py, &self.inner).map(Bound::unbind)
+                array_interface::dict::interface_dict(py, &self.inner).map(Bound::unbind)
             })?
             .bind(py);
         let copy = dict.copy()?;
@@ -140,7 +140,7 @@ impl PyTensor {
     /// A fresh `PyArrayInterface` capsule that keeps the memory alive.
     #[getter]
     fn __array_struct__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        array_interface::struct_capsule(py, &self.inner)
+        array_interface::structs::struct_capsule(py, &self.inner)
     }
 
     /// The same bytes as another dtype of the same itemsize.

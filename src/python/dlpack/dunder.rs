@@ -20,9 +20,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyType};
 
-use super::names::shown;
-use super::tensor::PyTensor;
-use crate::protocol::dlpack_python;
+use crate::python::names::shown;
+use crate::python::tensor::PyTensor;
 
 /// The text signature (for `inspect.signature`) and the docstring.
 const DOC: &CStr =
@@ -156,7 +155,7 @@ unsafe fn call(
         })?),
         _ => None,
     };
-    dlpack_python::export(
+    super::export(
         py,
         &tensor.get().inner,
         stream.as_ref(),

@@ -1,5 +1,9 @@
-//! DLPack spoke, Python side: capsules, `__dlpack__` negotiation, and the
-//! arguments of `Tensor.__dlpack__`.
+//! DLPack spoke, Python half: capsules, `__dlpack__` negotiation, and the
+//! arguments of `Tensor.__dlpack__` (`dunder.rs` is the method itself,
+//! `exchange.rs` the C exchange table both ways).
+
+pub(crate) mod dunder;
+pub(crate) mod exchange;
 
 use std::ffi::{CStr, c_char};
 
@@ -16,11 +20,11 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::device::Device;
 use crate::error::Error;
-use crate::protocol::dlpack_exchange;
 use crate::python::lookup::protocol_attribute;
 use crate::python::names::type_name;
 use crate::python::ndarray_fields;
 use crate::tensor::Tensor;
+use exchange as dlpack_exchange;
 
 const DLTENSOR: &CStr = c"dltensor";
 const DLTENSOR_VERSIONED: &CStr = c"dltensor_versioned";

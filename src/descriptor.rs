@@ -1,0 +1,218 @@
+//! The one validated description of tensor memory that a spoke hands the hub.
+//!
+//! A spoke reads its protocol into [`Parts`] (pointer, offset, layout,
+//! dtype, device, readonly, and the length it knows the memory has, if it
+//! knows one) and turns them into a [`Descriptor`] with
+//! [`Descriptor::new`], which runs every check a pointer from another
+//! program needs. A `Descriptor` exists only if the checks passed (dlpark's
+//! `validate() -> TensorRef` habit), and a [`Tensor`](crate::Tensor) is built
+//! only from a `Descriptor` and an owner
+//! ([`Tensor::from_descriptor`](crate::Tensor::from_descriptor)), so no
+//! spoke can forget one.
+//!
+//! ```
+//! use dlbridge::{DType, Descriptor, Device, Layout, Parts, Source};
+//!
+//! let bytes = [0u8; 16];
+//! let parts = Parts {
+//!     what: "example",
+//!     base: bytes.as_ptr().cast_mut(),
+//!     offset: 0,
+//!     layout: Layout::contiguous(&[4], 4).unwrap(),
+//!     dtype: DType::FLOAT32,
+//!     device: Device::CPU,
+//!     readonly: true,
+//!     source: Source::Rust,
+//!     len: Some(bytes.len()),
+//! };
+//! assert!(Descriptor::new(parts).is_ok());
+//!
+//! // Twenty bytes of float32 do not fit in sixteen: refused.
+//! let too_long = Parts {
+//!     what: "example",
+//!     base: bytes.as_ptr().cast_mut(),
+//!     offset: 4,
+//!     layout: Layout::contiguous(&[4], 4).unwrap(),
+//!     dtype: DType::FLOAT32,
+//!     device: Device::CPU,
+//!     readonly: true,
+//!     source: Source::Rust,
+//!     len: Some(bytes.len()),
+//! };
+//! assert!(Descriptor::new(too_long).is_err());
+//! ```
+
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::tensor::Source;
+
+/// What a spoke read out of its protocol, before any check.
+#[derive(Debug)]
+pub struct Parts<'a> {
+    /// Names the source in messages (`"DLPack tensor"`, `"buffer"`, ...).
+    pub what: &'a str,
+    /// The pointer as the producer gave it (DLPack's `data`, `Py_buffer.buf`).
+    pub base: *mut u8,
+    /// Bytes from `base` to the first logical element (DLPack's
+    /// `byte_offset`, an array-interface `offset`).
+    pub offset: usize,
+    /// Shape and byte strides, validated on their own already.
+    pub layout: Layout,
+    /// The element type; its itemsize must be the layout's.
+    pub dtype: DType,
+    /// Where the memory lives (addresses are only checked on the CPU).
+    pub device: Device,
+    /// Whether writes are forbidden.
+    pub readonly: bool,
+    /// The protocol the memory came through.
+    pub source: Source,
+    /// Bytes the producer says lie at `base` (a buffer's `len`), when the
+    /// layout must fit in them; `None` when the producer states no length.
+    pub len: Option<usize>,
+}
+
+/// Tensor memory whose description passed every check: a non-NULL pointer
+/// wherever there are elements to address, an address (and, on the CPU, a
+/// whole span) that does not wrap around the address space, a layout inside
+/// the known length, and a dtype of the layout's itemsize.
+#[derive(Debug, Clone)]
+pub struct Descriptor {
+    pub(crate) data: *mut u8,
+    pub(crate) layout: Layout,
+    pub(crate) dtype: DType,
+    pub(crate) device: Device,
+    pub(crate) readonly: bool,
+    pub(crate) source: Source,
+}
+
+impl Descriptor {
+    /// Runs every check on `parts`.
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` for a NULL pointer with elements to address, or a layout
+    /// that reaches outside `len`; `Value` for an offset or span that wraps
+    /// around the address space, or a dtype whose itemsize is not the
+    /// layout's.
+    pub fn new(parts: Parts<'_>) -> Result<Self> {
+        let Parts {
+            what,
+            base,
+            offset,
+            layout,
+            dtype,
+            device,
+            readonly,
+            source,
+            len,
+        } = parts;
+        if dtype.itemsize() != layout.itemsize() {
+            return Err(Error::value(format!(
+                "{what} has dtype {dtype} ({} bytes) but a layout of {}-byte items",
+                dtype.itemsize(),
+                layout.itemsize()
+            )));
+        }
+        if base.addr().checked_add(offset).is_none() {
+            return Err(Error::value(format!(
+                "{what} at {base:p} with byte_offset {offset} wraps around the address space"
+            )));
+        }
+        // The address is computed, never dereferenced, so wrapping arithmetic
+        // is exact; non-CPU "pointers" may be handles, which DLPack consumers
+        // sum with the offset all the same.
+        let data = base.wrapping_add(offset);
+        if let Some(len) = len {
+            if offset > len {
+                return Err(Error::value(format!(
+                    "{what} offset {offset} is beyond its buffer's {len} bytes"
+                )));
+            }
+            layout.check_within(offset, len)?;
+        }
+        if layout.size() > 0 {
+            if base.is_null() {
+                return Err(Error::buffer(format!(
+                    "{what} has a NULL data pointer for shape {:?}",
+                    layout.shape()
+                )));
+            }
+            let (low, high) = layout.span();
+            let first = data.addr();
+            if device.is_cpu()
+                && (first.checked_add_signed(low).is_none()
+                    || first.checked_add_signed(high).is_none())
+            {
+                return Err(Error::value(format!(
+                    "{what} at {first:#x} with strides {:?} wraps around the address space",
+                    layout.strides()
+                )));
+            }
+        }
+        Ok(Self {
+            data,
+            layout,
+            dtype,
+            device,
+            readonly,
+            source,
+        })
+    }
+
+    /// The address of the first logical element.
+    pub fn data_ptr(&self) -> *mut u8 {
+        self.data
+    }
+
+    /// The validated layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn parts(base: *mut u8, offset: usize, len: Option<usize>) -> Parts<'static> {
+        Parts {
+            what: "test",
+            base,
+            offset,
+            layout: Layout::contiguous(&[4], 4).unwrap(),
+            dtype: DType::FLOAT32,
+            device: Device::CPU,
+            readonly: false,
+            source: Source::Rust,
+            len,
+        }
+    }
+
+    #[test]
+    fn every_pointer_check_refuses() {
+        let mut bytes = [0u8; 32];
+        let base = bytes.as_mut_ptr();
+        assert!(Descriptor::new(parts(base, 16, Some(32))).is_ok());
+        let kind = |p| Descriptor::new(p).unwrap_err().kind();
+        assert_eq!(
+            kind(parts(std::ptr::null_mut(), 0, None)),
+            ErrorKind::Buffer
+        );
+        assert_eq!(kind(parts(base, 20, Some(32))), ErrorKind::Buffer);
+        assert_eq!(kind(parts(base, 40, Some(32))), ErrorKind::Value);
+        assert_eq!(kind(parts(base, usize::MAX - 7, None)), ErrorKind::Value);
+        let high = std::ptr::without_provenance_mut(usize::MAX - 8);
+        assert_eq!(kind(parts(high, 0, None)), ErrorKind::Value);
+        let mut wrong = parts(base, 0, None);
+        wrong.dtype = DType::FLOAT64;
+        assert_eq!(kind(wrong), ErrorKind::Value);
+    }
+}

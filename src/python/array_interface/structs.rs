@@ -1,0 +1,105 @@
+//! `__array_struct__` both ways: capsules in (the capsule is the owner),
+//! capsules out (a block holding the interface and a tensor clone).
+
+use std::ffi::CStr;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::{refuse_records, resolve_void};
+use crate::error::Error;
+use crate::protocol::array_interface::{self as core, PyArrayInterface, StructBlock};
+use crate::python::names::type_name;
+use crate::python::owner::PyOwner;
+use crate::tensor::Tensor;
+
+/// Imports an `__array_struct__` capsule; the capsule becomes the owner.
+pub(crate) fn import_struct(
+    object: &Bound<'_, PyAny>,
+    capsule: &Bound<'_, PyAny>,
+) -> PyResult<Tensor> {
+    let ptr = capsule.as_ptr();
+    // SAFETY: `capsule` is a live reference and the thread is attached.
+    if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
+        return Err(PyTypeError::new_err(format!(
+            "__array_struct__ of {} is a {}, not a capsule",
+            type_name(object),
+            type_name(capsule)
+        )));
+    }
+    // Own the capsule before reading anything out of it: every refusal below
+    // drops this reference, and the capsule's destructor runs when it should.
+    let owner = PyOwner::new(capsule.clone().unbind());
+    // SAFETY: a capsule; GetName returns its (possibly NULL) name and cannot fail.
+    let name = unsafe { ffi::PyCapsule_GetName(ptr) };
+    if !name.is_null() {
+        // SAFETY: capsule names are NUL-terminated strings that outlive the capsule.
+        let name = unsafe { CStr::from_ptr(name) };
+        return Err(Error::value(format!(
+            "__array_struct__ capsule is named {name:?}; a PyArrayInterface capsule has no name"
+        ))
+        .into());
+    }
+    // SAFETY: the name was checked to be NULL, the name this pointer is under.
+    let raw = unsafe { ffi::PyCapsule_GetPointer(ptr, std::ptr::null()) };
+    if raw.is_null() {
+        return Err(PyErr::take(capsule.py())
+            .unwrap_or_else(|| Error::value("__array_struct__ capsule holds NULL").into()));
+    }
+    // SAFETY: an unnamed `__array_struct__` capsule holds a PyArrayInterface
+    // (the protocol's contract) that lives as long as the capsule, which
+    // `owner` keeps alive; it is only read.
+    let interface = unsafe { &*raw.cast::<PyArrayInterface>() };
+    let descriptor = core::describe_struct(
+        interface,
+        |descr| {
+            // SAFETY: with ARR_HAS_DESCR the descr field is a live object
+            // owned by the struct; it is borrowed for this check only.
+            let descr = unsafe { Bound::from_borrowed_ptr(object.py(), descr.cast()) };
+            refuse_records(&descr)
+        },
+        |itemsize| resolve_void(object, itemsize),
+    )?;
+    // SAFETY: the producer keeps `data` valid over the described layout for
+    // as long as the capsule lives, and the owner holds the capsule.
+    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(owner)) })
+}
+
+/// `Tensor.__array_struct__`: a fresh unnamed capsule per call.
+pub(crate) fn struct_capsule<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<Bound<'py, PyAny>> {
+    let block = StructBlock::new(tensor)?;
+    let raw = Box::into_raw(block);
+    // SAFETY: a NULL name is what the protocol requires; the block is
+    // `repr(C)` with the interface first, so its address is the interface's,
+    // and the capsule owns the block: `free_struct_block` frees it once.
+    let capsule =
+        unsafe { ffi::PyCapsule_New(raw.cast(), std::ptr::null(), Some(free_struct_block)) };
+    if capsule.is_null() {
+        // SAFETY: the capsule was not created: the block is still ours alone.
+        drop(unsafe { Box::from_raw(raw) });
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: PyCapsule_New returned a new reference.
+    Ok(unsafe { Bound::from_owned_ptr(py, capsule) })
+}
+
+/// Destructor of an exported `__array_struct__` capsule: frees the block
+/// (and with it the tensor clone's share of the owner). Nothing here can
+/// unwind, and the dying capsule is never turned into a new reference.
+unsafe extern "C" fn free_struct_block(capsule: *mut ffi::PyObject) {
+    // SAFETY: CPython passes the capsule being destroyed. IsValid only reads
+    // it and sets no error (an exception may be in flight while we run);
+    // with the NULL name matched, GetPointer cannot fail.
+    let block = unsafe {
+        if ffi::PyCapsule_IsValid(capsule, std::ptr::null()) != 1 {
+            return;
+        }
+        ffi::PyCapsule_GetPointer(capsule, std::ptr::null())
+    };
+    // SAFETY: the block came from Box::into_raw in `struct_capsule` and only
+    // this destructor, run once per capsule, frees it. Dropping the tensor
+    // clone may release a Python owner: the GIL is held here.
+    drop(unsafe { Box::from_raw(block.cast::<StructBlock>()) });
+}
