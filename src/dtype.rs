@@ -9,16 +9,42 @@
 use crate::error::{Error, Result};
 use dlpark::ffi::{DLDataType, DLDataTypeCode};
 
-/// A tensor element type, as DLPack describes it.
+/// A tensor element type, as DLPack describes it: `(code, bits, lanes)`.
+///
+/// The fields are private: a `DType` exists only if it passed a validated
+/// constructor (the named constants, [`DType::from_dlpack`],
+/// [`DType::from_name`], [`DType::int`], [`DType::opaque`]), so every tensor
+/// can describe itself to every protocol that has a word for its dtype.
+///
+/// ```
+/// use dlbridge::DType;
+///
+/// let f = DType::from_name("bfloat16").unwrap();
+/// assert_eq!((f.code(), f.bits(), f.lanes(), f.itemsize()), (4, 16, 1, 2));
+/// assert_eq!(DType::int(true, 4), Some(DType::INT32));
+/// assert!(DType::from_dlpack(DType::FLOAT32.to_dlpack()).is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DType {
-    /// `DLDataTypeCode` (0 int, 1 uint, 2 float, 4 bfloat, 5 complex, 6 bool, 7-17 float8/6/4).
-    pub code: u8,
-    /// Bits per lane (a complex counts both halves: complex64 is 64).
-    pub bits: u8,
-    /// Lanes per element (1 for scalars; torch's `float4_e2m1fn_x2` has 2).
-    pub lanes: u16,
+    code: u8,
+    bits: u8,
+    lanes: u16,
 }
+
+/// The byte-order character of this machine in typestrs and PEP 3118
+/// formats (`'<'` on little-endian hosts), and the other one.
+pub const NATIVE_BYTE_ORDER: char = if cfg!(target_endian = "little") {
+    '<'
+} else {
+    '>'
+};
+
+/// The byte-order character dlbridge refuses (`'>'` on little-endian hosts).
+pub const SWAPPED_BYTE_ORDER: char = if cfg!(target_endian = "little") {
+    '>'
+} else {
+    '<'
+};
 
 /// DLPack's `kDLOpaqueHandle`, which dlbridge uses for opaque bytes.
 const OPAQUE_CODE: u8 = 3;
@@ -46,7 +72,7 @@ const NAMED: &[(DType, &str)] = &[
     (DType::FLOAT32, "float32"),
     (DType::FLOAT64, "float64"),
     (DType::BFLOAT16, "bfloat16"),
-    (dt(5, 32), "complex32"),
+    (DType::COMPLEX32, "complex32"),
     (DType::COMPLEX64, "complex64"),
     (DType::COMPLEX128, "complex128"),
     (dt(7, 8), "float8_e3m4"),
@@ -81,6 +107,32 @@ fn known_width(code: u8, bits: u8) -> bool {
 }
 
 impl DType {
+    /// `DLDataTypeCode`: 0 int, 1 uint, 2 float, 3 opaque, 4 bfloat,
+    /// 5 complex, 6 bool, 7-17 float8/6/4.
+    pub const fn code(self) -> u8 {
+        self.code
+    }
+
+    /// Bits per lane (a complex counts both halves: complex64 is 64).
+    pub const fn bits(self) -> u8 {
+        self.bits
+    }
+
+    /// Lanes per element (1 for scalars; torch's `float4_e2m1fn_x2` has 2).
+    pub const fn lanes(self) -> u16 {
+        self.lanes
+    }
+
+    /// The signed (`int8`...`int64`) or unsigned integer of `bytes` bytes;
+    /// `None` for any other width.
+    pub const fn int(signed: bool, bytes: usize) -> Option<Self> {
+        let code = if signed { 0 } else { 1 };
+        match bytes {
+            1 | 2 | 4 | 8 => Some(dt(code, (bytes * 8) as u8)),
+            _ => None,
+        }
+    }
+
     /// `bool`, stored as one byte (DLPack `(6, 8, 1)`).
     pub const BOOL: Self = dt(6, 8);
     /// `int8`.
@@ -107,6 +159,8 @@ impl DType {
     pub const FLOAT64: Self = dt(2, 64);
     /// Brain floating point.
     pub const BFLOAT16: Self = dt(4, 16);
+    /// A pair of `float16` (torch's `complex32`).
+    pub const COMPLEX32: Self = dt(5, 32);
     /// A pair of `float32`.
     pub const COMPLEX64: Self = dt(5, 64);
     /// A pair of `float64`.

@@ -10,7 +10,7 @@
 //! padding, pointers, strings and anything else are refused with a
 //! `BufferError` that names the format.
 
-use crate::dtype::DType;
+use crate::dtype::{DType, NATIVE_BYTE_ORDER, SWAPPED_BYTE_ORDER};
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -28,22 +28,17 @@ pub fn parse_format(format: &str) -> Result<DType> {
     let mut rest = format;
     let mut sizes = Sizes::Native;
     if let Some(prefix) = rest.chars().next() {
-        let native_order = if cfg!(target_endian = "little") {
-            '<'
-        } else {
-            '>'
-        };
         match prefix {
             '@' => rest = &rest[1..],
             '=' => {
                 sizes = Sizes::Standard;
                 rest = &rest[1..];
             }
-            p if p == native_order => {
+            NATIVE_BYTE_ORDER => {
                 sizes = Sizes::Standard;
                 rest = &rest[1..];
             }
-            '<' | '>' | '!' => return Err(refuse(format, "non-native byte order")),
+            SWAPPED_BYTE_ORDER | '!' => return Err(refuse(format, "non-native byte order")),
             _ => {}
         }
     }
@@ -74,12 +69,7 @@ pub fn parse_format(format: &str) -> Result<DType> {
         Sizes::Standard => (4, None),
     };
     let int = |signed: bool, bytes: usize| {
-        let bits = (bytes * 8) as u8;
-        DType {
-            code: if signed { 0 } else { 1 },
-            bits,
-            lanes: 1,
-        }
+        DType::int(signed, bytes).ok_or_else(|| refuse(format, &format!("no {bytes}-byte integer")))
     };
     Ok(match rest {
         "?" => DType::BOOL,
@@ -89,22 +79,18 @@ pub fn parse_format(format: &str) -> Result<DType> {
         "H" => DType::UINT16,
         "i" => DType::INT32,
         "I" => DType::UINT32,
-        "l" => int(true, long),
-        "L" => int(false, long),
+        "l" => int(true, long)?,
+        "L" => int(false, long)?,
         "q" => DType::INT64,
         "Q" => DType::UINT64,
         "n" | "N" => match size_t {
-            Some(bytes) => int(rest == "n", bytes),
+            Some(bytes) => int(rest == "n", bytes)?,
             None => return Err(refuse(format, "'n'/'N' have no standard size")),
         },
         "e" => DType::FLOAT16,
         "f" => DType::FLOAT32,
         "d" => DType::FLOAT64,
-        "Ze" => DType {
-            code: 5,
-            bits: 32,
-            lanes: 1,
-        },
+        "Ze" => DType::COMPLEX32,
         "Zf" => DType::COMPLEX64,
         "Zd" => DType::COMPLEX128,
         "" => return Err(refuse(format, "no type code")),

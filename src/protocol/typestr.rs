@@ -11,7 +11,7 @@
 //! else is malformed (`ValueError`). Like NumPy, a missing byte-order
 //! character means native.
 
-use crate::dtype::DType;
+use crate::dtype::{DType, NATIVE_BYTE_ORDER, SWAPPED_BYTE_ORDER};
 use crate::error::{Error, Result};
 
 /// What a typestr (or a `typekind`/`itemsize` pair) describes.
@@ -22,12 +22,6 @@ pub enum Parsed {
     /// `V<n>`: `n` opaque bytes per element.
     Void(usize),
 }
-
-const NATIVE_ORDER: char = if cfg!(target_endian = "little") {
-    '<'
-} else {
-    '>'
-};
 
 /// Parses an `__array_interface__` typestr.
 pub fn parse_typestr(typestr: &str) -> Result<Parsed> {
@@ -48,8 +42,7 @@ pub fn parse_typestr(typestr: &str) -> Result<Parsed> {
     let itemsize: usize = digits
         .parse()
         .map_err(|_| malformed(typestr, "the itemsize does not fit in usize"))?;
-    let other_order = if NATIVE_ORDER == '<' { '>' } else { '<' };
-    if order == other_order && itemsize > 1 && kind != 'V' {
+    if order == SWAPPED_BYTE_ORDER && itemsize > 1 && kind != 'V' {
         return Err(Error::buffer(format!(
             "unsupported typestr {typestr:?}: non-native byte order"
         )));
@@ -140,7 +133,7 @@ pub fn typestr_of(dtype: DType) -> String {
     let order = if itemsize == 1 || kind == 'V' {
         '|'
     } else {
-        NATIVE_ORDER
+        NATIVE_BYTE_ORDER
     };
     format!("{order}{kind}{itemsize}")
 }

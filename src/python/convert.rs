@@ -20,18 +20,17 @@
 //! result reports `source == "dlpack"`; inside `dlbridge._native` it keeps
 //! its own source.
 
-use std::ffi::{CStr, c_int, c_void};
-use std::ptr::NonNull;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dlpark::ffi::{DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPackExchangeAPI};
+use dlpark::ffi::DLManagedTensorVersioned;
 use ndarray::Dimension;
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::{Borrowed, intern};
 
-use super::import::import_any;
+use super::discover::import_any;
 use super::tensor::PyTensor;
 use crate::dtype::Element;
 use crate::error::Error;
@@ -59,7 +58,6 @@ fn home_to_py_object(py: Python<'_>) -> PyResult<ToPyObject> {
     static TO_PY_OBJECT: PyOnceLock<ToPyObject> = PyOnceLock::new();
     TO_PY_OBJECT
         .get_or_try_init(py, || {
-            const NAME: &CStr = c"dlpack_exchange_api";
             let class = py
                 .import(intern!(py, "dlbridge._native"))?
                 .getattr(intern!(py, "Tensor"))?;
@@ -70,30 +68,9 @@ fn home_to_py_object(py: Python<'_>) -> PyResult<ToPyObject> {
                      (managed_tensor_to_py_object_no_sync); is dlbridge too old?",
                 )
             };
-            // SAFETY: IsValid only inspects the object (type and name).
-            if unsafe { pyo3::ffi::PyCapsule_IsValid(capsule.as_ptr(), NAME.as_ptr()) } != 1 {
-                return Err(missing());
-            }
-            // SAFETY: validated above as a capsule with this name.
-            let mut api =
-                unsafe { pyo3::ffi::PyCapsule_GetPointer(capsule.as_ptr(), NAME.as_ptr()) }
-                    .cast::<DLPackExchangeAPI>();
-            for _ in 0..16 {
-                let Some(table) = NonNull::new(api) else {
-                    break;
-                };
-                // SAFETY: the DLPack spec makes the table a static,
-                // process-lifetime object whose header is always readable and
-                // whose whole layout is ours to read when the major matches.
-                let table = unsafe { table.as_ref() };
-                if table.header.version.major == DLPACK_MAJOR_VERSION {
-                    return table
-                        .managed_tensor_to_py_object_no_sync
-                        .ok_or_else(missing);
-                }
-                api = table.header.prev_api.cast();
-            }
-            Err(missing())
+            crate::python::dlpack::exchange::table_of(&capsule)
+                .and_then(|table| table.managed_tensor_to_py_object_no_sync)
+                .ok_or_else(missing)
         })
         .copied()
 }

@@ -3,18 +3,16 @@
 pub(crate) mod array_interface;
 pub(crate) mod buffer;
 pub(crate) mod convert;
+pub(crate) mod discover;
 pub(crate) mod dlpack;
 pub(crate) mod errors;
 pub(crate) mod fast_path;
-pub(crate) mod import;
 pub(crate) mod lookup;
 pub(crate) mod names;
 pub(crate) mod ndarray_fields;
-pub(crate) mod numpy;
 pub(crate) mod owner;
 pub(crate) mod tensor;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString, PyTuple};
 
@@ -47,14 +45,53 @@ fn int_arg(
 }
 
 fn wrong_shape(shape: &Bound<'_, PyAny>) -> PyErr {
-    PyTypeError::new_err(format!(
+    PyErr::from(Error::type_error(format!(
         "shape must be an int or a tuple of ints, got {shape}"
-    ))
+    )))
 }
 
-/// Parses a shape argument: an int or a sequence of ints (a tuple is read
-/// directly; a failed int extraction would build and drop an exception).
-fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+/// Values on the stack for the usual ranks (`zeros((256, 256))` allocates
+/// nothing but its data).
+enum Extents<T> {
+    Inline([T; INLINE_EXTENTS], usize),
+    Heap(Vec<T>),
+}
+
+const INLINE_EXTENTS: usize = 8;
+
+impl<T> std::ops::Deref for Extents<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Self::Inline(values, len) => &values[..*len],
+            Self::Heap(values) => values,
+        }
+    }
+}
+
+impl<T: Copy + Default> FromIterator<T> for Extents<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(values: I) -> Self {
+        let mut inline = [T::default(); INLINE_EXTENTS];
+        let mut len = 0;
+        let mut values = values.into_iter();
+        for value in values.by_ref() {
+            if len == INLINE_EXTENTS {
+                let mut heap = inline.to_vec();
+                heap.push(value);
+                heap.extend(values);
+                return Self::Heap(heap);
+            }
+            inline[len] = value;
+            len += 1;
+        }
+        Self::Inline(inline, len)
+    }
+}
+
+/// The one shape-argument parser: an int, a tuple of ints (read directly:
+/// a failed int extraction would build and drop an exception) or any other
+/// sequence of ints; a string is not a shape.
+fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents<i64>> {
     let wrong = || wrong_shape(shape);
     let extent = |axis: usize, n: &Bound<'_, PyAny>| {
         int_arg(n, &|| format!("shape extent on axis {axis}"), &wrong)
@@ -67,7 +104,7 @@ fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
             .collect();
     }
     if shape.cast::<PyInt>().is_ok() {
-        return Ok(vec![extent(0, shape)?]);
+        return Ok(std::iter::once(extent(0, shape)?).collect());
     }
     if shape.cast::<PyString>().is_ok() {
         return Err(wrong());
@@ -80,68 +117,19 @@ fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
         .collect()
 }
 
-/// Extents of `zeros`/`empty`, on the stack for the usual ranks.
-enum Extents {
-    Inline([usize; INLINE_EXTENTS], usize),
-    Heap(Vec<usize>),
-}
-
-const INLINE_EXTENTS: usize = 8;
-
-impl std::ops::Deref for Extents {
-    type Target = [usize];
-    fn deref(&self) -> &[usize] {
-        match self {
-            Self::Inline(values, len) => &values[..*len],
-            Self::Heap(values) => values,
-        }
-    }
-}
-
-fn negative_extent(axis: usize, extent: i64) -> PyErr {
-    Error::value(format!(
-        "shape has a negative extent {extent} on axis {axis}"
-    ))
-    .into()
-}
-
-/// Parses the `shape` of `zeros`/`empty`: non-negative extents. An int or a
-/// short tuple is read without allocating.
-fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents> {
-    let short = |values: &mut dyn Iterator<Item = PyResult<i64>>| -> PyResult<Extents> {
-        let mut out = [0usize; INLINE_EXTENTS];
-        let mut len = 0;
-        for (axis, value) in values.enumerate() {
-            let extent = value?;
-            out[axis] = usize::try_from(extent).map_err(|_| negative_extent(axis, extent))?;
-            len += 1;
-        }
-        Ok(Extents::Inline(out, len))
-    };
-    let wrong = || wrong_shape(shape);
-    if let Ok(tuple) = shape.cast::<PyTuple>()
-        && tuple.len() <= INLINE_EXTENTS
-    {
-        return short(
-            &mut tuple
-                .iter_borrowed()
-                .enumerate()
-                .map(|(axis, n)| int_arg(&n, &|| format!("shape extent on axis {axis}"), &wrong)),
-        );
-    }
-    if shape.cast::<PyInt>().is_ok() {
-        return short(&mut std::iter::once(int_arg(
-            shape,
-            &|| "shape extent on axis 0".to_owned(),
-            &wrong,
-        )));
-    }
-    shape_arg(shape)?
-        .into_iter()
+/// The extents of `zeros`/`empty`: a shape with no negative extent.
+fn parse_extents(shape: &Bound<'_, PyAny>) -> PyResult<Extents<usize>> {
+    parse_shape(shape)?
+        .iter()
         .enumerate()
-        .map(|(axis, extent)| usize::try_from(extent).map_err(|_| negative_extent(axis, extent)))
-        .collect::<PyResult<Vec<_>>>()
-        .map(Extents::Heap)
+        .map(|(axis, &extent)| {
+            usize::try_from(extent).map_err(|_| {
+                PyErr::from(Error::value(format!(
+                    "shape has a negative extent {extent} on axis {axis}"
+                )))
+            })
+        })
+        .collect()
 }
 
 /// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a
@@ -164,20 +152,14 @@ pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
     {
         if let Ok(Some(order)) = dtype.getattr_opt("byteorder")
             && let Ok(order) = order.extract::<String>()
+            && order.chars().eq([crate::dtype::SWAPPED_BYTE_ORDER])
         {
-            let swapped = if cfg!(target_endian = "little") {
-                ">"
-            } else {
-                "<"
-            };
-            if order == swapped {
-                return Err(Error::buffer(format!(
-                    "dtype argument {} has non-native byte order ({order:?}); dlbridge carries \
-                     native byte order only (convert with .newbyteorder(\"=\") or astype first)",
-                    names::shown(dtype)
-                ))
-                .into());
-            }
+            return Err(Error::buffer(format!(
+                "dtype argument {} has non-native byte order ({order:?}); dlbridge carries \
+                 native byte order only (convert with .newbyteorder(\"=\") or astype first)",
+                names::shown(dtype)
+            ))
+            .into());
         }
         return Ok(DType::from_name(&name)?);
     }
@@ -199,9 +181,9 @@ fn parse_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Device>> {
             Ok(Some(Device::CPU))
         }
         Some(d) if d.cast::<PyTuple>().is_ok() => dlpack_python::parse_device(d).map(Some),
-        Some(d) => Err(PyTypeError::new_err(format!(
+        Some(d) => Err(PyErr::from(Error::type_error(format!(
             "device must be None, \"cpu\" or a (device_type, device_id) tuple, got {d}"
-        ))),
+        )))),
     }
 }
 
@@ -225,7 +207,7 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
             Ok(obj.clone().unbind())
         };
     }
-    Ok(Py::new(py, finish(import::import_any(obj)?, copy)?)?.into_any())
+    Ok(Py::new(py, finish(discover::import_any(obj)?, copy)?)?.into_any())
 }
 
 /// A DLPack producer (or capsule) as a Tensor. A legacy (unversioned)
@@ -281,14 +263,17 @@ fn from_buffer(
         .filter(|d| !d.is_none())
         .map(parse_dtype)
         .transpose()?;
-    let shape = shape.filter(|s| !s.is_none()).map(shape_arg).transpose()?;
+    let shape = shape
+        .filter(|s| !s.is_none())
+        .map(parse_shape)
+        .transpose()?;
     let offset = match offset {
         None => 0,
         Some(value) => int_arg(value, &|| "offset".to_owned(), &|| {
-            PyTypeError::new_err(format!(
+            PyErr::from(Error::type_error(format!(
                 "offset must be an int, got {}",
                 names::shown(value)
-            ))
+            )))
         })?,
     };
     let offset = usize::try_from(offset)
@@ -316,7 +301,7 @@ fn zeros(shape: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult
         .map(parse_dtype)
         .transpose()?
         .unwrap_or(DType::FLOAT32);
-    Ok(PyTensor::new(Tensor::zeros(&parse_shape(shape)?, dtype)?))
+    Ok(PyTensor::new(Tensor::zeros(&parse_extents(shape)?, dtype)?))
 }
 
 /// Rust-owned uninitialised memory.
@@ -327,7 +312,7 @@ fn empty(shape: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult
         .map(parse_dtype)
         .transpose()?
         .unwrap_or(DType::FLOAT32);
-    Ok(PyTensor::new(Tensor::empty(&parse_shape(shape)?, dtype)?))
+    Ok(PyTensor::new(Tensor::empty(&parse_extents(shape)?, dtype)?))
 }
 
 /// Rust-owned data buffers not yet freed.

@@ -158,17 +158,7 @@ fn numpy_at_least(numpy: &Bound<'_, PyAny>, wanted: (u32, u32)) -> bool {
 fn dtype_of(type_num: c_int) -> Option<DType> {
     // C `int`/`long` widths vary by platform: the int/uint code at the
     // width the compiler says.
-    let int = |bytes: usize, signed: bool| {
-        Some(DType {
-            code: if signed {
-                DType::INT8.code
-            } else {
-                DType::UINT8.code
-            },
-            bits: (bytes * 8) as u8,
-            lanes: 1,
-        })
-    };
+    let int = |bytes: usize, signed: bool| DType::int(signed, bytes);
     const INT: usize = size_of::<c_int>();
     const LONG: usize = size_of::<c_long>();
     match type_num {
@@ -194,11 +184,7 @@ fn dtype_of(type_num: c_int) -> Option<DType> {
 
 /// Whether NumPy's descriptor byte order is the machine's.
 fn native_byteorder(byteorder: c_char) -> bool {
-    let native = if cfg!(target_endian = "little") {
-        b'<'
-    } else {
-        b'>'
-    };
+    let native = crate::dtype::NATIVE_BYTE_ORDER as u8;
     matches!(byteorder as u8, b'=' | b'|') || byteorder as u8 == native
 }
 

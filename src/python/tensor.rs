@@ -1,7 +1,10 @@
 //! `dlbridge.Tensor`: a thin Python shell over [`crate::Tensor`]; every
 //! protocol method delegates to its spoke.
 
+use pyo3::intern;
 use pyo3::prelude::*;
+
+use crate::error::Error;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -30,9 +33,9 @@ impl PyTensor {
 impl PyTensor {
     #[new]
     fn py_new() -> PyResult<Self> {
-        Err(pyo3::exceptions::PyTypeError::new_err(
+        Err(PyErr::from(Error::type_error(
             "dlbridge.Tensor cannot be created directly; use dlbridge.asarray, from_dlpack, zeros or empty",
-        ))
+        )))
     }
 
     /// Extents per axis.
@@ -151,7 +154,7 @@ impl PyTensor {
     /// A zero-copy `numpy.ndarray` of this tensor (with the `ml_dtypes`
     /// dtype for bfloat16 and float8 when ml_dtypes is installed).
     fn numpy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        super::numpy::to_numpy(slf)
+        to_numpy(slf)
     }
 
     fn __dlpack_device__(&self) -> (u32, i32) {
@@ -163,7 +166,7 @@ impl PyTensor {
             .shape()
             .first()
             .copied()
-            .ok_or_else(|| pyo3::exceptions::PyTypeError::new_err("len() of a 0-d tensor"))
+            .ok_or_else(|| PyErr::from(Error::type_error("len() of a 0-d tensor")))
     }
 
     fn __repr__(&self) -> String {
@@ -185,5 +188,32 @@ impl PyTensor {
             if t.readonly() { "True" } else { "False" },
             t.source().as_str()
         )
+    }
+}
+
+/// `numpy.asarray(tensor)` (the buffer protocol: zero-copy, the array's base
+/// keeps the tensor alive), then, for opaque bytes, a `V<n>` view, and for bfloat16 and float8 elements, which
+/// cross as opaque bytes, a view with the `ml_dtypes` dtype of the same name
+/// when that package is installed.
+fn to_numpy<'py>(tensor: &Bound<'py, PyTensor>) -> PyResult<Bound<'py, PyAny>> {
+    let py = tensor.py();
+    let inner = &tensor.get().inner;
+    inner.device().ensure_cpu("numpy()")?;
+    let numpy = py.import(intern!(py, "numpy"))?;
+    let array = numpy.call_method1(intern!(py, "asarray"), (tensor,))?;
+    let dtype = inner.dtype();
+    if dtype.is_opaque() {
+        // NumPy reads the buffer's `"2x"` as a record of padding; say `V2`.
+        return array.call_method1(intern!(py, "view"), (format!("V{}", dtype.itemsize()),));
+    }
+    if crate::protocol::pep3118::format_of(dtype).is_some() || dtype.lanes() != 1 {
+        return Ok(array);
+    }
+    let Ok(ml_dtypes) = py.import(intern!(py, "ml_dtypes")) else {
+        return Ok(array);
+    };
+    match ml_dtypes.getattr_opt(dtype.name().as_str())? {
+        Some(scalar_type) => array.call_method1(intern!(py, "view"), (scalar_type,)),
+        None => Ok(array),
     }
 }

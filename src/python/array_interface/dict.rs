@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -30,11 +29,11 @@ pub(crate) fn import_dict(
 ) -> PyResult<Tensor> {
     let py = object.py();
     let dict = interface.cast::<PyDict>().map_err(|_| {
-        PyTypeError::new_err(format!(
+        PyErr::from(Error::type_error(format!(
             "__array_interface__ of {} is a {}, not a dict",
             type_name(object),
             type_name(interface)
-        ))
+        )))
     })?;
     let version = dict.get_item(intern!(py, "version"))?;
     match version.as_ref().map(|v| v.extract::<i64>()) {
@@ -53,10 +52,10 @@ pub(crate) fn import_dict(
     } else if let Ok(bytes) = typestr.cast::<PyBytes>() {
         String::from_utf8_lossy(bytes.as_bytes()).into_owned()
     } else {
-        return Err(PyTypeError::new_err(format!(
+        return Err(PyErr::from(Error::type_error(format!(
             "__array_interface__ typestr must be a str, got {}",
             type_name(&typestr)
-        )));
+        ))));
     };
     if let Some(mask) = dict.get_item(intern!(py, "mask"))?
         && !mask.is_none()
@@ -82,9 +81,9 @@ pub(crate) fn import_dict(
     let offset = match dict.get_item(intern!(py, "offset"))? {
         Some(offset) if !offset.is_none() => {
             let offset: i64 = offset.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
+                PyErr::from(Error::type_error(format!(
                     "__array_interface__ offset must be an int, got {offset}"
-                ))
+                )))
             })?;
             usize::try_from(offset).map_err(|_| {
                 Error::value(format!(
@@ -138,9 +137,9 @@ fn required<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, Py
 
 fn int_tuple(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
     let tuple = value.cast::<PyTuple>().map_err(|_| {
-        PyTypeError::new_err(format!(
+        PyErr::from(Error::type_error(format!(
             "__array_interface__ {what} must be a tuple of ints, got {value}"
-        ))
+        )))
     })?;
     if tuple.len() > MAX_NDIM {
         return Err(Error::value(format!(
@@ -166,15 +165,15 @@ fn int_tuple(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
 fn pointer_data(data: &Bound<'_, PyAny>) -> PyResult<(usize, bool)> {
     let tuple = data.cast::<PyTuple>()?;
     if tuple.len() != 2 {
-        return Err(PyTypeError::new_err(format!(
+        return Err(PyErr::from(Error::type_error(format!(
             "__array_interface__ data must be a (pointer, readonly) 2-tuple, got {data}"
-        )));
+        ))));
     }
     let address = tuple.get_item(0)?;
     let address: usize = address.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
+        PyErr::from(Error::type_error(format!(
             "__array_interface__ data pointer must be a non-negative int, got {address}"
-        ))
+        )))
     })?;
     let readonly = tuple.get_item(1)?.is_truthy()?;
     Ok((address, readonly))

@@ -32,7 +32,6 @@
 pub(crate) mod dict;
 pub(crate) mod structs;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -48,10 +47,10 @@ use structs::import_struct;
 /// `from_array_interface`: `__array_struct__` first, then `__array_interface__`.
 pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     try_import(object)?.ok_or_else(|| {
-        PyTypeError::new_err(format!(
+        PyErr::from(Error::type_error(format!(
             "{} has neither __array_struct__ nor __array_interface__",
             type_name(object)
-        ))
+        )))
     })
 }
 

@@ -4,7 +4,6 @@
 use std::ffi::CStr;
 use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -23,11 +22,11 @@ pub(crate) fn import_struct(
     let ptr = capsule.as_ptr();
     // SAFETY: `capsule` is a live reference and the thread is attached.
     if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
-        return Err(PyTypeError::new_err(format!(
+        return Err(PyErr::from(Error::type_error(format!(
             "__array_struct__ of {} is a {}, not a capsule",
             type_name(object),
             type_name(capsule)
-        )));
+        ))));
     }
     // Own the capsule before reading anything out of it: every refusal below
     // drops this reference, and the capsule's destructor runs when it should.

@@ -146,7 +146,8 @@ pub(crate) fn producer(object: &Bound<'_, PyAny>) -> Producer {
     // `_PyType_Lookup` also assigns the type a version tag if it had none.
     let from_py_object = type_lookup(object, table_name)
         .filter(|_| table_speaks_for(object, table_name))
-        .and_then(|capsule| table_of(&capsule));
+        .and_then(|capsule| table_of(&capsule))
+        .and_then(|table| table.managed_tensor_from_py_object_no_sync);
     let torch = match TorchGuard::get(py, ty) {
         None => Torch::No,
         Some(guard) => {
@@ -207,8 +208,10 @@ fn table_speaks_for(
     false
 }
 
-/// Reads a table out of its capsule, walking `prev_api` to a major-1 table.
-fn table_of(capsule: &Bound<'_, PyAny>) -> Option<FromPyObject> {
+/// The major-1 table in an exchange-API capsule (walking `prev_api` from a
+/// newer one), or `None` when `capsule` holds none: the one place a table
+/// is read out of its capsule, for both directions.
+pub(crate) fn table_of(capsule: &Bound<'_, PyAny>) -> Option<&'static DLPackExchangeAPI> {
     // SAFETY: IsValid only inspects the object; it checks the type and name.
     if unsafe { ffi::PyCapsule_IsValid(capsule.as_ptr(), CAPSULE_NAME.as_ptr()) } != 1 {
         return None;
@@ -220,9 +223,9 @@ fn table_of(capsule: &Bound<'_, PyAny>) -> Option<FromPyObject> {
         let table = NonNull::new(api)?;
         // SAFETY: the spec makes the table a static, process-lifetime object
         // whose header (and, for a matching major, whole layout) is readable.
-        let table = unsafe { table.as_ref() };
+        let table: &'static DLPackExchangeAPI = unsafe { table.as_ref() };
         if table.header.version.major == DLPACK_MAJOR_VERSION {
-            return table.managed_tensor_from_py_object_no_sync;
+            return Some(table);
         }
         api = table.header.prev_api.cast();
     }
@@ -341,7 +344,7 @@ pub(crate) fn refuse_torch_states(
         return Ok(());
     };
     let asks = Asks {
-        conj: dtype.is_none_or(|d| d.code == COMPLEX_CODE),
+        conj: dtype.is_none_or(|d| d.code() == COMPLEX_CODE),
         neg: dtype.is_none_or(|d| d != DType::BOOL),
     };
     match producer.torch {

@@ -11,7 +11,6 @@ use dlpark::ffi::{
     DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION,
 };
 use dlpark::{Managed, ManagedTensorBase};
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -66,10 +65,10 @@ pub(crate) fn consume_capsule(
     let ptr = capsule.as_ptr();
     // SAFETY: `capsule` is a live reference and the thread is attached.
     if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
-        return Err(PyTypeError::new_err(format!(
+        return Err(PyErr::from(Error::type_error(format!(
             "expected a DLPack capsule, got {}",
             capsule.get_type().name()?
-        )));
+        ))));
     }
     // SAFETY: a capsule; GetName returns its (possibly NULL) static name.
     let name_ptr: *const c_char = unsafe { ffi::PyCapsule_GetName(ptr) };
@@ -166,7 +165,9 @@ pub(crate) fn import_object(
     let capsule = match call_dlpack(&method, dl_device, copy) {
         Ok(capsule) => capsule,
         Err(err)
-            if err.is_instance_of::<PyTypeError>(py) && dl_device.is_none() && copy.is_none() =>
+            if err.is_instance_of::<pyo3::exceptions::PyTypeError>(py)
+                && dl_device.is_none()
+                && copy.is_none() =>
         {
             // A producer that predates `max_version` (DLPack < 1.0).
             method.call0()?
@@ -174,11 +175,11 @@ pub(crate) fn import_object(
         Err(err) => return Err(err),
     };
     if !is_dlpack_capsule(&capsule) {
-        return Err(PyTypeError::new_err(format!(
+        return Err(PyErr::from(Error::type_error(format!(
             "__dlpack__ of {} returned {}, not a DLPack capsule",
             object.get_type().name()?,
             capsule.get_type().name()?
-        )));
+        ))));
     }
     let tensor = consume_capsule(&capsule, legacy_writable)?;
     if let Some(device) = dl_device
@@ -194,10 +195,10 @@ pub(crate) fn import_object(
 }
 
 fn no_dlpack(object: &Bound<'_, PyAny>) -> PyErr {
-    PyTypeError::new_err(format!(
+    PyErr::from(Error::type_error(format!(
         "{} does not support DLPack (no __dlpack__ method)",
         type_name(object)
-    ))
+    )))
 }
 
 /// `method(max_version=(1, 3)[, dl_device=...][, copy=...])`, `method`
@@ -256,14 +257,14 @@ fn call_dlpack<'py>(
 /// Parses a `(device_type, device_id)` tuple.
 pub(crate) fn parse_device(value: &Bound<'_, PyAny>) -> PyResult<Device> {
     let tuple = value.cast::<PyTuple>().map_err(|_| {
-        PyTypeError::new_err(format!(
+        PyErr::from(Error::type_error(format!(
             "dl_device must be a (device_type, device_id) tuple, got {value}"
-        ))
+        )))
     })?;
     let (device_type, device_id): (u32, i32) = tuple.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
+        PyErr::from(Error::type_error(format!(
             "dl_device must be a (device_type, device_id) tuple of ints, got {value}"
-        ))
+        )))
     })?;
     Ok(Device {
         device_type,
@@ -285,14 +286,14 @@ pub(crate) fn export(
         Some(value) if value.is_none() => false,
         Some(value) => {
             let tuple = value.cast::<PyTuple>().map_err(|_| {
-                PyTypeError::new_err(format!(
+                PyErr::from(Error::type_error(format!(
                     "max_version must be a (major, minor) tuple, got {value}"
-                ))
+                )))
             })?;
             let (major, _minor): (u32, u32) = tuple.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
+                PyErr::from(Error::type_error(format!(
                     "max_version must be a (major, minor) tuple of ints, got {value}"
-                ))
+                )))
             })?;
             major >= DLPACK_MAJOR_VERSION
         }
