@@ -39,14 +39,14 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod layout;
-mod ndarray;
 mod owner;
 pub mod protocol;
 #[cfg(feature = "python")]
 mod python;
 mod tensor;
+mod view;
 
-pub use crate::ndarray::TypedTensor;
+pub use crate::view::TypedTensor;
 pub use descriptor::{Descriptor, Parts};
 pub use device::Device;
 pub use dtype::{DType, Element};

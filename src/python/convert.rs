@@ -34,8 +34,8 @@ use super::discover::import_any;
 use super::tensor::PyTensor;
 use crate::dtype::Element;
 use crate::error::Error;
-use crate::ndarray::TypedTensor;
 use crate::tensor::Tensor;
+use crate::view::TypedTensor;
 
 /// Set when this binary's module init registered its `PyTensor` as
 /// `dlbridge._native.Tensor`; in an extension crate's binary it stays false.

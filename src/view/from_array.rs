@@ -1,0 +1,123 @@
+//! Rust arrays moved into tensors with no copy.
+
+use std::sync::Arc;
+
+use ndarray::Dimension;
+
+use crate::descriptor::{Descriptor, Parts};
+use crate::dtype::Element;
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::owner::RustValue;
+use crate::tensor::{Source, Tensor};
+
+use super::TypedTensor;
+
+/// Moves a Rust array into a tensor with no copy; the array's allocation
+/// becomes the owner, freed once, when the last view (Rust or Python) is
+/// gone, on whichever thread that is. Any strides (negative too) are kept.
+/// Refuses (`Value`) more than [`MAX_NDIM`](crate::MAX_NDIM) axes, which an
+/// `ndarray::ArrayD` allows and no protocol does.
+fn tensor_from_array<T: Element, D: Dimension>(array: ndarray::Array<T, D>) -> Result<Tensor> {
+    if array.ndim() > crate::layout::MAX_NDIM {
+        return Err(Error::value(format!(
+            "an array with {} axes cannot become a Tensor: ndim {} exceeds the maximum of {}",
+            array.ndim(),
+            array.ndim(),
+            crate::layout::MAX_NDIM
+        )));
+    }
+    let size = size_of::<T>() as isize;
+    let mut strides = [0isize; crate::layout::MAX_NDIM];
+    for (out, s) in strides.iter_mut().zip(array.strides()) {
+        *out = s * size;
+    }
+    let layout = Layout::new(array.shape(), Some(&strides[..array.ndim()]), size as usize)?;
+    let descriptor = Descriptor::new(Parts {
+        what: "ndarray::Array",
+        base: array.as_ptr().cast_mut().cast::<u8>(),
+        offset: 0,
+        layout,
+        dtype: T::DTYPE,
+        device: crate::Device::CPU,
+        readonly: false,
+        source: Source::Rust,
+        len: None,
+    })?;
+    let array: ndarray::ArrayD<T> = array.into_dyn();
+    // SAFETY: moving the array into the owner does not move its heap
+    // buffer, so the descriptor keeps describing live memory that the owner
+    // alone holds (the exclusivity `as_ndarray_mut` relies on).
+    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(RustValue::new(array))) })
+}
+
+/// `From` for the fixed ranks (at most six axes: always carried) and
+/// `TryFrom` for `ArrayD`, whose rank may exceed [`MAX_NDIM`](crate::MAX_NDIM).
+macro_rules! from_fixed_rank {
+    ($($dim:ty),*) => {$(
+        impl<T: Element> From<ndarray::Array<T, $dim>> for Tensor {
+            /// Moves a Rust array into a tensor with no copy; its allocation
+            /// becomes the owner, freed once, when the last view is gone.
+            fn from(array: ndarray::Array<T, $dim>) -> Self {
+                tensor_from_array(array).unwrap_or_else(|e| {
+                    unreachable!("a fixed-rank array always has a valid layout: {e}")
+                })
+            }
+        }
+
+        impl<T: Element> From<ndarray::Array<T, $dim>> for TypedTensor<T, $dim> {
+            /// Moves a Rust array in with no copy (see `From<Array> for Tensor`).
+            fn from(array: ndarray::Array<T, $dim>) -> Self {
+                let dim = array.raw_dim();
+                Self::new(Tensor::from(array)).unwrap_or_else(|e| {
+                    unreachable!("an array of shape {dim:?} always views as itself: {e}")
+                })
+            }
+        }
+    )*};
+}
+
+from_fixed_rank!(
+    ndarray::Ix0,
+    ndarray::Ix1,
+    ndarray::Ix2,
+    ndarray::Ix3,
+    ndarray::Ix4,
+    ndarray::Ix5,
+    ndarray::Ix6
+);
+
+impl<T: Element> TryFrom<ndarray::ArrayD<T>> for Tensor {
+    type Error = Error;
+
+    /// Moves a dynamic-rank Rust array into a tensor with no copy (as the
+    /// fixed-rank `From` does).
+    ///
+    /// # Errors
+    ///
+    /// `Value` when the array has more than [`MAX_NDIM`](crate::MAX_NDIM)
+    /// (64) axes.
+    fn try_from(array: ndarray::ArrayD<T>) -> Result<Self> {
+        tensor_from_array(array)
+    }
+}
+
+impl<T: Element> TryFrom<ndarray::ArrayD<T>> for TypedTensor<T, ndarray::IxDyn> {
+    type Error = Error;
+
+    /// Moves a dynamic-rank Rust array in with no copy.
+    ///
+    /// # Errors
+    ///
+    /// `Value` when the array has more than 64 axes.
+    fn try_from(array: ndarray::ArrayD<T>) -> Result<Self> {
+        Self::new(tensor_from_array(array)?)
+    }
+}
+
+impl<T: Element> From<Vec<T>> for Tensor {
+    /// Moves a vector into a 1-d tensor with no copy.
+    fn from(values: Vec<T>) -> Self {
+        Tensor::from(ndarray::Array1::from_vec(values))
+    }
+}

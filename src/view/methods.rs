@@ -1,0 +1,172 @@
+//! `Tensor`'s view methods: shared, exclusive mutable and unchecked mutable.
+
+use ndarray::{ArrayView, ArrayViewD, ArrayViewMut, ArrayViewMutD, Dimension, IxDyn};
+
+use crate::dtype::Element;
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+use super::raw::{RawView, check_exclusive, check_writable};
+
+impl Tensor {
+    /// A zero-copy `ndarray` view of the elements, as Rust type `T`, of any rank.
+    ///
+    /// Refuses (`TypeError`) a dtype other than `T::DTYPE`, and
+    /// (`BufferError`) non-CPU memory, a misaligned pointer, or a stride that
+    /// is not a multiple of `size_of::<T>()`. Negative strides, 0-d, empty
+    /// and 64-d tensors are fine.
+    ///
+    /// ```
+    /// use dlbridge::{DType, Tensor};
+    /// let t = Tensor::zeros(&[2, 2], DType::FLOAT64).unwrap();
+    /// let v = t.as_ndarray::<f64>().unwrap();
+    /// assert_eq!(v.sum(), 0.0);
+    /// assert!(t.as_ndarray::<f32>().is_err());
+    /// ```
+    pub fn as_ndarray<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
+        self.as_ndarray_dim::<T, IxDyn>()
+    }
+
+    /// Like [`Tensor::as_ndarray`], with a fixed rank: `D` is `Ix0` … `Ix6`
+    /// (or `IxDyn` for any). A tensor of another rank is a `TypeError`
+    /// naming both ranks.
+    ///
+    /// ```
+    /// use dlbridge::Tensor;
+    /// use ndarray::{Ix1, Ix2, array};
+    /// let t = Tensor::from(array![[1i32, 2, 3], [4, 5, 6]]);
+    /// let m = t.as_ndarray_dim::<i32, Ix2>().unwrap();
+    /// assert_eq!(m.row(1).sum(), 15);
+    /// let err = t.as_ndarray_dim::<i32, Ix1>().unwrap_err();
+    /// assert_eq!(err.message(), "expected a 1-d tensor, got a 2-d tensor (shape [2, 3])");
+    /// ```
+    pub fn as_ndarray_dim<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
+        let raw = RawView::<T, D>::new(self)?;
+        // SAFETY: the view borrows `self`, whose owner keeps the memory
+        // alive; Rust writes exclude shared views (module docs), and the
+        // foreign side is the documented limitation.
+        Ok(unsafe { raw.view() })
+    }
+
+    /// A mutable view of Rust-owned memory that no one else can see.
+    ///
+    /// Succeeds only for a writable tensor whose memory Rust owns (from
+    /// [`Tensor::zeros`], [`Tensor::empty`], [`Tensor::copy`], or an
+    /// `ndarray::Array` or `Vec` moved in) and that has no clone and no
+    /// export alive, and whose layout reaches each element once; otherwise
+    /// a `BufferError` (dtype: `TypeError`). The module docs argue why this
+    /// is sound. For imported memory use the `unsafe`
+    /// [`Tensor::as_ndarray_mut_unchecked`].
+    ///
+    /// ```
+    /// use dlbridge::Tensor;
+    /// let mut t = Tensor::from(vec![1.0f32, 2.0, 3.0]);
+    /// t.as_ndarray_mut::<f32>().unwrap().mapv_inplace(|x| x * 10.0);
+    /// assert_eq!(t.as_ndarray::<f32>().unwrap().sum(), 60.0);
+    ///
+    /// let other = t.clone(); // a second view of the same memory
+    /// assert!(t.as_ndarray_mut::<f32>().is_err());
+    /// drop(other);
+    /// assert!(t.to_readonly().as_ndarray_mut::<f32>().is_err());
+    /// ```
+    pub fn as_ndarray_mut<T: Element>(&mut self) -> Result<ArrayViewMutD<'_, T>> {
+        self.as_ndarray_mut_dim::<T, IxDyn>()
+    }
+
+    /// [`Tensor::as_ndarray_mut`] with a fixed rank `D`.
+    ///
+    /// ```
+    /// use dlbridge::{DType, Tensor};
+    /// use ndarray::Ix2;
+    /// let mut t = Tensor::zeros(&[2, 3], DType::INT64).unwrap();
+    /// t.as_ndarray_mut_dim::<i64, Ix2>().unwrap()[[1, 2]] = 7;
+    /// assert_eq!(t.as_ndarray_dim::<i64, Ix2>().unwrap()[[1, 2]], 7);
+    /// ```
+    pub fn as_ndarray_mut_dim<T: Element, D: Dimension>(
+        &mut self,
+    ) -> Result<ArrayViewMut<'_, T, D>> {
+        let raw = RawView::<T, D>::new(self)?;
+        check_writable(self, &raw)?;
+        check_exclusive(self)?;
+        // SAFETY: writable, distinct elements, and exclusive: `check_exclusive`
+        // proved this `&mut Tensor` is the only path to the memory, and the
+        // view borrows it mutably for its whole life (module docs).
+        Ok(unsafe { raw.view_mut() })
+    }
+
+    /// A mutable view of memory Rust cannot prove exclusive (anything
+    /// imported from Python), with rank `D` (`IxDyn` for any rank).
+    ///
+    /// Still refuses (`BufferError`) readonly tensors and layouts that reach
+    /// one element through two indices, besides everything
+    /// [`Tensor::as_ndarray_dim`] refuses.
+    ///
+    /// # Safety
+    ///
+    /// For as long as the returned view lives, no element it covers may be
+    /// read or written through any other path:
+    /// - no other `ndarray` view (shared or mutable) of that memory may be
+    ///   alive or be created: from this tensor, its clones, or another
+    ///   tensor importing the same memory (two arguments of one function
+    ///   may be the same array: [`Tensor::may_share_memory`] tells);
+    /// - no other Rust code may read or write it (a [`Tensor::copy`], an
+    ///   export consumed in Rust, a raw pointer from [`Tensor::data_ptr`]);
+    /// - no foreign code may access it: in a Python extension, hold the GIL
+    ///   for the view's whole life and neither call into Python nor release
+    ///   the GIL while it lives, and do not hand the memory to another
+    ///   thread or library meanwhile.
+    ///
+    /// Values written through it are valid `T`s; if the same bytes are also
+    /// viewed as another dtype elsewhere, they must stay valid for it too
+    /// (0 or 1 where they are viewed as `bool`).
+    ///
+    /// ```
+    /// use dlbridge::Tensor;
+    /// use ndarray::IxDyn;
+    /// let t = Tensor::from(vec![1u8, 2, 3]);
+    /// let alias = t.clone(); // the safe path would refuse now
+    /// {
+    ///     // SAFETY: `alias` is not used while the view lives.
+    ///     let mut view = unsafe { t.as_ndarray_mut_unchecked::<u8, IxDyn>() }.unwrap();
+    ///     view[[0]] = 9;
+    /// }
+    /// assert_eq!(alias.as_ndarray::<u8>().unwrap()[[0]], 9);
+    /// ```
+    pub unsafe fn as_ndarray_mut_unchecked<T: Element, D: Dimension>(
+        &self,
+    ) -> Result<ArrayViewMut<'_, T, D>> {
+        let raw = RawView::<T, D>::new(self)?;
+        check_writable(self, &raw)?;
+        // SAFETY: writable and distinct elements checked above; exclusivity
+        // is the caller's promise; `self` keeps the memory alive.
+        Ok(unsafe { raw.view_mut() })
+    }
+
+    /// Whether the two tensors' byte spans may overlap (a conservative
+    /// test, like NumPy's `may_share_memory`): `false` proves they share no
+    /// element. Tensors on different devices, and empty ones, never overlap.
+    ///
+    /// ```
+    /// use dlbridge::Tensor;
+    /// let a = Tensor::from(vec![0u16; 4]);
+    /// let b = Tensor::from(vec![0u16; 4]);
+    /// assert!(a.may_share_memory(&a.clone()));
+    /// assert!(!a.may_share_memory(&b));
+    /// ```
+    pub fn may_share_memory(&self, other: &Tensor) -> bool {
+        if self.device() != other.device() || self.size() == 0 || other.size() == 0 {
+            return false;
+        }
+        let range = |t: &Tensor| {
+            let (low, high) = t.layout().span();
+            let base = t.data_ptr() as usize;
+            (
+                base.wrapping_add_signed(low),
+                base.wrapping_add_signed(high),
+            )
+        };
+        let (a_low, a_high) = range(self);
+        let (b_low, b_high) = range(other);
+        a_low < b_high && b_low < a_high
+    }
+}

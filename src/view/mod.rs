@@ -1,0 +1,192 @@
+//! Rust handoff: `ndarray` views of a [`Tensor`], arrays moved into one, and
+//! [`TypedTensor`], a tensor checked once for an element type and a rank.
+//!
+//! # Soundness model
+//!
+//! A [`Tensor`] is one *view* of memory that others may view too: its clones
+//! (`clone`, [`Tensor::view`], [`Tensor::to_readonly`] share one owner), its
+//! exports (a DLPack managed tensor, a Python `dlbridge.Tensor`, a
+//! `memoryview` or NumPy array built on one: each holds a reference to the
+//! owner), and, for imported memory, the producer itself (the NumPy array or
+//! PyTorch tensor it came from). dlbridge hands out three kinds of views.
+//!
+//! 1. **Shared views**: [`Tensor::as_ndarray`], [`Tensor::as_ndarray_dim`],
+//!    [`TypedTensor::view`]. They borrow the tensor, so its owner (and with it
+//!    the memory) outlives them, and any number may coexist. Rust code can
+//!    write the memory only through the two kinds below, and both exclude
+//!    shared Rust views for as long as they live.
+//!
+//! 2. **Exclusive mutable views**, safe: [`Tensor::as_ndarray_mut`],
+//!    [`Tensor::as_ndarray_mut_dim`], [`TypedTensor::view_mut`]. They take
+//!    `&mut self` and succeed only when
+//!    - the tensor is writable (a readonly tensor is never viewed mutably);
+//!    - the memory is *Rust-owned*: allocated by dlbridge
+//!      ([`Tensor::zeros`], [`Tensor::empty`], [`Tensor::copy`]) or moved in
+//!      from an `ndarray::Array` or a `Vec`. Such an owner is the only handle
+//!      on its allocation: no producer, no Python object, no other owner can
+//!      reach the bytes except through a reference to this owner;
+//!    - this tensor holds the *only* reference to that owner (`Arc` strong
+//!      count 1, no weak reference): no clone, and no export still alive;
+//!    - no element is reachable through two indices (a broadcast stride of 0
+//!      would let `iter_mut` hand out two `&mut` to one element).
+//!
+//!    `&mut self` alone would not be enough (a `Tensor` is `Clone` and clones
+//!    share memory), and the count alone would not be either (imported memory
+//!    has viewers dlbridge does not count, such as the NumPy array a capsule
+//!    came from). Together they make this `&mut Tensor` the one path to the
+//!    memory, and the view borrows it mutably for its whole life, so no
+//!    clone, export, shared view or [`Tensor::copy`] can be made until the
+//!    view is gone. The count is read and then followed by an acquire fence
+//!    (the pattern `Arc`'s own drop uses), so whatever a clone did on another
+//!    thread before it was dropped happens-before the writes.
+//!
+//! 3. **Unchecked mutable views**, `unsafe`:
+//!    [`Tensor::as_ndarray_mut_unchecked`], [`TypedTensor::view_mut_unchecked`].
+//!    For memory Rust cannot prove exclusive, which is everything imported
+//!    from Python: what an extension function that updates its argument in
+//!    place needs. They still refuse readonly tensors and self-overlapping
+//!    layouts; the caller promises that nothing else touches the elements
+//!    while the view lives (their `# Safety` sections say exactly what).
+//!    [`Tensor::may_share_memory`] helps check two arguments against each other.
+//!
+//! ## Limitations
+//!
+//! - **The foreign side is not checked.** The producer of imported memory
+//!   (Python code, the library that allocated it, another thread) can write
+//!   what a shared view reads, or touch what an unchecked mutable view
+//!   writes; Rust cannot see it. Like rust-numpy, dlbridge assumes that
+//!   does not happen while a view lives. In an extension function that holds
+//!   the GIL, neither runs Python code nor releases the GIL (`py.detach`)
+//!   while a view lives, no Python code can run, so the assumption holds;
+//!   releasing the GIL while viewing Python memory puts the duty on the
+//!   extension author.
+//! - **No borrow tracking.** Two tensors imported from one NumPy array share
+//!   no owner, so nothing in dlbridge relates their views. That is why the
+//!   mutable path for imported memory is `unsafe` rather than checked at run
+//!   time: a registry of borrowed address ranges (rust-numpy's approach)
+//!   would catch Rust-side aliasing, but could not make the foreign side
+//!   sound, and every shared view would pay a global lock and be a guard
+//!   instead of a plain `ArrayView`.
+//! - **Conservative.** The safe mutable path refuses all imported memory
+//!   (even when it happens to be exclusive) and Rust-owned memory with a
+//!   live clone or export; self-overlap is judged by a sufficient test
+//!   (sorted strides each beyond the reach of the smaller ones), which may
+//!   refuse an exotic layout whose elements are in fact distinct.
+//! - **Element validity.** `bool` is the one element type with invalid bit
+//!   patterns. Every `bool` view checks that each byte is 0 or 1 when it is
+//!   made (one pass over the elements; a `ValueError` otherwise), so neither
+//!   [`Tensor::view`] nor a producer storing other bytes can make safe code
+//!   read an invalid `bool`. A byte changed to something else *while* a
+//!   view lives is the foreign-side case above, or breaks the contract of
+//!   the unchecked mutable view that wrote it.
+mod from_array;
+mod methods;
+mod raw;
+mod typed;
+
+pub use typed::TypedTensor;
+
+#[cfg(test)]
+use crate::tensor::Tensor;
+#[cfg(test)]
+use ndarray::{Axis, IxDyn};
+#[cfg(test)]
+use raw::RawView;
+#[cfg(test)]
+use std::{marker::PhantomData, ptr::NonNull};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+    use crate::error::ErrorKind;
+    use ndarray::{Array, Array2, Ix2, Ix3, s};
+
+    #[test]
+    fn views_follow_strides_including_negative() {
+        let mut a = Array::from_shape_fn((3, 4), |(i, j)| (i * 10 + j) as i64);
+        a.invert_axis(Axis(0));
+        a.slice_collapse(s![.., 1..;2]);
+        let expect = a.clone();
+        let ptr = a.as_ptr();
+        let t = Tensor::from(a);
+        assert_eq!(t.strides(), &[-32, 16]);
+        assert_eq!(t.data_ptr().cast_const(), ptr.cast());
+        let v = t.as_ndarray::<i64>().unwrap();
+        assert_eq!(v, expect.view().into_dyn());
+        assert_eq!(v.as_ptr(), ptr);
+        assert_eq!(v[[0, 0]], 21);
+    }
+
+    #[test]
+    fn refusals() {
+        let t = Tensor::from(Array2::<f32>::zeros((2, 2)));
+        assert_eq!(t.as_ndarray::<f64>().unwrap_err().kind(), ErrorKind::Type);
+        let err = t.as_ndarray_dim::<f32, Ix3>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Type);
+        assert!(
+            err.message()
+                .contains("expected a 3-d tensor, got a 2-d tensor")
+        );
+        assert_eq!(t.as_ndarray_dim::<f32, Ix2>().unwrap().dim(), (2, 2));
+        let zero_d = Tensor::from(ndarray::arr0(5u8));
+        assert_eq!(zero_d.as_ndarray::<u8>().unwrap()[[]], 5);
+        let empty = Tensor::zeros(&[0, 3], DType::FLOAT32).unwrap();
+        assert_eq!(empty.as_ndarray::<f32>().unwrap().len(), 0);
+        let deep = Tensor::zeros(&[1; 64], DType::UINT16).unwrap();
+        assert_eq!(deep.as_ndarray::<u16>().unwrap().ndim(), 64);
+    }
+
+    #[test]
+    fn overlap_test_is_sufficient_by_brute_force() {
+        let overlaps = |dim: &[usize], strides: &[usize]| {
+            let raw = RawView::<u8, IxDyn> {
+                ptr: NonNull::dangling(),
+                dim: IxDyn(dim),
+                strides: IxDyn(strides),
+                inverted: 0,
+                _element: PhantomData,
+            };
+            raw.overlaps_itself()
+        };
+        assert!(!overlaps(&[3, 4], &[4, 1]));
+        assert!(!overlaps(&[3, 4], &[1, 3]));
+        assert!(overlaps(&[3, 4], &[0, 1]), "broadcast");
+        assert!(overlaps(&[3, 4], &[2, 1]), "rows overlap");
+        assert!(!overlaps(&[3, 1], &[1, 0]), "length-1 axes never step");
+        assert!(!overlaps(&[0, 4], &[0, 0]), "empty");
+        assert!(!overlaps(&[2, 2, 2], &[1, 4, 2]));
+        // Every layout the test accepts really has distinct elements.
+        let (max_extent, max_stride) = if cfg!(miri) { (3, 3) } else { (4, 6) };
+        let mut accepted = 0;
+        for e0 in 0..max_extent {
+            for e1 in 0..max_extent {
+                for e2 in 0..max_extent {
+                    for s0 in 0..max_stride {
+                        for s1 in 0..max_stride {
+                            for s2 in 0..max_stride {
+                                let (dim, strides) = ([e0, e1, e2], [s0, s1, s2]);
+                                if overlaps(&dim, &strides) {
+                                    continue;
+                                }
+                                accepted += 1;
+                                let mut seen = std::collections::HashSet::new();
+                                for i in 0..e0 {
+                                    for j in 0..e1 {
+                                        for k in 0..e2 {
+                                            assert!(
+                                                seen.insert(i * s0 + j * s1 + k * s2),
+                                                "{dim:?} {strides:?} accepted but overlaps"
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 100, "{accepted}");
+    }
+}

@@ -1,0 +1,140 @@
+//! `TypedTensor`: a tensor checked once for an element type and a rank.
+
+use std::ops::Deref;
+
+use ndarray::{ArrayView, ArrayViewMut, Dimension, IxDyn};
+
+use crate::dtype::Element;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+use super::raw::{RawView, check_exclusive, check_writable};
+
+/// A [`Tensor`] checked once for element type `T` and rank `D` (`IxDyn`:
+/// any rank), viewed with no further checks: the argument type of a Rust
+/// function (or, with the `python` feature, a `#[pyfunction]`) that wants,
+/// say, a 2-d `float32` array.
+///
+/// The checks are those of [`Tensor::as_ndarray_dim`]: a dtype or rank
+/// mismatch is a `TypeError` that names what was expected and what came;
+/// non-CPU memory, a misaligned pointer or a stride that is not a whole
+/// number of elements is a `BufferError`.
+///
+/// ```
+/// use dlbridge::{Tensor, TypedTensor};
+/// use ndarray::{Ix2, array};
+///
+/// let m: TypedTensor<f64, Ix2> = Tensor::from(array![[1.0, 2.0], [3.0, 4.0]]).try_into().unwrap();
+/// assert_eq!(m.view().diag().sum(), 5.0);
+///
+/// let err = TypedTensor::<f32, Ix2>::new(Tensor::from(vec![1.0f64])).unwrap_err();
+/// assert_eq!(err.message(), "expected dtype float32, got float64 (shape [1])");
+/// ```
+pub struct TypedTensor<T: Element, D: Dimension = IxDyn> {
+    tensor: Tensor,
+    raw: RawView<T, D>,
+}
+
+// SAFETY: the raw pointer points into memory kept alive by `tensor`, which is
+// `Send + Sync`; it is dereferenced only through views that borrow `self`
+// under the same rules as `Tensor`'s own views, and `T: Element` is
+// `Send + Sync`.
+unsafe impl<T: Element, D: Dimension> Send for TypedTensor<T, D> {}
+// SAFETY: as above; `&TypedTensor` hands out shared views only (the unchecked
+// mutable view is `unsafe`).
+unsafe impl<T: Element, D: Dimension> Sync for TypedTensor<T, D> {}
+
+impl<T: Element, D: Dimension> TypedTensor<T, D> {
+    /// Checks `tensor` once; see the type's docs for the refusals.
+    pub fn new(tensor: Tensor) -> Result<Self> {
+        let raw = RawView::new(&tensor)?;
+        Ok(Self { tensor, raw })
+    }
+
+    /// A shared view (no checks left to make).
+    pub fn view(&self) -> ArrayView<'_, T, D> {
+        // SAFETY: as in `Tensor::as_ndarray_dim`; `self.tensor` keeps the
+        // memory alive for the borrow of `self`.
+        unsafe { self.raw.clone().view() }
+    }
+
+    /// An exclusive mutable view, under the rules of [`Tensor::as_ndarray_mut`].
+    ///
+    /// ```
+    /// use dlbridge::{Tensor, TypedTensor};
+    /// let mut v = TypedTensor::<u32>::new(Tensor::from(vec![1u32, 2])).unwrap();
+    /// v.view_mut().unwrap()[[1]] += 40;
+    /// assert_eq!(v.view()[[1]], 42);
+    /// ```
+    pub fn view_mut(&mut self) -> Result<ArrayViewMut<'_, T, D>> {
+        check_writable(&self.tensor, &self.raw)?;
+        check_exclusive(&self.tensor)?;
+        // SAFETY: as in `Tensor::as_ndarray_mut_dim`: this `&mut` is the only
+        // path to the memory, and the view borrows it.
+        Ok(unsafe { self.raw.clone().view_mut() })
+    }
+
+    /// A mutable view of memory Rust cannot prove exclusive, under the rules
+    /// of [`Tensor::as_ndarray_mut_unchecked`].
+    ///
+    /// # Safety
+    ///
+    /// Exactly the contract of [`Tensor::as_ndarray_mut_unchecked`]: while
+    /// the view lives, nothing else (no other view from this or any other
+    /// tensor, no other Rust code, no Python code or other thread) reads or
+    /// writes the elements it covers.
+    pub unsafe fn view_mut_unchecked(&self) -> Result<ArrayViewMut<'_, T, D>> {
+        check_writable(&self.tensor, &self.raw)?;
+        // SAFETY: writable and distinct checked above; exclusivity is the
+        // caller's promise.
+        Ok(unsafe { self.raw.clone().view_mut() })
+    }
+
+    /// The untyped tensor.
+    pub fn tensor(&self) -> &Tensor {
+        &self.tensor
+    }
+
+    /// Gives the untyped tensor back.
+    pub fn into_tensor(self) -> Tensor {
+        self.tensor
+    }
+}
+
+impl<T: Element, D: Dimension> Deref for TypedTensor<T, D> {
+    type Target = Tensor;
+
+    fn deref(&self) -> &Tensor {
+        &self.tensor
+    }
+}
+
+impl<T: Element, D: Dimension> Clone for TypedTensor<T, D> {
+    /// Another view of the same memory (as [`Tensor::clone`]).
+    fn clone(&self) -> Self {
+        Self {
+            tensor: self.tensor.clone(),
+            raw: self.raw.clone(),
+        }
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for TypedTensor<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TypedTensor").field(&self.tensor).finish()
+    }
+}
+
+impl<T: Element, D: Dimension> TryFrom<Tensor> for TypedTensor<T, D> {
+    type Error = Error;
+
+    fn try_from(tensor: Tensor) -> Result<Self> {
+        Self::new(tensor)
+    }
+}
+
+impl<T: Element, D: Dimension> From<TypedTensor<T, D>> for Tensor {
+    fn from(typed: TypedTensor<T, D>) -> Self {
+        typed.tensor
+    }
+}
