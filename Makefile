@@ -39,6 +39,9 @@ lint: venv ## cargo fmt --check, the core names no Python, clippy -D warnings (w
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo doc --no-deps -q
+	# The fuzz targets are their own crate (cargo fuzz builds them on nightly);
+	# checking them here keeps them compiling against the library.
+	CARGO_TARGET_DIR=$(CURDIR)/target/fuzz-check cargo check -q --manifest-path fuzz/Cargo.toml --bins
 
 .PHONY: test-rust
 test-rust: venv ## Rust tests, with and without the python feature

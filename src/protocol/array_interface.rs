@@ -236,6 +236,51 @@ mod tests {
         assert_eq!(std::mem::offset_of!(PyArrayInterface, descr), 48);
     }
 
+    fn interface(data: &mut [f32; 6], shape: &mut [isize; 2], flags: c_int) -> PyArrayInterface {
+        PyArrayInterface {
+            two: 2,
+            nd: 2,
+            typekind: b'f' as c_char,
+            itemsize: 4,
+            flags,
+            shape: shape.as_mut_ptr(),
+            strides: std::ptr::null_mut(),
+            data: data.as_mut_ptr().cast(),
+            descr: std::ptr::null_mut(),
+        }
+    }
+
+    #[test]
+    fn describe_struct_checks_every_field() {
+        let mut data = [0f32; 6];
+        let mut shape = [2isize, 3];
+        let no_records = |_: *mut c_void| Ok(());
+        let no_void = |n: usize| DType::opaque(n);
+        let ok = interface(&mut data, &mut shape, 0x701);
+        let d = describe_struct(&ok, no_records, no_void).unwrap();
+        assert_eq!(
+            (d.layout().shape(), d.layout().strides()),
+            (&[2, 3][..], &[12, 4][..])
+        );
+        assert!(!d.readonly);
+        let kind =
+            |i: PyArrayInterface| describe_struct(&i, no_records, no_void).unwrap_err().kind();
+        use crate::error::ErrorKind;
+        assert_eq!(
+            kind(interface(&mut data, &mut shape, 0x501)),
+            ErrorKind::Buffer
+        );
+        let mut wrong = interface(&mut data, &mut shape, 0x701);
+        wrong.two = 3;
+        assert_eq!(kind(wrong), ErrorKind::Value);
+        let mut null = interface(&mut data, &mut shape, 0x701);
+        null.data = std::ptr::null_mut();
+        assert_eq!(kind(null), ErrorKind::Buffer);
+        let mut deep = interface(&mut data, &mut shape, 0x701);
+        deep.nd = 65;
+        assert_eq!(kind(deep), ErrorKind::Value);
+    }
+
     #[test]
     fn flags_follow_the_layout() {
         let t = Tensor::zeros(&[2, 3], DType::FLOAT32).unwrap();
