@@ -4,6 +4,7 @@
 
 pub(crate) mod dunder;
 pub(crate) mod exchange;
+pub(crate) mod torch;
 
 use std::ffi::{CStr, c_char};
 
@@ -156,7 +157,7 @@ pub(crate) fn import_object(
     {
         return Ok(tensor);
     }
-    dlpack_exchange::refuse_torch_states(object, producer, None)?;
+    torch::refuse_torch_states(object, producer, None)?;
     // `__dlpack__` is evaluated once (see `python::lookup`); `None` on the
     // class switches the protocol off.
     let Some(method) = protocol_attribute(object, intern!(py, "__dlpack__"))? else {
