@@ -44,7 +44,7 @@
 
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
 use crate::tensor::Source;
 
@@ -109,16 +109,22 @@ impl Descriptor {
             len,
         } = parts;
         if dtype.itemsize() != layout.itemsize() {
-            return Err(Error::value(format!(
-                "{what} has dtype {dtype} ({} bytes) but a layout of {}-byte items",
-                dtype.itemsize(),
-                layout.itemsize()
-            )));
+            return Err(Error::value(
+                Cause::DType,
+                format!(
+                    "{what} has dtype {dtype} ({} bytes) but a layout of {}-byte items",
+                    dtype.itemsize(),
+                    layout.itemsize()
+                ),
+            ));
         }
         if base.addr().checked_add(offset).is_none() {
-            return Err(Error::value(format!(
-                "{what} at {base:p} with byte_offset {offset} wraps around the address space"
-            )));
+            return Err(Error::value(
+                Cause::Pointer,
+                format!(
+                    "{what} at {base:p} with byte_offset {offset} wraps around the address space"
+                ),
+            ));
         }
         // The address is computed, never dereferenced, so wrapping arithmetic
         // is exact; non-CPU "pointers" may be handles, which DLPack consumers
@@ -126,18 +132,22 @@ impl Descriptor {
         let data = base.wrapping_add(offset);
         if let Some(len) = len {
             if offset > len {
-                return Err(Error::value(format!(
-                    "{what} offset {offset} is beyond its buffer's {len} bytes"
-                )));
+                return Err(Error::value(
+                    Cause::Pointer,
+                    format!("{what} offset {offset} is beyond its buffer's {len} bytes"),
+                ));
             }
             layout.check_within(offset, len)?;
         }
         if layout.size() > 0 {
             if base.is_null() {
-                return Err(Error::buffer(format!(
-                    "{what} has a NULL data pointer for shape {:?}",
-                    layout.shape()
-                )));
+                return Err(Error::buffer(
+                    Cause::Pointer,
+                    format!(
+                        "{what} has a NULL data pointer for shape {:?}",
+                        layout.shape()
+                    ),
+                ));
             }
             let (low, high) = layout.span();
             let first = data.addr();
@@ -145,10 +155,13 @@ impl Descriptor {
                 && (first.checked_add_signed(low).is_none()
                     || first.checked_add_signed(high).is_none())
             {
-                return Err(Error::value(format!(
-                    "{what} at {first:#x} with strides {:?} wraps around the address space",
-                    layout.strides()
-                )));
+                return Err(Error::value(
+                    Cause::Pointer,
+                    format!(
+                        "{what} at {first:#x} with strides {:?} wraps around the address space",
+                        layout.strides()
+                    ),
+                ));
             }
         }
         Ok(Self {

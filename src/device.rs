@@ -1,6 +1,6 @@
 //! Where a tensor's memory lives, in DLPack's terms.
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use dlpark::ffi::{DLDevice, DLDeviceType};
 
 /// A DLPack device: `(device_type, device_id)`, e.g. `(1, 0)` for CPU.
@@ -34,9 +34,10 @@ impl Device {
         if self.is_cpu() {
             Ok(())
         } else {
-            Err(Error::buffer(format!(
-                "{protocol} needs CPU memory, but the tensor is on device {self}"
-            )))
+            Err(Error::buffer(
+                Cause::Device,
+                format!("{protocol} needs CPU memory, but the tensor is on device {self}"),
+            ))
         }
     }
 

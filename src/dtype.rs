@@ -6,7 +6,7 @@
 //! the array-interface spoke). Names follow NumPy and `ml_dtypes`
 //! (`float32`, `bfloat16`, `float8_e4m3fn`, ...).
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use dlpark::ffi::{DLDataType, DLDataTypeCode};
 
 /// A tensor element type, as DLPack describes it: `(code, bits, lanes)`.
@@ -190,24 +190,31 @@ impl DType {
             lanes: dtype.lanes,
         };
         if candidate.lanes == 0 {
-            return Err(Error::buffer(format!(
-                "DLPack dtype {candidate} has zero lanes"
-            )));
+            return Err(Error::buffer(
+                Cause::DType,
+                format!("DLPack dtype {candidate} has zero lanes"),
+            ));
         }
         if !known_width(candidate.code, candidate.bits) {
-            return Err(Error::buffer(format!(
-                "unsupported DLPack dtype {candidate}: no dtype with this code and bit width"
-            )));
+            return Err(Error::buffer(
+                Cause::DType,
+                format!(
+                    "unsupported DLPack dtype {candidate}: no dtype with this code and bit width"
+                ),
+            ));
         }
         let bits = u32::from(candidate.bits) * u32::from(candidate.lanes);
         if padded && candidate.lanes == 1 && bits < 8 {
             return Ok(candidate);
         }
         if bits % 8 != 0 {
-            return Err(Error::buffer(format!(
-                "unsupported DLPack dtype {candidate}: packed sub-byte elements ({bits} bits) \
-                 cannot be addressed with byte strides"
-            )));
+            return Err(Error::buffer(
+                Cause::DType,
+                format!(
+                    "unsupported DLPack dtype {candidate}: packed sub-byte elements ({bits} bits) \
+                     cannot be addressed with byte strides"
+                ),
+            ));
         }
         Ok(candidate)
     }
@@ -239,10 +246,13 @@ impl DType {
                 lanes: 1,
             })
             .ok_or_else(|| {
-                Error::buffer(format!(
-                    "opaque {nbytes}-byte elements (V{nbytes}) have no DLPack dtype: DLPack's \
-                     opaque code holds 1 to 31 bytes"
-                ))
+                Error::buffer(
+                    Cause::DType,
+                    format!(
+                        "opaque {nbytes}-byte elements (V{nbytes}) have no DLPack dtype: DLPack's \
+                         opaque code holds 1 to 31 bytes"
+                    ),
+                )
             })
     }
 
@@ -265,7 +275,7 @@ impl DType {
             .iter()
             .find(|(_, known)| *known == name)
             .map(|(dtype, _)| *dtype)
-            .ok_or_else(|| Error::type_error(format!("unknown dtype name {name:?}")))
+            .ok_or_else(|| Error::type_error(Cause::DType, format!("unknown dtype name {name:?}")))
     }
 
     /// The scalar name, e.g. `"float32"`; `None` for a triple with no name.

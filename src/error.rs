@@ -1,7 +1,8 @@
 //! The crate's one error type and its one mapping to Python exceptions.
 //!
-//! Every refusal is classified by what went wrong, and the class decides the
-//! Python exception (see `docs/architecture.md`, "Errors"):
+//! Every refusal says two things: *why* it was refused, a [`Cause`] that
+//! Rust callers match on, and *which Python exception* it becomes, an
+//! [`ErrorKind`] (see `docs/architecture.md`, "Errors"):
 //!
 //! | [`ErrorKind`] | Python | meaning |
 //! | --- | --- | --- |
@@ -9,6 +10,27 @@
 //! | `Value` | `ValueError` | a malformed descriptor or argument value |
 //! | `Buffer` | `BufferError` | a valid array that cannot go where it was asked |
 //! | `Memory` | `MemoryError` | an allocation the system cannot satisfy (as NumPy) |
+//!
+//! The two are independent: a [`Cause::DType`] is a `ValueError` for a
+//! malformed typestr and a `BufferError` for a valid dtype DLPack cannot
+//! express. So every constructor is named for the kind (the Python
+//! exception, which the mapping in `src/python/errors.rs` reads and nothing
+//! else decides) and takes the cause as its first argument: a site states
+//! both, and no cause is ever guessed from a message.
+//!
+//! ```
+//! use dlbridge::{Cause, ErrorKind, Layout};
+//!
+//! let err = Layout::from_signed(&[2, -3], None, 4).unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Value);
+//! let why = match err.cause() {
+//!     Cause::Layout => "a malformed shape",
+//!     Cause::Pointer | Cause::DType => "the memory or its element type",
+//!     _ => "something else",
+//! };
+//! assert_eq!(why, "a malformed shape");
+//! assert_eq!(err.message(), "shape has a negative extent -3 on axis 1");
+//! ```
 
 use std::fmt;
 
@@ -25,10 +47,73 @@ pub enum ErrorKind {
     Memory,
 }
 
+/// Why a conversion was refused: one variant per cause, for Rust callers to
+/// match on (the message names the offending value; the cause says what
+/// kind of thing it was). New causes may be added, so a `match` needs a
+/// wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cause {
+    /// A bad argument to a dlbridge function or method, of the wrong type or
+    /// value (a shape, offset, device, `max_version`, `stream` or keyword
+    /// that the call cannot take, or `from_buffer`'s shape and offset that
+    /// do not fit the buffer).
+    Argument,
+    /// The object speaks none of the protocols asked for, or the one it
+    /// speaks gave nothing (its exporter raised, every protocol refused).
+    NoProtocol,
+    /// The protocol's carrier is unusable: a capsule already consumed,
+    /// misnamed, holding NULL or not a capsule at all; an
+    /// `__array_interface__` that is not a dict, lacks a required key, or
+    /// whose `data` is not a `(pointer, readonly)` pair; a `PyArrayInterface`
+    /// whose first field is not 2.
+    Capsule,
+    /// A protocol version dlbridge cannot read (an incompatible DLPack major
+    /// version, an `__array_interface__` version other than 3).
+    Version,
+    /// A malformed or inexpressible layout: a negative, overflowing or
+    /// mismatched shape or strides, ndim beyond the maximum, a NULL shape,
+    /// a stride that is not a whole number of items, a rank or contiguity
+    /// other than the one asked for, indirect (suboffset) buffers.
+    Layout,
+    /// The memory the data pointer addresses: NULL with elements to address
+    /// (or a NULL managed tensor), misaligned for the element type, an
+    /// offset or span wrapping the address space or reaching outside the
+    /// known length, a malformed length or offset.
+    Pointer,
+    /// The element type: unknown or malformed, not expressible by the target
+    /// protocol (datetimes, strings, extended precision, packed sub-byte,
+    /// structured records), an itemsize that disagrees with the dtype, a
+    /// typed view of another dtype, or bytes that are no valid values of it
+    /// (a `bool` view of bytes other than 0 and 1).
+    DType,
+    /// Data or a dtype argument in non-native byte order.
+    ByteOrder,
+    /// A write to readonly memory was asked for (a mutable view, a writable
+    /// buffer), or readonly memory would go where read-only cannot be said
+    /// (legacy DLPack).
+    Readonly,
+    /// The memory is on a device the conversion cannot reach, or a producer
+    /// returned a device other than the one asked for.
+    Device,
+    /// State of the producer's own that the import cannot carry: torch's
+    /// conjugate and negative bits and `requires_grad`, an array's mask.
+    ProducerState,
+    /// `copy=False` where only a copy could answer.
+    Copy,
+    /// An allocation the system cannot satisfy, or one too large to ask for.
+    Allocation,
+    /// A mutable view whose exclusivity cannot be proved: memory a producer
+    /// may still reach, other views or exports of it, or strides under which
+    /// two indices reach one element.
+    Aliasing,
+}
+
 /// A refusal with a message that names the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
+    cause: Cause,
     message: String,
 }
 
@@ -36,36 +121,32 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A `TypeError`-class refusal.
-    pub fn type_error(message: impl Into<String>) -> Self {
+    fn new(kind: ErrorKind, cause: Cause, message: impl Into<String>) -> Self {
         Self {
-            kind: ErrorKind::Type,
+            kind,
+            cause,
             message: message.into(),
         }
+    }
+
+    /// A `TypeError`-class refusal.
+    pub fn type_error(cause: Cause, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Type, cause, message)
     }
 
     /// A `ValueError`-class refusal (malformed input).
-    pub fn value(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Value,
-            message: message.into(),
-        }
+    pub fn value(cause: Cause, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Value, cause, message)
     }
 
     /// A `BufferError`-class refusal (valid input that cannot go where asked).
-    pub fn buffer(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Buffer,
-            message: message.into(),
-        }
+    pub fn buffer(cause: Cause, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Buffer, cause, message)
     }
 
     /// A `MemoryError`-class refusal (an allocation that failed).
-    pub fn memory(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Memory,
-            message: message.into(),
-        }
+    pub fn memory(cause: Cause, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Memory, cause, message)
     }
 
     /// The exception class this error maps to.
@@ -73,12 +154,17 @@ impl Error {
         self.kind
     }
 
+    /// Why it was refused.
+    pub fn cause(&self) -> Cause {
+        self.cause
+    }
+
     /// The human-readable message.
     pub fn message(&self) -> &str {
         &self.message
     }
 
-    /// The class and the message, taken apart.
+    /// The class and the message, taken apart (what the Python mapping reads).
     pub fn into_parts(self) -> (ErrorKind, String) {
         (self.kind, self.message)
     }

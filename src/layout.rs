@@ -7,7 +7,7 @@
 //! buffer protocol and the array interface do) and converted to DLPack's
 //! element strides only on the way out, when they divide the itemsize.
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 
 /// The most axes a layout may have (NumPy's `NPY_MAXDIMS`, CPython's `PyBUF_MAX_NDIM`).
 pub const MAX_NDIM: usize = 64;
@@ -110,7 +110,7 @@ impl std::fmt::Debug for Layout {
 }
 
 fn overflow(what: &str) -> Error {
-    Error::value(format!("{what} does not fit in isize"))
+    Error::value(Cause::Layout, format!("{what} does not fit in isize"))
 }
 
 impl Layout {
@@ -144,9 +144,10 @@ impl Layout {
         let (extents, steps) = dims.parts_mut();
         for (axis, (&extent, out)) in shape.iter().zip(extents.iter_mut()).enumerate() {
             if extent < 0 {
-                return Err(Error::value(format!(
-                    "shape has a negative extent {extent} on axis {axis}"
-                )));
+                return Err(Error::value(
+                    Cause::Layout,
+                    format!("shape has a negative extent {extent} on axis {axis}"),
+                ));
             }
             *out = usize::try_from(extent).map_err(|_| overflow("a shape extent"))?;
         }
@@ -176,17 +177,21 @@ impl Layout {
     #[inline(always)]
     fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Dims> {
         if ndim > MAX_NDIM {
-            return Err(Error::value(format!(
-                "ndim {ndim} exceeds the maximum of {MAX_NDIM} dimensions"
-            )));
+            return Err(Error::value(
+                Cause::Layout,
+                format!("ndim {ndim} exceeds the maximum of {MAX_NDIM} dimensions"),
+            ));
         }
         if let Some(strides) = strides
             && strides.len() != ndim
         {
-            return Err(Error::value(format!(
-                "strides {strides:?} have {} entries for {ndim} dimensions",
-                strides.len()
-            )));
+            return Err(Error::value(
+                Cause::Layout,
+                format!(
+                    "strides {strides:?} have {} entries for {ndim} dimensions",
+                    strides.len()
+                ),
+            ));
         }
         Ok(Dims::zeroed(ndim))
     }
@@ -298,11 +303,14 @@ impl Layout {
         if self.size == 0 || inside {
             Ok(())
         } else {
-            Err(Error::buffer(format!(
-                "shape {:?} with strides {:?} at offset {offset} reaches outside a buffer of {len} bytes",
-                self.shape(),
-                self.strides()
-            )))
+            Err(Error::buffer(
+                Cause::Pointer,
+                format!(
+                    "shape {:?} with strides {:?} at offset {offset} reaches outside a buffer of {len} bytes",
+                    self.shape(),
+                    self.strides()
+                ),
+            ))
         }
     }
 
@@ -330,11 +338,14 @@ impl Layout {
             } else if self.shape()[axis] <= 1 || self.size == 0 {
                 compact
             } else {
-                return Err(Error::buffer(format!(
-                    "byte stride {stride} on axis {axis} is not a multiple of the itemsize {}; \
-                     DLPack strides count elements",
-                    self.itemsize
-                )));
+                return Err(Error::buffer(
+                    Cause::Layout,
+                    format!(
+                        "byte stride {stride} on axis {axis} is not a multiple of the itemsize {}; \
+                         DLPack strides count elements",
+                        self.itemsize
+                    ),
+                ));
             };
             compact = compact.saturating_mul(self.shape()[axis].max(1) as i64);
         }

@@ -50,7 +50,7 @@ pub use crate::view::TypedTensor;
 pub use descriptor::{Descriptor, Parts};
 pub use device::Device;
 pub use dtype::{DType, Element};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Cause, Error, ErrorKind, Result};
 pub use layout::{Layout, MAX_NDIM};
 pub use owner::{Allocation, live_buffers};
 pub use tensor::{Source, Tensor};

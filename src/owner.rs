@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dlpark::Managed;
 use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned};
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 
 /// Alignment of Rust-owned data: a cache line, enough for any SIMD load.
 pub const DATA_ALIGNMENT: usize = 64;
@@ -86,7 +86,9 @@ impl RustBuffer {
         let layout = nbytes
             .checked_add(DATA_ALIGNMENT - MALLOC_ALIGNMENT)
             .and_then(|size| AllocLayout::from_size_align(size, MALLOC_ALIGNMENT).ok())
-            .ok_or_else(|| Error::value(format!("cannot allocate {nbytes} bytes")))?;
+            .ok_or_else(|| {
+                Error::value(Cause::Allocation, format!("cannot allocate {nbytes} bytes"))
+            })?;
         // SAFETY: `layout` has a non-zero size.
         let raw = unsafe {
             if zeroed {
@@ -95,8 +97,12 @@ impl RustBuffer {
                 alloc::alloc(layout)
             }
         };
-        let block = NonNull::new(raw)
-            .ok_or_else(|| Error::memory(format!("out of memory allocating {nbytes} bytes")))?;
+        let block = NonNull::new(raw).ok_or_else(|| {
+            Error::memory(
+                Cause::Allocation,
+                format!("out of memory allocating {nbytes} bytes"),
+            )
+        })?;
         // The block is 16-aligned, so the next 64-byte boundary is at most
         // 48 bytes in, leaving `nbytes` bytes after it inside the block.
         let skip = raw.addr().wrapping_neg() % DATA_ALIGNMENT;

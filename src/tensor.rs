@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
 use crate::owner::{Allocation, Owner, RustBuffer};
 
@@ -146,13 +146,16 @@ impl Tensor {
     /// (e.g. `uint16` as `bfloat16`).
     pub fn view(&self, dtype: DType) -> Result<Self> {
         if dtype.itemsize() != self.dtype.itemsize() {
-            return Err(Error::value(format!(
-                "cannot view {} ({} bytes) as {} ({} bytes): itemsizes differ",
-                self.dtype,
-                self.dtype.itemsize(),
-                dtype,
-                dtype.itemsize()
-            )));
+            return Err(Error::value(
+                Cause::DType,
+                format!(
+                    "cannot view {} ({} bytes) as {} ({} bytes): itemsizes differ",
+                    self.dtype,
+                    self.dtype.itemsize(),
+                    dtype,
+                    dtype.itemsize()
+                ),
+            ));
         }
         Ok(Self {
             dtype,

@@ -10,7 +10,7 @@ use std::ffi::{c_char, c_int, c_void};
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::protocol::typestr::{self, Parsed};
 use crate::tensor::{Source, Tensor};
@@ -68,25 +68,34 @@ pub fn describe_struct(
     resolve_void: impl FnOnce(usize) -> Result<DType>,
 ) -> Result<Descriptor> {
     if interface.two != 2 {
-        return Err(Error::value(format!(
-            "__array_struct__ is not a PyArrayInterface (its first field is {}, not 2)",
-            interface.two
-        )));
+        return Err(Error::value(
+            Cause::Capsule,
+            format!(
+                "__array_struct__ is not a PyArrayInterface (its first field is {}, not 2)",
+                interface.two
+            ),
+        ));
     }
     let ndim = usize::try_from(interface.nd)
         .ok()
         .filter(|&n| n <= MAX_NDIM)
         .ok_or_else(|| {
-            Error::value(format!(
-                "__array_struct__ has nd {}, outside [0, {MAX_NDIM}]",
-                interface.nd
-            ))
+            Error::value(
+                Cause::Layout,
+                format!(
+                    "__array_struct__ has nd {}, outside [0, {MAX_NDIM}]",
+                    interface.nd
+                ),
+            )
         })?;
     let flags = interface.flags;
     if flags & NOTSWAPPED == 0 {
-        return Err(Error::buffer(format!(
-            "__array_struct__ data is not in native byte order (flags {flags:#x} lack NOTSWAPPED)"
-        )));
+        return Err(Error::buffer(
+            Cause::ByteOrder,
+            format!(
+                "__array_struct__ data is not in native byte order (flags {flags:#x} lack NOTSWAPPED)"
+            ),
+        ));
     }
     if flags & ARR_HAS_DESCR != 0 && !interface.descr.is_null() {
         records(interface.descr)?;
@@ -95,10 +104,10 @@ pub fn describe_struct(
         .ok()
         .filter(|&n| n > 0)
         .ok_or_else(|| {
-            Error::value(format!(
-                "__array_struct__ has itemsize {}",
-                interface.itemsize
-            ))
+            Error::value(
+                Cause::DType,
+                format!("__array_struct__ has itemsize {}", interface.itemsize),
+            )
         })?;
     let parsed = typestr::from_typekind(interface.typekind as u8, itemsize)?;
     let dtype = match parsed {
@@ -130,9 +139,10 @@ fn read_dims(values: *const isize, ndim: usize, what: &str) -> Result<Vec<i64>> 
         return Ok(Vec::new());
     }
     if values.is_null() {
-        return Err(Error::value(format!(
-            "__array_struct__ has nd {ndim} but a NULL {what}"
-        )));
+        return Err(Error::value(
+            Cause::Layout,
+            format!("__array_struct__ has nd {ndim} but a NULL {what}"),
+        ));
     }
     // SAFETY: a non-NULL shape/strides array of a PyArrayInterface has `nd`
     // entries, alive as long as the capsule.

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::protocol::pep3118;
 use crate::tensor::Source;
@@ -53,15 +53,21 @@ pub struct BufferFields<'a> {
 pub fn lent_bytes(view: &BufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
     if view.has_suboffsets {
         return Err(Error::buffer(
+            Cause::Layout,
             "buffers with suboffsets (PIL-style indirect arrays) are not supported",
         ));
     }
-    let len = usize::try_from(view.len)
-        .map_err(|_| Error::value(format!("buffer has a negative len {}", view.len)))?;
+    let len = usize::try_from(view.len).map_err(|_| {
+        Error::value(
+            Cause::Pointer,
+            format!("buffer has a negative len {}", view.len),
+        )
+    })?;
     if view.buf.is_null() && len > 0 {
-        return Err(Error::buffer(format!(
-            "buffer has a NULL data pointer for len {len}"
-        )));
+        return Err(Error::buffer(
+            Cause::Pointer,
+            format!("buffer has a NULL data pointer for len {len}"),
+        ));
     }
     Ok((view.buf, len, view.readonly))
 }
@@ -80,23 +86,31 @@ pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
         Some(bytes) => std::str::from_utf8(bytes)
             .ok()
             .filter(|f| f.is_ascii())
-            .ok_or_else(|| Error::buffer("buffer format is not ASCII"))?,
+            .ok_or_else(|| Error::buffer(Cause::DType, "buffer format is not ASCII"))?,
     };
     let dtype = pep3118::parse_format(format)?;
     let itemsize = usize::try_from(view.itemsize).unwrap_or(0);
     if itemsize != dtype.itemsize() {
-        return Err(Error::buffer(format!(
-            "buffer itemsize {} does not match its format {format:?} ({} bytes)",
-            view.itemsize,
-            dtype.itemsize()
-        )));
+        return Err(Error::buffer(
+            Cause::DType,
+            format!(
+                "buffer itemsize {} does not match its format {format:?} ({} bytes)",
+                view.itemsize,
+                dtype.itemsize()
+            ),
+        ));
     }
-    let ndim = usize::try_from(view.ndim)
-        .map_err(|_| Error::value(format!("buffer has a negative ndim {}", view.ndim)))?;
+    let ndim = usize::try_from(view.ndim).map_err(|_| {
+        Error::value(
+            Cause::Layout,
+            format!("buffer has a negative ndim {}", view.ndim),
+        )
+    })?;
     if ndim > MAX_NDIM {
-        return Err(Error::value(format!(
-            "buffer has ndim {ndim}, more than the maximum of {MAX_NDIM}"
-        )));
+        return Err(Error::value(
+            Cause::Layout,
+            format!("buffer has ndim {ndim}, more than the maximum of {MAX_NDIM}"),
+        ));
     }
     let layout = match view.shape {
         // PEP 3118: ndim 0 (shape NULL) is a scalar, one item (NumPy 0-d
@@ -105,9 +119,10 @@ pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
         // No shape: the whole buffer as one run of items.
         None => {
             if len % itemsize != 0 {
-                return Err(Error::buffer(format!(
-                    "buffer len {len} is not a multiple of its itemsize {itemsize}"
-                )));
+                return Err(Error::buffer(
+                    Cause::Layout,
+                    format!("buffer len {len} is not a multiple of its itemsize {itemsize}"),
+                ));
             }
             Layout::contiguous(&[len / itemsize], itemsize)?
         }
@@ -121,11 +136,14 @@ pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
     // contiguous layout must also fit in it byte for byte (a strided view's
     // span may reach beyond `len`, which counts only its items).
     if layout.nbytes() > len {
-        return Err(Error::buffer(format!(
-            "buffer shape {:?} needs {} bytes but its len is {len}",
-            layout.shape(),
-            layout.nbytes()
-        )));
+        return Err(Error::buffer(
+            Cause::Pointer,
+            format!(
+                "buffer shape {:?} needs {} bytes but its len is {len}",
+                layout.shape(),
+                layout.nbytes()
+            ),
+        ));
     }
     let contiguous = layout.is_c_contiguous() || layout.is_f_contiguous();
     Descriptor::new(Parts {
@@ -169,29 +187,36 @@ pub fn reinterpret(
 ) -> Result<Descriptor> {
     let layout = described.layout();
     if !layout.is_c_contiguous() {
-        return Err(Error::value(format!(
-            "from_buffer reinterprets raw bytes and needs a C-contiguous buffer; \
-             this one has shape {:?} and strides {:?}",
-            layout.shape(),
-            layout.strides()
-        )));
+        return Err(Error::value(
+            Cause::Layout,
+            format!(
+                "from_buffer reinterprets raw bytes and needs a C-contiguous buffer; \
+                 this one has shape {:?} and strides {:?}",
+                layout.shape(),
+                layout.strides()
+            ),
+        ));
     }
     let dtype = dtype.unwrap_or(described.dtype());
     let itemsize = dtype.itemsize();
     let len = layout.nbytes().min(len);
     if offset > len {
-        return Err(Error::value(format!(
-            "offset {offset} is beyond the buffer's {len} bytes"
-        )));
+        return Err(Error::value(
+            Cause::Argument,
+            format!("offset {offset} is beyond the buffer's {len} bytes"),
+        ));
     }
     let available = len - offset;
     let shape = resolve_shape(shape, available, itemsize)?;
     let layout = Layout::from_signed(&shape, None, itemsize)?;
     if layout.nbytes() != available {
-        return Err(Error::value(format!(
-            "shape {shape:?} of {dtype} needs {} bytes, but the buffer has {available} bytes after offset {offset}",
-            layout.nbytes()
-        )));
+        return Err(Error::value(
+            Cause::Argument,
+            format!(
+                "shape {shape:?} of {dtype} needs {} bytes, but the buffer has {available} bytes after offset {offset}",
+                layout.nbytes()
+            ),
+        ));
     }
     Descriptor::new(Parts {
         what: "buffer",
@@ -211,9 +236,10 @@ fn resolve_shape(shape: Option<&[i64]>, available: usize, itemsize: usize) -> Re
         let bytes = known.checked_mul(itemsize).filter(|&b| b > 0);
         match bytes {
             Some(bytes) if available.is_multiple_of(bytes) => Ok((available / bytes) as i64),
-            _ => Err(Error::value(format!(
-                "{available} bytes do not divide into {what} of {itemsize}-byte items"
-            ))),
+            _ => Err(Error::value(
+                Cause::Argument,
+                format!("{available} bytes do not divide into {what} of {itemsize}-byte items"),
+            )),
         }
     };
     let Some(shape) = shape else {
@@ -230,18 +256,22 @@ fn resolve_shape(shape: Option<&[i64]>, available: usize, itemsize: usize) -> Re
                     usize::try_from(n).ok().and_then(|n| acc.checked_mul(n))
                 })
                 .ok_or_else(|| {
-                    Error::value(format!(
-                        "invalid shape {shape:?}: extents must be non-negative (one may be -1, \
-                         to be inferred) and their product must fit in usize"
-                    ))
+                    Error::value(
+                        Cause::Argument,
+                        format!(
+                            "invalid shape {shape:?}: extents must be non-negative (one may be -1, \
+                             to be inferred) and their product must fit in usize"
+                        ),
+                    )
                 })?;
             let mut resolved = shape.to_vec();
             resolved[*axis] = divide(known, &format!("shape {shape:?}"))?;
             Ok(resolved)
         }
-        _ => Err(Error::value(format!(
-            "shape {shape:?} may infer (-1) at most one axis"
-        ))),
+        _ => Err(Error::value(
+            Cause::Argument,
+            format!("shape {shape:?} may infer (-1) at most one axis"),
+        )),
     }
 }
 

@@ -8,16 +8,26 @@
 
 use std::sync::Arc;
 
+use dlpark::dlpack::FromRawError;
 use dlpark::ffi::DLTensor;
 use dlpark::{DlpackFlags, Managed, ManagedTensorBase, legacy, versioned};
 
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::{Allocation, Owner};
 use crate::tensor::{Source, Tensor};
+
+/// Why dlpark refused to take a raw managed tensor: an incompatible major
+/// version, or a NULL pointer.
+pub(crate) fn from_raw_cause(error: &FromRawError) -> Cause {
+    match error {
+        FromRawError::Version { .. } => Cause::Version,
+        _ => Cause::Pointer,
+    }
+}
 
 /// Whether a legacy (unversioned) import may be written through.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,19 +47,25 @@ fn parse<M: ManagedTensorBase>(
     // SAFETY: a `Managed` owns a live descriptor whose shape and strides stay
     // readable and immutable while it is owned.
     let tensor = unsafe { managed.tensor() };
-    let ndim = usize::try_from(tensor.ndim)
-        .map_err(|_| Error::value(format!("DLPack tensor has a negative ndim {}", tensor.ndim)))?;
+    let ndim = usize::try_from(tensor.ndim).map_err(|_| {
+        Error::value(
+            Cause::Layout,
+            format!("DLPack tensor has a negative ndim {}", tensor.ndim),
+        )
+    })?;
     if ndim > MAX_NDIM {
-        return Err(Error::value(format!(
-            "DLPack tensor has ndim {ndim}, more than the maximum of {MAX_NDIM}"
-        )));
+        return Err(Error::value(
+            Cause::Layout,
+            format!("DLPack tensor has ndim {ndim}, more than the maximum of {MAX_NDIM}"),
+        ));
     }
     let shape: &[i64] = match ndim {
         0 => &[],
         _ if tensor.shape.is_null() => {
-            return Err(Error::value(format!(
-                "DLPack tensor has ndim {ndim} but a NULL shape"
-            )));
+            return Err(Error::value(
+                Cause::Layout,
+                format!("DLPack tensor has ndim {ndim} but a NULL shape"),
+            ));
         }
         // SAFETY: a non-NULL shape of a live descriptor holds `ndim` extents.
         _ => unsafe { std::slice::from_raw_parts(tensor.shape, ndim) },
@@ -229,8 +245,12 @@ impl Tensor {
         }
         // SAFETY: the block's header is a complete managed tensor whose
         // deleter frees the block exactly once; its version is dlpark's own.
-        unsafe { Managed::from_raw(block.cast::<M>()) }
-            .map_err(|e| Error::buffer(format!("cannot build a DLPack tensor: {e}")))
+        unsafe { Managed::from_raw(block.cast::<M>()) }.map_err(|e| {
+            Error::buffer(
+                from_raw_cause(&e),
+                format!("cannot build a DLPack tensor: {e}"),
+            )
+        })
     }
 
     /// The flags every versioned export carries: `READ_ONLY` for a readonly
@@ -251,12 +271,15 @@ impl Tensor {
     /// nor padded sub-byte elements.
     fn check_legacy(&self) -> Result<()> {
         if self.dtype().is_padded_subbyte() {
-            return Err(Error::buffer(format!(
-                "cannot export {} over legacy DLPack: its elements are padded to one byte \
-                 each, which only the versioned flag IS_SUBBYTE_TYPE_PADDED can say; ask for \
-                 max_version >= (1, 0)",
-                self.dtype()
-            )));
+            return Err(Error::buffer(
+                Cause::DType,
+                format!(
+                    "cannot export {} over legacy DLPack: its elements are padded to one byte \
+                     each, which only the versioned flag IS_SUBBYTE_TYPE_PADDED can say; ask for \
+                     max_version >= (1, 0)",
+                    self.dtype()
+                ),
+            ));
         }
         Ok(())
     }
@@ -279,6 +302,7 @@ impl Tensor {
     pub fn to_dlpack_legacy(&self) -> Result<legacy::Dlpack> {
         if self.readonly() {
             return Err(Error::buffer(
+                Cause::Readonly,
                 "cannot export a readonly tensor over legacy DLPack, which cannot signal \
                  read-only; ask for max_version >= (1, 0)",
             ));
@@ -317,6 +341,22 @@ mod tests {
         let err = Tensor::try_from(managed).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Value);
         assert!(err.message().contains("wraps around"), "{err}");
+    }
+
+    #[test]
+    fn managed_tensors_dlpark_refuses_say_why() {
+        let t = Tensor::zeros(&[4], DType::UINT8).unwrap();
+        let raw = t.to_dlpack_versioned().unwrap().into_raw();
+        // SAFETY: `raw` is the fresh managed tensor just exported, owned
+        // here; dlpark releases it when it refuses the version.
+        let err = unsafe {
+            (*raw).version.major += 1;
+            Managed::from_raw(raw).err().unwrap()
+        };
+        assert_eq!(from_raw_cause(&err), Cause::Version);
+        // SAFETY: NULL is refused before anything is read.
+        let null = unsafe { versioned::Dlpack::from_raw(std::ptr::null_mut()) };
+        assert_eq!(from_raw_cause(&null.err().unwrap()), Cause::Pointer);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! `BufferError` that names the format.
 
 use crate::dtype::{DType, NATIVE_BYTE_ORDER, SWAPPED_BYTE_ORDER};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sizes {
@@ -19,8 +19,11 @@ enum Sizes {
     Standard,
 }
 
-fn refuse(format: &str, why: &str) -> Error {
-    Error::buffer(format!("unsupported PEP 3118 format {format:?}: {why}"))
+fn refuse(cause: Cause, format: &str, why: &str) -> Error {
+    Error::buffer(
+        cause,
+        format!("unsupported PEP 3118 format {format:?}: {why}"),
+    )
 }
 
 /// Parses a PEP 3118 format string into a dtype.
@@ -38,7 +41,9 @@ pub fn parse_format(format: &str) -> Result<DType> {
                 sizes = Sizes::Standard;
                 rest = &rest[1..];
             }
-            SWAPPED_BYTE_ORDER | '!' => return Err(refuse(format, "non-native byte order")),
+            SWAPPED_BYTE_ORDER | '!' => {
+                return Err(refuse(Cause::ByteOrder, format, "non-native byte order"));
+            }
             _ => {}
         }
     }
@@ -49,17 +54,22 @@ pub fn parse_format(format: &str) -> Result<DType> {
         let nbytes = if count.is_empty() {
             1
         } else {
-            count
-                .parse::<usize>()
-                .map_err(|_| refuse(format, "the repeat count does not fit in usize"))?
+            count.parse::<usize>().map_err(|_| {
+                refuse(
+                    Cause::DType,
+                    format,
+                    "the repeat count does not fit in usize",
+                )
+            })?
         };
-        return DType::opaque(nbytes).map_err(|e| refuse(format, e.message()));
+        return DType::opaque(nbytes).map_err(|e| refuse(e.cause(), format, e.message()));
     }
     if let Some(count) = rest.strip_prefix('1') {
         rest = count;
     }
     if rest.starts_with(|c: char| c.is_ascii_digit()) {
         return Err(refuse(
+            Cause::DType,
             format,
             "a repeat count other than 1 describes a sub-array",
         ));
@@ -69,7 +79,8 @@ pub fn parse_format(format: &str) -> Result<DType> {
         Sizes::Standard => (4, None),
     };
     let int = |signed: bool, bytes: usize| {
-        DType::int(signed, bytes).ok_or_else(|| refuse(format, &format!("no {bytes}-byte integer")))
+        DType::int(signed, bytes)
+            .ok_or_else(|| refuse(Cause::DType, format, &format!("no {bytes}-byte integer")))
     };
     Ok(match rest {
         "?" => DType::BOOL,
@@ -85,7 +96,13 @@ pub fn parse_format(format: &str) -> Result<DType> {
         "Q" => DType::UINT64,
         "n" | "N" => match size_t {
             Some(bytes) => int(rest == "n", bytes)?,
-            None => return Err(refuse(format, "'n'/'N' have no standard size")),
+            None => {
+                return Err(refuse(
+                    Cause::DType,
+                    format,
+                    "'n'/'N' have no standard size",
+                ));
+            }
         },
         "e" => DType::FLOAT16,
         "f" => DType::FLOAT32,
@@ -93,8 +110,14 @@ pub fn parse_format(format: &str) -> Result<DType> {
         "Ze" => DType::COMPLEX32,
         "Zf" => DType::COMPLEX64,
         "Zd" => DType::COMPLEX128,
-        "" => return Err(refuse(format, "no type code")),
-        _ => return Err(refuse(format, "not a single native numeric type")),
+        "" => return Err(refuse(Cause::DType, format, "no type code")),
+        _ => {
+            return Err(refuse(
+                Cause::DType,
+                format,
+                "not a single native numeric type",
+            ));
+        }
     })
 }
 

@@ -12,7 +12,7 @@
 //! character means native.
 
 use crate::dtype::{DType, NATIVE_BYTE_ORDER, SWAPPED_BYTE_ORDER};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 
 /// What a typestr (or a `typekind`/`itemsize` pair) describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +43,10 @@ pub fn parse_typestr(typestr: &str) -> Result<Parsed> {
         .parse()
         .map_err(|_| malformed(typestr, "the itemsize does not fit in usize"))?;
     if order == SWAPPED_BYTE_ORDER && itemsize > 1 && kind != 'V' {
-        return Err(Error::buffer(format!(
-            "unsupported typestr {typestr:?}: non-native byte order"
-        )));
+        return Err(Error::buffer(
+            Cause::ByteOrder,
+            format!("unsupported typestr {typestr:?}: non-native byte order"),
+        ));
     }
     from_kind(typestr, kind, itemsize)
 }
@@ -57,7 +58,10 @@ pub fn from_typekind(typekind: u8, itemsize: usize) -> Result<Parsed> {
 }
 
 fn malformed(typestr: &str, why: &str) -> Error {
-    Error::value(format!("malformed typestr {typestr:?}: {why}"))
+    Error::value(
+        Cause::DType,
+        format!("malformed typestr {typestr:?}: {why}"),
+    )
 }
 
 /// Refuses the NumPy kinds that name no DLPack dtype, and unknown kinds.
@@ -71,9 +75,10 @@ fn kind_refusal(typestr: &str, kind: char) -> Result<()> {
         'U' => "unicode strings",
         _ => return Err(malformed(typestr, &format!("unknown type kind {kind:?}"))),
     };
-    Err(Error::buffer(format!(
-        "unsupported typestr {typestr:?}: {what} have no DLPack dtype"
-    )))
+    Err(Error::buffer(
+        Cause::DType,
+        format!("unsupported typestr {typestr:?}: {what} have no DLPack dtype"),
+    ))
 }
 
 fn from_kind(typestr: &str, kind: char, itemsize: usize) -> Result<Parsed> {
@@ -98,9 +103,10 @@ fn from_kind(typestr: &str, kind: char, itemsize: usize) -> Result<Parsed> {
         ('c', 8) => DType::COMPLEX64,
         ('c', 16) => DType::COMPLEX128,
         ('f', 10 | 12 | 16) | ('c', 20 | 24 | 32) => {
-            return Err(Error::buffer(format!(
-                "unsupported typestr {typestr:?}: extended precision has no DLPack dtype"
-            )));
+            return Err(Error::buffer(
+                Cause::DType,
+                format!("unsupported typestr {typestr:?}: extended precision has no DLPack dtype"),
+            ));
         }
         _ => {
             return Err(malformed(

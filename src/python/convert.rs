@@ -33,7 +33,7 @@ use pyo3::{Borrowed, intern};
 use super::discover::import_any;
 use super::tensor::PyTensor;
 use crate::dtype::Element;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::tensor::Tensor;
 use crate::view::TypedTensor;
 
@@ -110,7 +110,11 @@ impl<'py> IntoPyObject<'py> for Tensor {
         let rc = unsafe { to_py_object(raw, &mut out) };
         if rc != 0 || out.is_null() {
             return Err(PyErr::take(py).unwrap_or_else(|| {
-                Error::buffer("dlbridge.Tensor refused a DLPack tensor without an exception").into()
+                Error::buffer(
+                    Cause::NoProtocol,
+                    "dlbridge.Tensor refused a DLPack tensor without an exception",
+                )
+                .into()
             }));
         }
         // SAFETY: a new, non-NULL reference to the created object.

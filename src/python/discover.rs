@@ -9,7 +9,7 @@
 use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 
-use crate::error::Error;
+use crate::error::{Cause, Error};
 
 use super::lookup::{self, OnType};
 use crate::python::{array_interface, buffer, dlpack};
@@ -57,14 +57,20 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     }
     let type_name = obj.get_type().name()?;
     Err(if refusals.is_empty() {
-        PyErr::from(Error::type_error(format!(
-            "{type_name} speaks no array protocol dlbridge understands \
-             (DLPack, the buffer protocol, __array_struct__, __array_interface__)"
-        )))
+        PyErr::from(Error::type_error(
+            Cause::NoProtocol,
+            format!(
+                "{type_name} speaks no array protocol dlbridge understands \
+                 (DLPack, the buffer protocol, __array_struct__, __array_interface__)"
+            ),
+        ))
     } else {
-        PyErr::from(Error::buffer(format!(
-            "no protocol could import {type_name}: {}",
-            refusals.join("; ")
-        )))
+        PyErr::from(Error::buffer(
+            Cause::NoProtocol,
+            format!(
+                "no protocol could import {type_name}: {}",
+                refusals.join("; ")
+            ),
+        ))
     })
 }

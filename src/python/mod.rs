@@ -18,7 +18,7 @@ use pyo3::types::{PyInt, PyString, PyTuple};
 
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::python::dlpack as dlpack_python;
 use crate::tensor::Tensor;
 use tensor::PyTensor;
@@ -35,19 +35,23 @@ fn int_arg(
         return Ok(n);
     }
     if value.cast::<PyInt>().is_ok() {
-        return Err(Error::value(format!(
-            "{} {value} is out of range (it must fit in a signed 64-bit integer)",
-            what()
-        ))
+        return Err(Error::value(
+            Cause::Argument,
+            format!(
+                "{} {value} is out of range (it must fit in a signed 64-bit integer)",
+                what()
+            ),
+        )
         .into());
     }
     Err(wrong())
 }
 
 fn wrong_shape(shape: &Bound<'_, PyAny>) -> PyErr {
-    PyErr::from(Error::type_error(format!(
-        "shape must be an int or a tuple of ints, got {shape}"
-    )))
+    PyErr::from(Error::type_error(
+        Cause::Argument,
+        format!("shape must be an int or a tuple of ints, got {shape}"),
+    ))
 }
 
 /// Values on the stack for the usual ranks (`zeros((256, 256))` allocates
@@ -124,9 +128,10 @@ fn parse_extents(shape: &Bound<'_, PyAny>) -> PyResult<Extents<usize>> {
         .enumerate()
         .map(|(axis, &extent)| {
             usize::try_from(extent).map_err(|_| {
-                PyErr::from(Error::value(format!(
-                    "shape has a negative extent {extent} on axis {axis}"
-                )))
+                PyErr::from(Error::value(
+                    Cause::Argument,
+                    format!("shape has a negative extent {extent} on axis {axis}"),
+                ))
             })
         })
         .collect()
@@ -154,11 +159,14 @@ pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
             && let Ok(order) = order.extract::<String>()
             && order.chars().eq([crate::dtype::SWAPPED_BYTE_ORDER])
         {
-            return Err(Error::buffer(format!(
-                "dtype argument {} has non-native byte order ({order:?}); dlbridge carries \
-                 native byte order only (convert with .newbyteorder(\"=\") or astype first)",
-                names::shown(dtype)
-            ))
+            return Err(Error::buffer(
+                Cause::ByteOrder,
+                format!(
+                    "dtype argument {} has non-native byte order ({order:?}); dlbridge carries \
+                     native byte order only (convert with .newbyteorder(\"=\") or astype first)",
+                    names::shown(dtype)
+                ),
+            )
             .into());
         }
         return Ok(DType::from_name(&name)?);
@@ -181,9 +189,10 @@ fn parse_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Device>> {
             Ok(Some(Device::CPU))
         }
         Some(d) if d.cast::<PyTuple>().is_ok() => dlpack_python::parse_device(d).map(Some),
-        Some(d) => Err(PyErr::from(Error::type_error(format!(
-            "device must be None, \"cpu\" or a (device_type, device_id) tuple, got {d}"
-        )))),
+        Some(d) => Err(PyErr::from(Error::type_error(
+            Cause::Argument,
+            format!("device must be None, \"cpu\" or a (device_type, device_id) tuple, got {d}"),
+        ))),
     }
 }
 
@@ -228,10 +237,10 @@ fn from_dlpack(
         if let Some(device) = device
             && device != tensor.device()
         {
-            return Err(Error::buffer(format!(
-                "capsule is on device {}, not {device}",
-                tensor.device()
-            ))
+            return Err(Error::buffer(
+                Cause::Device,
+                format!("capsule is on device {}, not {device}", tensor.device()),
+            )
             .into());
         }
         return finish(tensor, copy);
@@ -270,14 +279,18 @@ fn from_buffer(
     let offset = match offset {
         None => 0,
         Some(value) => int_arg(value, &|| "offset".to_owned(), &|| {
-            PyErr::from(Error::type_error(format!(
-                "offset must be an int, got {}",
-                names::shown(value)
-            )))
+            PyErr::from(Error::type_error(
+                Cause::Argument,
+                format!("offset must be an int, got {}", names::shown(value)),
+            ))
         })?,
     };
-    let offset = usize::try_from(offset)
-        .map_err(|_| Error::value(format!("offset must be non-negative, got {offset}")))?;
+    let offset = usize::try_from(offset).map_err(|_| {
+        Error::value(
+            Cause::Argument,
+            format!("offset must be non-negative, got {offset}"),
+        )
+    })?;
     Ok(PyTensor::new(buffer::from_buffer(
         obj,
         dtype,

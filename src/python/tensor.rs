@@ -4,7 +4,7 @@
 use pyo3::intern;
 use pyo3::prelude::*;
 
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
@@ -34,6 +34,7 @@ impl PyTensor {
     #[new]
     fn py_new() -> PyResult<Self> {
         Err(PyErr::from(Error::type_error(
+            Cause::Argument,
             "dlbridge.Tensor cannot be created directly; use dlbridge.asarray, from_dlpack, zeros or empty",
         )))
     }
@@ -166,7 +167,7 @@ impl PyTensor {
             .shape()
             .first()
             .copied()
-            .ok_or_else(|| PyErr::from(Error::type_error("len() of a 0-d tensor")))
+            .ok_or_else(|| PyErr::from(Error::type_error(Cause::Layout, "len() of a 0-d tensor")))
     }
 
     fn __repr__(&self) -> String {

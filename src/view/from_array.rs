@@ -6,7 +6,7 @@ use ndarray::Dimension;
 
 use crate::descriptor::{Descriptor, Parts};
 use crate::dtype::Element;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
 use crate::owner::RustValue;
 use crate::tensor::{Source, Tensor};
@@ -20,12 +20,15 @@ use super::TypedTensor;
 /// `ndarray::ArrayD` allows and no protocol does.
 fn tensor_from_array<T: Element, D: Dimension>(array: ndarray::Array<T, D>) -> Result<Tensor> {
     if array.ndim() > crate::layout::MAX_NDIM {
-        return Err(Error::value(format!(
-            "an array with {} axes cannot become a Tensor: ndim {} exceeds the maximum of {}",
-            array.ndim(),
-            array.ndim(),
-            crate::layout::MAX_NDIM
-        )));
+        return Err(Error::value(
+            Cause::Layout,
+            format!(
+                "an array with {} axes cannot become a Tensor: ndim {} exceeds the maximum of {}",
+                array.ndim(),
+                array.ndim(),
+                crate::layout::MAX_NDIM
+            ),
+        ));
     }
     let size = size_of::<T>() as isize;
     let mut strides = [0isize; crate::layout::MAX_NDIM];

@@ -9,7 +9,7 @@ use std::sync::atomic::{Ordering, fence};
 use ndarray::{ArrayView, ArrayViewMut, Axis, Dimension, ShapeBuilder};
 
 use crate::dtype::Element;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::tensor::Tensor;
 
 /// A checked recipe for an `ndarray` view: the element at the lowest address,
@@ -53,21 +53,27 @@ impl<T: Element, D: Dimension> RawView<T, D> {
     /// device, alignment and element strides.
     pub(super) fn new(tensor: &Tensor) -> Result<Self> {
         if tensor.dtype() != T::DTYPE {
-            return Err(Error::type_error(format!(
-                "expected dtype {}, got {} (shape {:?})",
-                T::DTYPE,
-                tensor.dtype(),
-                tensor.shape()
-            )));
+            return Err(Error::type_error(
+                Cause::DType,
+                format!(
+                    "expected dtype {}, got {} (shape {:?})",
+                    T::DTYPE,
+                    tensor.dtype(),
+                    tensor.shape()
+                ),
+            ));
         }
         let ndim = tensor.ndim();
         if let Some(expected) = D::NDIM
             && expected != ndim
         {
-            return Err(Error::type_error(format!(
-                "expected a {expected}-d tensor, got a {ndim}-d tensor (shape {:?})",
-                tensor.shape()
-            )));
+            return Err(Error::type_error(
+                Cause::Layout,
+                format!(
+                    "expected a {expected}-d tensor, got a {ndim}-d tensor (shape {:?})",
+                    tensor.shape()
+                ),
+            ));
         }
         tensor.device().ensure_cpu("an ndarray view")?;
         let mut dim = D::zeros(ndim);
@@ -86,17 +92,23 @@ impl<T: Element, D: Dimension> RawView<T, D> {
         }
         let mut ptr = tensor.data_ptr().cast::<T>();
         if ptr.is_null() {
-            return Err(Error::buffer(format!(
-                "tensor of shape {:?} has a NULL data pointer",
-                tensor.shape()
-            )));
+            return Err(Error::buffer(
+                Cause::Pointer,
+                format!(
+                    "tensor of shape {:?} has a NULL data pointer",
+                    tensor.shape()
+                ),
+            ));
         }
         if !ptr.is_aligned() {
-            return Err(Error::buffer(format!(
-                "data pointer {ptr:p} is not aligned for {} ({} bytes)",
-                T::DTYPE,
-                align_of::<T>()
-            )));
+            return Err(Error::buffer(
+                Cause::Pointer,
+                format!(
+                    "data pointer {ptr:p} is not aligned for {} ({} bytes)",
+                    T::DTYPE,
+                    align_of::<T>()
+                ),
+            ));
         }
         let itemsize = size_of::<T>() as isize;
         let mut inverted = 0u64;
@@ -107,9 +119,12 @@ impl<T: Element, D: Dimension> RawView<T, D> {
                 continue;
             }
             if stride % itemsize != 0 {
-                return Err(Error::buffer(format!(
-                    "byte stride {stride} on axis {axis} is not a multiple of the itemsize {itemsize}"
-                )));
+                return Err(Error::buffer(
+                    Cause::Layout,
+                    format!(
+                        "byte stride {stride} on axis {axis} is not a multiple of the itemsize {itemsize}"
+                    ),
+                ));
             }
             let step = stride / itemsize;
             if step < 0 {
@@ -155,10 +170,13 @@ impl<T: Element, D: Dimension> RawView<T, D> {
         flip_back(self.inverted, &mut bytes);
         match bytes.indexed_iter().find(|&(_, &b)| b > 1) {
             None => Ok(()),
-            Some((index, byte)) => Err(Error::value(format!(
-                "not a valid bool tensor: the byte at index {:?} is {byte}, not 0 or 1",
-                ndarray::IntoDimension::into_dimension(index).slice()
-            ))),
+            Some((index, byte)) => Err(Error::value(
+                Cause::DType,
+                format!(
+                    "not a valid bool tensor: the byte at index {:?} is {byte}, not 0 or 1",
+                    ndarray::IntoDimension::into_dimension(index).slice()
+                ),
+            )),
         }
     }
 
@@ -229,17 +247,23 @@ pub(super) fn check_writable<T: Element, D: Dimension>(
     raw: &RawView<T, D>,
 ) -> Result<()> {
     if tensor.readonly() {
-        return Err(Error::buffer(format!(
-            "cannot view a readonly tensor (source {}) mutably",
-            tensor.source().as_str()
-        )));
+        return Err(Error::buffer(
+            Cause::Readonly,
+            format!(
+                "cannot view a readonly tensor (source {}) mutably",
+                tensor.source().as_str()
+            ),
+        ));
     }
     if raw.overlaps_itself() {
-        return Err(Error::buffer(format!(
-            "cannot view shape {:?} with byte strides {:?} mutably: two indices may reach one element",
-            tensor.shape(),
-            tensor.strides()
-        )));
+        return Err(Error::buffer(
+            Cause::Aliasing,
+            format!(
+                "cannot view shape {:?} with byte strides {:?} mutably: two indices may reach one element",
+                tensor.shape(),
+                tensor.strides()
+            ),
+        ));
     }
     Ok(())
 }
@@ -249,17 +273,21 @@ pub(super) fn check_writable<T: Element, D: Dimension>(
 pub(super) fn check_exclusive(tensor: &Tensor) -> Result<()> {
     let owner = tensor.owner();
     if !owner.is_rust_owned() {
-        return Err(Error::buffer(format!(
-            "cannot prove exclusive access to memory imported through {}: its producer may \
-             view it too (use the unsafe as_ndarray_mut_unchecked)",
-            tensor.source().as_str()
-        )));
+        return Err(Error::buffer(
+            Cause::Aliasing,
+            format!(
+                "cannot prove exclusive access to memory imported through {}: its producer may \
+                 view it too (use the unsafe as_ndarray_mut_unchecked)",
+                tensor.source().as_str()
+            ),
+        ));
     }
     let others = Arc::strong_count(owner) - 1 + Arc::weak_count(owner);
     if others != 0 {
-        return Err(Error::buffer(format!(
-            "cannot view mutably: {others} other view(s) or export(s) share this memory"
-        )));
+        return Err(Error::buffer(
+            Cause::Aliasing,
+            format!("cannot view mutably: {others} other view(s) or export(s) share this memory"),
+        ));
     }
     // Pairs with the release decrement of the last other reference: what it
     // did with the memory happens-before our writes.

@@ -10,7 +10,8 @@ What counts as a refusal site (outside `#[cfg(test)]` items and comments,
 doc comments included):
 
 * a constructor of the crate's `Error` (the ones src/error.rs defines, with
-  the Python exception its `From<Error> for PyErr` maps each kind to);
+  the Python exception its `From<Error> for PyErr` maps each kind to), whose
+  first argument is the refusal's `Cause` and whose second is the message;
 * `<Something>Error::new_err(` / `<Something>Exception::new_err(` and
   `PyErr::new::<E, _>(` (PyTypeError, PyValueError, PyBufferError,
   PyMemoryError, PyOverflowError, PyImportError, PanicException, ...);
@@ -310,6 +311,10 @@ class Site:
     exception: str | None  # None: a String error (SetError; any row class)
     templates: list[tuple]
     code: str           # the site's first line, for messages
+    # An Error constructor's first argument (`Cause::Layout`, or an expression
+    # that computes the cause); "" for a constructor given a single argument;
+    # None for the other kinds of site.
+    cause: str | None = None
 
     @property
     def where(self) -> str:
@@ -331,8 +336,35 @@ def error_constructors() -> dict[str, str]:
     return found
 
 
+def cause_variants() -> set[str]:
+    """The variants of `pub enum Cause` in src/error.rs."""
+    text, _ = lex((SRC / "error.rs").read_text())
+    m = re.search(r"pub\s+enum\s+Cause\s*\{", text)
+    assert m, "src/error.rs declares no `pub enum Cause`"
+    body = text[m.end():_match_close(text, m.end() - 1)]
+    body = re.sub(r"#\s*\[[^\]]*\]", "", body)  # attributes on variants
+    return set(re.findall(r"(\w+)\s*(?:,|$)", body))
+
+
+def first_argument(shape: str, open_at: int, close_at: int) -> tuple[str, int]:
+    """The text of the first of several arguments between the parentheses at
+    open_at and close_at (literals blanked) and the offset of the comma after
+    it; ("", open_at) for a single argument."""
+    depth = 0
+    for k in range(open_at + 1, close_at):
+        ch = shape[k]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return " ".join(shape[open_at + 1:k].split()), k
+    return "", open_at
+
+
 def site_patterns() -> list[tuple[re.Pattern, object]]:
-    """(pattern ending at the opening parenthesis of the message argument,
+    """(pattern ending at the opening parenthesis of the message argument
+    (of the cause and the message, for an Error constructor),
     exception: a name, or a group index naming it, or None for String errors)."""
     constructors = "|".join(map(re.escape, error_constructors()))
     return [
@@ -374,16 +406,18 @@ def scan(path: str, src: str) -> list[Site]:
         for m in pattern.finditer(shape):
             open_at = m.end() - 1  # every pattern ends at the argument's opening parenthesis
             close_at = _match_close(shape, open_at)
+            cause, message_at = None, open_at
             if exception == "ctor":
                 name = ctors[m.group(1)]
+                cause, message_at = first_argument(shape, open_at, close_at)  # the message follows the cause
             elif isinstance(exception, int):
                 name = m.group(exception)
                 name = name[2:] if name.startswith("Py") else name
             else:
                 name = None
             line = shape.count("\n", 0, m.start()) + 1
-            sites.append(Site(path, line, name, templates_in(shape, literals, open_at, close_at),
-                              src.splitlines()[line - 1].strip()))
+            sites.append(Site(path, line, name, templates_in(shape, literals, message_at, close_at),
+                              src.splitlines()[line - 1].strip(), cause))
     sites.sort(key=lambda s: (s.path, s.line))
     return sites
 
@@ -503,6 +537,20 @@ def test_allowlist_entries_each_cover_one_site():
     assert all(len(reason) > 20 for reason in ALLOWLIST.values()), "every entry needs its reason"
 
 
+def test_every_error_site_states_a_cause():
+    # Each constructor takes the cause first: a constructor site read with a
+    # single argument has none (or the scanner lost track of the arguments).
+    constructed = [site for site in SITES if site.cause is not None]
+    assert len(constructed) > 100, len(constructed)
+    missing = [site.where for site in constructed if not site.cause]
+    assert not missing, f"Error constructor sites without a cause argument: {missing}"
+    # Every declared cause is stated by some site, and every stated one is
+    # declared: a variant no refusal produces is a promise nothing keeps.
+    named = {m.group(1) for site in constructed if (m := re.fullmatch(r"(?:\w+::)*Cause::(\w+)", site.cause))}
+    variants = cause_variants()
+    assert named == variants, {"declared, never stated": variants - named, "stated, not declared": named - variants}
+
+
 def test_scan_finds_every_kind_of_site():
     # A floor, so a scanner that silently stops finding sites fails.
     assert len(SITES) > 100, len(SITES)
@@ -514,16 +562,16 @@ def test_scan_finds_every_kind_of_site():
 # ------------------------------------------------- the scanner, on its own --
 
 SAMPLE = r'''
-//! Error::buffer("in a module doc comment")
+//! Error::buffer(Cause::Layout, "in a module doc comment")
 use pyo3::exceptions::PyValueError;
 
-/// Error::value("in a doc comment")
+/// Error::value(Cause::Layout, "in a doc comment")
 fn one(x: usize) -> Result<()> {
-    let c = '"'; let q = '\''; let l: &'static str = "x";  // Error::buffer("in a comment")
+    let c = '"'; let q = '\''; let l: &'static str = "x";  // Error::buffer(Cause::Pointer, "in a comment")
     if x == 1 {
-        return Err(Error::buffer("something new"));
+        return Err(Error::buffer(Cause::Readonly, "something new"));
     }
-    Err(Error::value(format!(
+    Err(Error::value(cause_of(x, "a, b"), format!(
         "the {{braced}} extent {x} of {:?} \
          exceeds {limit}",
         shape.iter().map(|s| format!("{s}")).collect::<Vec<_>>().join(", ")
@@ -531,7 +579,7 @@ fn one(x: usize) -> Result<()> {
 }
 
 fn two() -> PyErr {
-    /* Error::buffer("in a block comment") */
+    /* Error::buffer(Cause::Pointer, "in a block comment") */
     let _ = PyErr::new::<PyMemoryError, _>("generic");
     pyo3::exceptions::PyOverflowError::new_err(r#"a "raw" message"#)
 }
@@ -543,12 +591,12 @@ fn three(p: &T) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    fn t() { let _ = Error::buffer("in a test module"); }
+    fn t() { let _ = Error::buffer(Cause::Layout, "in a test module"); }
 }
 
 #[cfg(test)]
 #[allow(dead_code)]
-fn helper() -> Error { crate::error::Error::value("in a test function") }
+fn helper() -> Error { crate::error::Error::value(Cause::Layout, "in a test function") }
 
 fn four() -> Error { crate::error::Error::type_error(concat_not_a_literal()) }
 '''
@@ -556,16 +604,24 @@ fn four() -> Error { crate::error::Error::type_error(concat_not_a_literal()) }
 
 def test_scanner_on_a_sample():
     sites = scan("src/sample.rs", SAMPLE)
-    found = [(s.line, s.exception, [shown(t) for t in s.templates]) for s in sites]
+    found = [(s.line, s.exception, s.cause, [shown(t) for t in s.templates]) for s in sites]
     assert found == [
-        (9, "BufferError", ["something new"]),
-        (11, "ValueError", ["the {braced} extent {…} of {…} exceeds {…}"]),
-        (20, "MemoryError", ["generic"]),
-        (21, "OverflowError", ['a "raw" message']),
-        (25, None, ["negative count"]),
-        (26, None, ["bad {…}"]),
-        (38, "TypeError", []),
+        (9, "BufferError", "Cause::Readonly", ["something new"]),
+        (11, "ValueError", 'cause_of(x, " ")', ["the {braced} extent {…} of {…} exceeds {…}"]),
+        (20, "MemoryError", None, ["generic"]),
+        (21, "OverflowError", None, ['a "raw" message']),
+        (25, None, None, ["negative count"]),
+        (26, None, None, ["bad {…}"]),
+        (38, "TypeError", "", []),  # a single argument: no cause (test_every_error_site_states_a_cause)
     ], found
+
+
+def test_first_argument_and_the_declared_causes():
+    shape, _ = lex('f(Cause::A, "x, y")  g("only")  h(pick(a, b), [c, d])')
+    opens = [m.end() - 1 for m in re.finditer(r"\w\(", shape)]
+    got = [first_argument(shape, k, _match_close(shape, k))[0] for k in opens]
+    assert got == ["Cause::A", "", "pick(a, b)", "a"], got
+    assert {"Layout", "Pointer", "DType", "Argument", "Version"} <= cause_variants()
 
 
 def test_a_new_site_without_a_row_fails_naming_file_and_line():

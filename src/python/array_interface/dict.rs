@@ -13,7 +13,7 @@ use super::{refuse_records, resolve_void};
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::protocol::buffer;
 use crate::protocol::typestr::{self, Parsed};
@@ -29,20 +29,26 @@ pub(crate) fn import_dict(
 ) -> PyResult<Tensor> {
     let py = object.py();
     let dict = interface.cast::<PyDict>().map_err(|_| {
-        PyErr::from(Error::type_error(format!(
-            "__array_interface__ of {} is a {}, not a dict",
-            type_name(object),
-            type_name(interface)
-        )))
+        PyErr::from(Error::type_error(
+            Cause::Capsule,
+            format!(
+                "__array_interface__ of {} is a {}, not a dict",
+                type_name(object),
+                type_name(interface)
+            ),
+        ))
     })?;
     let version = dict.get_item(intern!(py, "version"))?;
     match version.as_ref().map(|v| v.extract::<i64>()) {
         Some(Ok(3)) => {}
         _ => {
-            return Err(Error::value(format!(
-                "__array_interface__ version {} is not supported (dlbridge reads version 3)",
-                version.map_or_else(|| "missing".to_owned(), |v| shown(&v))
-            ))
+            return Err(Error::value(
+                Cause::Version,
+                format!(
+                    "__array_interface__ version {} is not supported (dlbridge reads version 3)",
+                    version.map_or_else(|| "missing".to_owned(), |v| shown(&v))
+                ),
+            )
             .into());
         }
     }
@@ -52,15 +58,19 @@ pub(crate) fn import_dict(
     } else if let Ok(bytes) = typestr.cast::<PyBytes>() {
         String::from_utf8_lossy(bytes.as_bytes()).into_owned()
     } else {
-        return Err(PyErr::from(Error::type_error(format!(
-            "__array_interface__ typestr must be a str, got {}",
-            type_name(&typestr)
-        ))));
+        return Err(PyErr::from(Error::type_error(
+            Cause::DType,
+            format!(
+                "__array_interface__ typestr must be a str, got {}",
+                type_name(&typestr)
+            ),
+        )));
     };
     if let Some(mask) = dict.get_item(intern!(py, "mask"))?
         && !mask.is_none()
     {
         return Err(Error::buffer(
+            Cause::ProducerState,
             "__array_interface__ has a mask; masked arrays cannot be carried without losing it",
         )
         .into());
@@ -81,14 +91,16 @@ pub(crate) fn import_dict(
     let offset = match dict.get_item(intern!(py, "offset"))? {
         Some(offset) if !offset.is_none() => {
             let offset: i64 = offset.extract().map_err(|_| {
-                PyErr::from(Error::type_error(format!(
-                    "__array_interface__ offset must be an int, got {offset}"
-                )))
+                PyErr::from(Error::type_error(
+                    Cause::Pointer,
+                    format!("__array_interface__ offset must be an int, got {offset}"),
+                ))
             })?;
             usize::try_from(offset).map_err(|_| {
-                Error::value(format!(
-                    "__array_interface__ offset must be non-negative, got {offset}"
-                ))
+                Error::value(
+                    Cause::Pointer,
+                    format!("__array_interface__ offset must be non-negative, got {offset}"),
+                )
             })?
         }
         _ => 0,
@@ -97,7 +109,7 @@ pub(crate) fn import_dict(
     match data {
         Some(data) if data.cast::<PyTuple>().is_ok() => {
             if offset != 0 {
-                return Err(Error::value(format!(
+                return Err(Error::value(Cause::Pointer, format!(
                     "__array_interface__ offset {offset} with a (pointer, readonly) data tuple: \
                      the offset belongs to buffer data (NumPy ignores it here; dlbridge will not guess)"
                 ))
@@ -128,31 +140,36 @@ pub(crate) fn import_dict(
 
 fn required<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
     dict.get_item(key)?.ok_or_else(|| {
-        Error::value(format!(
-            "__array_interface__ has no {key:?} key (it is required)"
-        ))
+        Error::value(
+            Cause::Capsule,
+            format!("__array_interface__ has no {key:?} key (it is required)"),
+        )
         .into()
     })
 }
 
 fn int_tuple(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
     let tuple = value.cast::<PyTuple>().map_err(|_| {
-        PyErr::from(Error::type_error(format!(
-            "__array_interface__ {what} must be a tuple of ints, got {value}"
-        )))
+        PyErr::from(Error::type_error(
+            Cause::Layout,
+            format!("__array_interface__ {what} must be a tuple of ints, got {value}"),
+        ))
     })?;
     if tuple.len() > MAX_NDIM {
-        return Err(Error::value(format!(
-            "__array_interface__ {what} has {} entries, more than the maximum of {MAX_NDIM}",
-            tuple.len()
-        ))
+        return Err(Error::value(
+            Cause::Layout,
+            format!(
+                "__array_interface__ {what} has {} entries, more than the maximum of {MAX_NDIM}",
+                tuple.len()
+            ),
+        )
         .into());
     }
     tuple
         .iter()
         .map(|item| {
             item.extract::<i64>().map_err(|_| {
-                Error::value(format!(
+                Error::value(Cause::Layout, format!(
                     "__array_interface__ {what} {value} has an entry that is not an int in range"
                 ))
                 .into()
@@ -165,15 +182,17 @@ fn int_tuple(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
 fn pointer_data(data: &Bound<'_, PyAny>) -> PyResult<(usize, bool)> {
     let tuple = data.cast::<PyTuple>()?;
     if tuple.len() != 2 {
-        return Err(PyErr::from(Error::type_error(format!(
-            "__array_interface__ data must be a (pointer, readonly) 2-tuple, got {data}"
-        ))));
+        return Err(PyErr::from(Error::type_error(
+            Cause::Capsule,
+            format!("__array_interface__ data must be a (pointer, readonly) 2-tuple, got {data}"),
+        )));
     }
     let address = tuple.get_item(0)?;
     let address: usize = address.extract().map_err(|_| {
-        PyErr::from(Error::type_error(format!(
-            "__array_interface__ data pointer must be a non-negative int, got {address}"
-        )))
+        PyErr::from(Error::type_error(
+            Cause::Pointer,
+            format!("__array_interface__ data pointer must be a non-negative int, got {address}"),
+        ))
     })?;
     let readonly = tuple.get_item(1)?.is_truthy()?;
     Ok((address, readonly))
@@ -190,10 +209,13 @@ fn buffer_data(
     let view = match PyBufferView::acquire(exporter, ffi::PyBUF_WRITABLE) {
         Ok(view) => view,
         Err(_) => PyBufferView::acquire(exporter, ffi::PyBUF_SIMPLE).map_err(|err| {
-            let refused = Error::buffer(format!(
-                "__array_interface__ data ({}) gives no buffer: {err}",
-                type_name(exporter)
-            ));
+            let refused = Error::buffer(
+                Cause::NoProtocol,
+                format!(
+                    "__array_interface__ data ({}) gives no buffer: {err}",
+                    type_name(exporter)
+                ),
+            );
             PyErr::from(refused)
         })?,
     };

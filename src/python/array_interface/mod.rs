@@ -37,7 +37,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::python::lookup::protocol_attribute;
 use crate::python::names::{shown, type_name};
 use crate::tensor::Tensor;
@@ -47,10 +47,13 @@ use structs::import_struct;
 /// `from_array_interface`: `__array_struct__` first, then `__array_interface__`.
 pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     try_import(object)?.ok_or_else(|| {
-        PyErr::from(Error::type_error(format!(
-            "{} has neither __array_struct__ nor __array_interface__",
-            type_name(object)
-        )))
+        PyErr::from(Error::type_error(
+            Cause::NoProtocol,
+            format!(
+                "{} has neither __array_struct__ nor __array_interface__",
+                type_name(object)
+            ),
+        ))
     })
 }
 
@@ -119,8 +122,11 @@ pub(crate) fn refuse_records(descr: &Bound<'_, PyAny>) -> Result<()> {
 }
 
 fn records(descr: &Bound<'_, PyAny>) -> Error {
-    Error::buffer(format!(
-        "structured records (descr {}) have no DLPack dtype",
-        shown(descr)
-    ))
+    Error::buffer(
+        Cause::DType,
+        format!(
+            "structured records (descr {}) have no DLPack dtype",
+            shown(descr)
+        ),
+    )
 }

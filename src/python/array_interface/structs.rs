@@ -8,7 +8,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::{refuse_records, resolve_void};
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::protocol::array_interface::{self as core, PyArrayInterface, StructBlock};
 use crate::python::names::type_name;
 use crate::python::owner::PyOwner;
@@ -22,11 +22,14 @@ pub(crate) fn import_struct(
     let ptr = capsule.as_ptr();
     // SAFETY: `capsule` is a live reference and the thread is attached.
     if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
-        return Err(PyErr::from(Error::type_error(format!(
-            "__array_struct__ of {} is a {}, not a capsule",
-            type_name(object),
-            type_name(capsule)
-        ))));
+        return Err(PyErr::from(Error::type_error(
+            Cause::Capsule,
+            format!(
+                "__array_struct__ of {} is a {}, not a capsule",
+                type_name(object),
+                type_name(capsule)
+            ),
+        )));
     }
     // Own the capsule before reading anything out of it: every refusal below
     // drops this reference, and the capsule's destructor runs when it should.
@@ -36,16 +39,20 @@ pub(crate) fn import_struct(
     if !name.is_null() {
         // SAFETY: capsule names are NUL-terminated strings that outlive the capsule.
         let name = unsafe { CStr::from_ptr(name) };
-        return Err(Error::value(format!(
-            "__array_struct__ capsule is named {name:?}; a PyArrayInterface capsule has no name"
-        ))
+        return Err(Error::value(
+            Cause::Capsule,
+            format!(
+                "__array_struct__ capsule is named {name:?}; a PyArrayInterface capsule has no name"
+            ),
+        )
         .into());
     }
     // SAFETY: the name was checked to be NULL, the name this pointer is under.
     let raw = unsafe { ffi::PyCapsule_GetPointer(ptr, std::ptr::null()) };
     if raw.is_null() {
-        return Err(PyErr::take(capsule.py())
-            .unwrap_or_else(|| Error::value("__array_struct__ capsule holds NULL").into()));
+        return Err(PyErr::take(capsule.py()).unwrap_or_else(|| {
+            Error::value(Cause::Capsule, "__array_struct__ capsule holds NULL").into()
+        }));
     }
     // SAFETY: an unnamed `__array_struct__` capsule holds a PyArrayInterface
     // (the protocol's contract) that lives as long as the capsule, which

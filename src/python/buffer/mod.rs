@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 
 use crate::descriptor::Descriptor;
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::protocol::buffer::{self as core, BufferFields};
 use crate::protocol::pep3118;
 use crate::python::owner::PyBufferView;
@@ -74,7 +74,8 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         if err.is_instance_of::<pyo3::exceptions::PyBufferError>(py) {
             err
         } else {
-            let refused: PyErr = Error::buffer(format!("the exporter refused: {err}")).into();
+            let refused: PyErr =
+                Error::buffer(Cause::NoProtocol, format!("the exporter refused: {err}")).into();
             refused.set_cause(py, Some(err));
             refused
         }
@@ -116,7 +117,7 @@ pub(crate) unsafe fn fill_view(
     flags: c_int,
 ) -> Result<()> {
     if view.is_null() {
-        return Err(Error::buffer("NULL Py_buffer"));
+        return Err(Error::buffer(Cause::Argument, "NULL Py_buffer"));
     }
     // PEP 3118: a refusing exporter leaves `view.obj` NULL (the consumer may
     // have passed garbage there), so clear it before any check can fail.
@@ -127,27 +128,40 @@ pub(crate) unsafe fn fill_view(
     let wants = |flag: c_int| flags & flag == flag;
     if wants(ffi::PyBUF_WRITABLE) && tensor.readonly() {
         return Err(Error::buffer(
+            Cause::Readonly,
             "the tensor is readonly; a writable buffer was requested",
         ));
     }
     if wants(ffi::PyBUF_C_CONTIGUOUS) && !layout.is_c_contiguous() {
-        return Err(Error::buffer("the tensor is not C-contiguous"));
+        return Err(Error::buffer(
+            Cause::Layout,
+            "the tensor is not C-contiguous",
+        ));
     }
     if wants(ffi::PyBUF_F_CONTIGUOUS) && !layout.is_f_contiguous() {
-        return Err(Error::buffer("the tensor is not Fortran-contiguous"));
+        return Err(Error::buffer(
+            Cause::Layout,
+            "the tensor is not Fortran-contiguous",
+        ));
     }
     if wants(ffi::PyBUF_ANY_CONTIGUOUS) && !(layout.is_c_contiguous() || layout.is_f_contiguous()) {
-        return Err(Error::buffer("the tensor is not contiguous"));
+        return Err(Error::buffer(Cause::Layout, "the tensor is not contiguous"));
     }
     if !wants(ffi::PyBUF_STRIDES) && !layout.is_c_contiguous() {
         return Err(Error::buffer(
+            Cause::Layout,
             "the tensor is not C-contiguous, so the consumer must accept strides (PyBUF_STRIDES)",
         ));
     }
     let format = if wants(ffi::PyBUF_FORMAT) {
         pep3118::format_of(tensor.dtype())
             .or_else(|| pep3118::opaque_format(tensor.itemsize()))
-            .ok_or_else(|| Error::buffer(format!("dtype {} has no buffer format", tensor.dtype())))?
+            .ok_or_else(|| {
+                Error::buffer(
+                    Cause::DType,
+                    format!("dtype {} has no buffer format", tensor.dtype()),
+                )
+            })?
             .as_ptr()
             .cast_mut()
     } else {

@@ -17,7 +17,7 @@ use std::ffi::CStr;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyString, PyType};
 
@@ -126,9 +126,10 @@ unsafe fn call(
     kwnames: *mut ffi::PyObject,
 ) -> PyResult<Py<PyAny>> {
     if nargs != 0 {
-        return Err(PyErr::from(Error::type_error(format!(
-            "Tensor.__dlpack__() takes no positional arguments ({nargs} given)"
-        ))));
+        return Err(PyErr::from(Error::type_error(
+            Cause::Argument,
+            format!("Tensor.__dlpack__() takes no positional arguments ({nargs} given)"),
+        )));
     }
     // SAFETY: the method descriptor checked that `slf` is a Tensor.
     let tensor = unsafe { Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<PyTensor>() };
@@ -142,19 +143,23 @@ unsafe fn call(
             // SAFETY: the keyword values follow the (zero) positional ones.
             let value = unsafe { Bound::from_borrowed_ptr(py, *args.add(i)) };
             if values[slot].replace(value).is_some() {
-                return Err(PyErr::from(Error::type_error(format!(
-                    "Tensor.__dlpack__() got multiple values for argument '{}'",
-                    NAMES[slot]
-                ))));
+                return Err(PyErr::from(Error::type_error(
+                    Cause::Argument,
+                    format!(
+                        "Tensor.__dlpack__() got multiple values for argument '{}'",
+                        NAMES[slot]
+                    ),
+                )));
             }
         }
     }
     let [stream, max_version, dl_device, copy] = values;
     let copy = match copy {
         Some(value) if !value.is_none() => Some(value.extract::<bool>().map_err(|_| {
-            PyErr::from(Error::type_error(format!(
-                "copy must be None or a bool, got {value}"
-            )))
+            PyErr::from(Error::type_error(
+                Cause::Argument,
+                format!("copy must be None or a bool, got {value}"),
+            ))
         })?),
         _ => None,
     };
@@ -179,9 +184,12 @@ fn slot_of(names: &[Py<PyString>; 4], name: &Bound<'_, PyAny>) -> PyResult<usize
         .and_then(|name| name.to_str().ok())
         .and_then(|text| NAMES.iter().position(|&n| n == text));
     known.ok_or_else(|| {
-        PyErr::from(Error::type_error(format!(
-            "Tensor.__dlpack__() got an unexpected keyword argument {}",
-            shown(name)
-        )))
+        PyErr::from(Error::type_error(
+            Cause::Argument,
+            format!(
+                "Tensor.__dlpack__() got an unexpected keyword argument {}",
+                shown(name)
+            ),
+        ))
     })
 }

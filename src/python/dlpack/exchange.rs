@@ -37,6 +37,7 @@ use pyo3::prelude::*;
 use super::torch::{self, Torch, refuse_torch_states};
 use crate::dtype::DType;
 use crate::error::Error;
+use crate::protocol::dlpack::from_raw_cause;
 use crate::python::fast_path;
 use crate::python::lookup::type_lookup;
 use crate::python::tensor::PyTensor;
@@ -214,8 +215,12 @@ pub(crate) fn import(object: &Bound<'_, PyAny>, producer: Producer) -> PyResult<
         return Ok(None);
     }
     // SAFETY: on success `out` is an owned managed tensor handed to us.
-    let managed = unsafe { Managed::from_raw(out) }
-        .map_err(|e| Error::buffer(format!("cannot import DLPack tensor: {e}")))?;
+    let managed = unsafe { Managed::from_raw(out) }.map_err(|e| {
+        Error::buffer(
+            from_raw_cause(&e),
+            format!("cannot import DLPack tensor: {e}"),
+        )
+    })?;
     let tensor = Tensor::try_from(managed)?;
     if !tensor.device().is_cpu() {
         return Ok(None);

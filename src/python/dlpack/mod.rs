@@ -19,7 +19,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::device::Device;
-use crate::error::Error;
+use crate::error::{Cause, Error};
+use crate::protocol::dlpack::from_raw_cause;
 use crate::python::lookup::protocol_attribute;
 use crate::python::names::type_name;
 use crate::python::ndarray_fields;
@@ -66,10 +67,13 @@ pub(crate) fn consume_capsule(
     let ptr = capsule.as_ptr();
     // SAFETY: `capsule` is a live reference and the thread is attached.
     if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
-        return Err(PyErr::from(Error::type_error(format!(
-            "expected a DLPack capsule, got {}",
-            capsule.get_type().name()?
-        ))));
+        return Err(PyErr::from(Error::type_error(
+            Cause::Capsule,
+            format!(
+                "expected a DLPack capsule, got {}",
+                capsule.get_type().name()?
+            ),
+        )));
     }
     // SAFETY: a capsule; GetName returns its (possibly NULL) static name.
     let name_ptr: *const c_char = unsafe { ffi::PyCapsule_GetName(ptr) };
@@ -83,10 +87,12 @@ pub(crate) fn consume_capsule(
         n if n == DLTENSOR => (USED_DLTENSOR, false),
         n if n == DLTENSOR_VERSIONED => (USED_DLTENSOR_VERSIONED, true),
         n if n == USED_DLTENSOR || n == USED_DLTENSOR_VERSIONED => {
-            return Err(Error::value("DLPack capsule has already been consumed").into());
+            return Err(
+                Error::value(Cause::Capsule, "DLPack capsule has already been consumed").into(),
+            );
         }
         other => {
-            return Err(Error::value(format!(
+            return Err(Error::value(Cause::Capsule, format!(
                 "capsule named {other:?} is not a DLPack capsule (expected \"dltensor\" or \"dltensor_versioned\")"
             ))
             .into());
@@ -95,8 +101,9 @@ pub(crate) fn consume_capsule(
     // SAFETY: the name was just read from this capsule.
     let raw = unsafe { ffi::PyCapsule_GetPointer(ptr, name_ptr) };
     if raw.is_null() {
-        return Err(PyErr::take(capsule.py())
-            .unwrap_or_else(|| Error::buffer("DLPack capsule holds a NULL pointer").into()));
+        return Err(PyErr::take(capsule.py()).unwrap_or_else(|| {
+            Error::buffer(Cause::Capsule, "DLPack capsule holds a NULL pointer").into()
+        }));
     }
     // SAFETY: `used` is a 'static C string, as capsule names must be.
     if unsafe { ffi::PyCapsule_SetName(ptr, used.as_ptr()) } != 0 {
@@ -108,12 +115,21 @@ pub(crate) fn consume_capsule(
         // SAFETY: a "dltensor_versioned" capsule holds a DLManagedTensorVersioned
         // whose ownership the rename above transferred to us.
         let managed = unsafe { Managed::from_raw(raw.cast::<DLManagedTensorVersioned>()) }
-            .map_err(|e| Error::buffer(format!("cannot import DLPack tensor: {e}")))?;
+            .map_err(|e| {
+                Error::buffer(
+                    from_raw_cause(&e),
+                    format!("cannot import DLPack tensor: {e}"),
+                )
+            })?;
         Tensor::try_from(managed)
     } else {
         // SAFETY: as above, for a legacy "dltensor" capsule.
-        let managed = unsafe { Managed::from_raw(raw.cast::<DLManagedTensor>()) }
-            .map_err(|e| Error::buffer(format!("cannot import DLPack tensor: {e}")))?;
+        let managed = unsafe { Managed::from_raw(raw.cast::<DLManagedTensor>()) }.map_err(|e| {
+            Error::buffer(
+                from_raw_cause(&e),
+                format!("cannot import DLPack tensor: {e}"),
+            )
+        })?;
         if legacy_writable {
             Tensor::from_dlpack_legacy_writable(managed)
         } else {
@@ -176,30 +192,39 @@ pub(crate) fn import_object(
         Err(err) => return Err(err),
     };
     if !is_dlpack_capsule(&capsule) {
-        return Err(PyErr::from(Error::type_error(format!(
-            "__dlpack__ of {} returned {}, not a DLPack capsule",
-            object.get_type().name()?,
-            capsule.get_type().name()?
-        ))));
+        return Err(PyErr::from(Error::type_error(
+            Cause::Capsule,
+            format!(
+                "__dlpack__ of {} returned {}, not a DLPack capsule",
+                object.get_type().name()?,
+                capsule.get_type().name()?
+            ),
+        )));
     }
     let tensor = consume_capsule(&capsule, legacy_writable)?;
     if let Some(device) = dl_device
         && tensor.device() != device
     {
-        return Err(Error::buffer(format!(
-            "asked the producer for device {device}, it returned device {}",
-            tensor.device()
-        ))
+        return Err(Error::buffer(
+            Cause::Device,
+            format!(
+                "asked the producer for device {device}, it returned device {}",
+                tensor.device()
+            ),
+        )
         .into());
     }
     Ok(tensor)
 }
 
 fn no_dlpack(object: &Bound<'_, PyAny>) -> PyErr {
-    PyErr::from(Error::type_error(format!(
-        "{} does not support DLPack (no __dlpack__ method)",
-        type_name(object)
-    )))
+    PyErr::from(Error::type_error(
+        Cause::NoProtocol,
+        format!(
+            "{} does not support DLPack (no __dlpack__ method)",
+            type_name(object)
+        ),
+    ))
 }
 
 /// `method(max_version=(1, 3)[, dl_device=...][, copy=...])`, `method`
@@ -258,14 +283,16 @@ fn call_dlpack<'py>(
 /// Parses a `(device_type, device_id)` tuple.
 pub(crate) fn parse_device(value: &Bound<'_, PyAny>) -> PyResult<Device> {
     let tuple = value.cast::<PyTuple>().map_err(|_| {
-        PyErr::from(Error::type_error(format!(
-            "dl_device must be a (device_type, device_id) tuple, got {value}"
-        )))
+        PyErr::from(Error::type_error(
+            Cause::Argument,
+            format!("dl_device must be a (device_type, device_id) tuple, got {value}"),
+        ))
     })?;
     let (device_type, device_id): (u32, i32) = tuple.extract().map_err(|_| {
-        PyErr::from(Error::type_error(format!(
-            "dl_device must be a (device_type, device_id) tuple of ints, got {value}"
-        )))
+        PyErr::from(Error::type_error(
+            Cause::Argument,
+            format!("dl_device must be a (device_type, device_id) tuple of ints, got {value}"),
+        ))
     })?;
     Ok(Device {
         device_type,
@@ -287,14 +314,16 @@ pub(crate) fn export(
         Some(value) if value.is_none() => false,
         Some(value) => {
             let tuple = value.cast::<PyTuple>().map_err(|_| {
-                PyErr::from(Error::type_error(format!(
-                    "max_version must be a (major, minor) tuple, got {value}"
-                )))
+                PyErr::from(Error::type_error(
+                    Cause::Argument,
+                    format!("max_version must be a (major, minor) tuple, got {value}"),
+                ))
             })?;
             let (major, _minor): (u32, u32) = tuple.extract().map_err(|_| {
-                PyErr::from(Error::type_error(format!(
-                    "max_version must be a (major, minor) tuple of ints, got {value}"
-                )))
+                PyErr::from(Error::type_error(
+                    Cause::Argument,
+                    format!("max_version must be a (major, minor) tuple of ints, got {value}"),
+                ))
             })?;
             major >= DLPACK_MAJOR_VERSION
         }
@@ -303,9 +332,10 @@ pub(crate) fn export(
         && !stream.is_none()
         && tensor.device().is_cpu()
     {
-        return Err(Error::value(format!(
-            "stream must be None for a CPU tensor, got {stream}"
-        ))
+        return Err(Error::value(
+            Cause::Argument,
+            format!("stream must be None for a CPU tensor, got {stream}"),
+        )
         .into());
     }
     if let Some(value) = dl_device
@@ -313,18 +343,24 @@ pub(crate) fn export(
     {
         let requested = parse_device(value)?;
         if requested != tensor.device() {
-            return Err(Error::buffer(if copy == Some(false) {
-                format!(
-                    "dl_device {requested} needs a copy from device {} but copy=False",
-                    tensor.device()
+            return Err(if copy == Some(false) {
+                Error::buffer(
+                    Cause::Copy,
+                    format!(
+                        "dl_device {requested} needs a copy from device {} but copy=False",
+                        tensor.device()
+                    ),
                 )
             } else {
-                format!(
-                    "cannot export to dl_device {requested}: the tensor is on device {} and \
-                     dlbridge does not copy across devices",
-                    tensor.device()
+                Error::buffer(
+                    Cause::Device,
+                    format!(
+                        "cannot export to dl_device {requested}: the tensor is on device {} and \
+                         dlbridge does not copy across devices",
+                        tensor.device()
+                    ),
                 )
-            })
+            }
             .into());
         }
     }

@@ -20,7 +20,7 @@ use pyo3::sync::PyOnceLock;
 
 use super::exchange::Producer;
 use crate::dtype::DType;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::python::lookup::type_lookup;
 
 /// How a producer type relates to torch.
@@ -206,22 +206,25 @@ impl TorchGuard {
         let guard = self;
         if guard.requires_grad.read(object)? {
             return Err(Error::buffer(
+                Cause::ProducerState,
                 "cannot import a torch.Tensor that requires grad: writes through the import \
-             would bypass autograd; use tensor.detach()",
+                 would bypass autograd; use tensor.detach()",
             )
             .into());
         }
         if asks.conj && guard.is_conj.read(object)? {
             return Err(Error::buffer(
+                Cause::ProducerState,
                 "cannot import a torch.Tensor with the conjugate bit set: its memory holds the \
-             un-conjugated values; use tensor.resolve_conj()",
+                 un-conjugated values; use tensor.resolve_conj()",
             )
             .into());
         }
         if asks.neg && guard.is_neg.read(object)? {
             return Err(Error::buffer(
+                Cause::ProducerState,
                 "cannot import a torch.Tensor with the negative bit set: its memory holds the \
-             negated values; use tensor.resolve_neg()",
+                 negated values; use tensor.resolve_neg()",
             )
             .into());
         }

@@ -1,0 +1,364 @@
+//! Every core module's refusals say why: a Rust caller matches on
+//! `Error::cause()`, never on the message. One representative refusal (or a
+//! few) per module, each with the cause and the Python class it maps to.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dlbridge::protocol::array_interface::{self, PyArrayInterface};
+use dlbridge::protocol::buffer::{self, BufferFields};
+use dlbridge::protocol::{pep3118, typestr};
+use dlbridge::{Cause, DType, Descriptor, Device, Error, ErrorKind, Layout, Parts, Source, Tensor};
+use dlpark::ffi::{DLDataType, DLDataTypeCode, DLDevice, DLManagedTensorVersioned};
+use dlpark::metadata::Dynamic;
+use dlpark::{DlpackFlags, Managed};
+
+#[track_caller]
+fn assert_refused(err: Error, cause: Cause, kind: ErrorKind) {
+    assert_eq!((err.cause(), err.kind()), (cause, kind), "{err}");
+}
+
+// ------------------------------------------------------------- DLPack --
+
+struct Counted {
+    _data: Vec<u64>,
+    released: Arc<AtomicUsize>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.released.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A producer's versioned managed tensor over 64 bytes of its own, with
+/// whatever descriptor the test asks for; `released` counts its deleter.
+fn produce(
+    shape: &[i64],
+    strides: &[i64],
+    dtype: DLDataType,
+    device: DLDevice,
+    null_data: bool,
+    released: &Arc<AtomicUsize>,
+) -> Managed<DLManagedTensorVersioned> {
+    let data = vec![0u64; 8];
+    let ptr = if null_data {
+        std::ptr::null_mut()
+    } else {
+        data.as_ptr().cast_mut().cast()
+    };
+    let ctx = Box::new(Counted {
+        _data: data,
+        released: Arc::clone(released),
+    });
+    let mut init = Dynamic::new(shape.to_vec(), strides.to_vec())
+        .initialize_as::<DLManagedTensorVersioned>(ctx)
+        .unwrap();
+    init.set_data(ptr).set_dtype(dtype).set_device(device);
+    // SAFETY: no flags beyond what the test memory allows.
+    unsafe { init.set_flags_unchecked(DlpackFlags::empty()) };
+    // SAFETY: the Vec in the context outlives the managed tensor.
+    unsafe { init.finish() }
+}
+
+#[test]
+fn dlpack_imports_of_lying_producers_say_why() {
+    let refused = |shape: &[i64], strides: &[i64], dtype, null_data| {
+        let released = Arc::new(AtomicUsize::new(0));
+        let managed = produce(shape, strides, dtype, DLDevice::CPU, null_data, &released);
+        let err = Tensor::try_from(managed).unwrap_err();
+        assert_eq!(released.load(Ordering::SeqCst), 1, "released on refusal");
+        err
+    };
+    let f32 = DLDataType::F32;
+    let null = refused(&[2, 3], &[3, 1], f32, true);
+    assert_refused(null, Cause::Pointer, ErrorKind::Buffer);
+    let unknown = DLDataType {
+        code: DLDataTypeCode(99),
+        bits: 8,
+        lanes: 1,
+    };
+    let dtype = refused(&[2, 3], &[3, 1], unknown, false);
+    assert_refused(dtype, Cause::DType, ErrorKind::Buffer);
+    let negative = refused(&[2, -3], &[3, 1], f32, false);
+    assert_refused(negative, Cause::Layout, ErrorKind::Value);
+    let deep = refused(&[1; 65], &[1; 65], f32, false);
+    assert_refused(deep, Cause::Layout, ErrorKind::Value);
+    let overflow = refused(&[3], &[i64::MAX / 2], f32, false);
+    assert_refused(overflow, Cause::Layout, ErrorKind::Value);
+    // A span that fits isize but reaches below address 0.
+    let wraps = refused(&[3], &[-(i64::MAX / 8)], f32, false);
+    assert_refused(wraps, Cause::Pointer, ErrorKind::Value);
+}
+
+#[test]
+fn dlpack_exports_and_devices_say_why() {
+    let t = Tensor::zeros(&[3], DType::FLOAT32).unwrap();
+    let readonly = t.to_readonly().to_dlpack_legacy().err().unwrap();
+    assert_refused(readonly, Cause::Readonly, ErrorKind::Buffer);
+
+    let fp4 =
+        DType::from_dlpack_flagged(DType::from_name("float4_e2m1fn").unwrap().to_dlpack(), true)
+            .unwrap();
+    let padded = Tensor::zeros(&[3], fp4)
+        .unwrap()
+        .to_dlpack_legacy()
+        .err()
+        .unwrap();
+    assert_refused(padded, Cause::DType, ErrorKind::Buffer);
+
+    let released = Arc::new(AtomicUsize::new(0));
+    let cuda = DLDevice {
+        device_type: dlpark::ffi::DLDeviceType::CUDA,
+        device_id: 0,
+    };
+    let gpu =
+        Tensor::try_from(produce(&[2], &[1], DLDataType::F32, cuda, false, &released)).unwrap();
+    assert_refused(gpu.copy().unwrap_err(), Cause::Device, ErrorKind::Buffer);
+    let view = gpu.as_ndarray::<f32>().unwrap_err();
+    assert_refused(view, Cause::Device, ErrorKind::Buffer);
+}
+
+// -------------------------------------------------------------- Layout --
+
+#[test]
+fn layouts_say_why() {
+    let negative = Layout::from_signed(&[2, -3], None, 4).unwrap_err();
+    assert_refused(negative, Cause::Layout, ErrorKind::Value);
+    let deep = Layout::contiguous(&[1; 65], 4).unwrap_err();
+    assert_refused(deep, Cause::Layout, ErrorKind::Value);
+    let strides = Layout::from_signed(&[2, 3], Some(&[12]), 4).unwrap_err();
+    assert_refused(strides, Cause::Layout, ErrorKind::Value);
+    let huge = Layout::contiguous(&[usize::MAX / 2, 4], 4).unwrap_err();
+    assert_refused(huge, Cause::Layout, ErrorKind::Value);
+
+    let layout = Layout::contiguous(&[4], 4).unwrap();
+    let outside = layout.check_within(8, 16).unwrap_err();
+    assert_refused(outside, Cause::Pointer, ErrorKind::Buffer);
+    let odd = Layout::from_signed(&[2, 2], Some(&[6, 3]), 2).unwrap();
+    let mut elements = [0i64; 2];
+    let fractional = odd.element_strides_into(&mut elements).unwrap_err();
+    assert_refused(fractional, Cause::Layout, ErrorKind::Buffer);
+}
+
+// ---------------------------------------------------------- Descriptor --
+
+fn parts(base: *mut u8, offset: usize, len: Option<usize>) -> Parts<'static> {
+    Parts {
+        what: "test",
+        base,
+        offset,
+        layout: Layout::contiguous(&[4], 4).unwrap(),
+        dtype: DType::FLOAT32,
+        device: Device::CPU,
+        readonly: false,
+        source: Source::Rust,
+        len,
+    }
+}
+
+#[test]
+fn descriptors_say_why() {
+    let mut bytes = [0u8; 32];
+    let base = bytes.as_mut_ptr();
+    let refused = |p| Descriptor::new(p).unwrap_err();
+    let null = refused(parts(std::ptr::null_mut(), 0, None));
+    assert_refused(null, Cause::Pointer, ErrorKind::Buffer);
+    let outside = refused(parts(base, 20, Some(32)));
+    assert_refused(outside, Cause::Pointer, ErrorKind::Buffer);
+    let beyond = refused(parts(base, 40, Some(32)));
+    assert_refused(beyond, Cause::Pointer, ErrorKind::Value);
+    let wraps = refused(parts(base, usize::MAX - 7, None));
+    assert_refused(wraps, Cause::Pointer, ErrorKind::Value);
+    let mut wrong = parts(base, 0, None);
+    wrong.dtype = DType::FLOAT64;
+    assert_refused(refused(wrong), Cause::DType, ErrorKind::Value);
+}
+
+// ------------------------------------------------ the buffer protocol --
+
+fn fields(buf: *mut u8, len: isize) -> BufferFields<'static> {
+    BufferFields {
+        buf,
+        len,
+        readonly: false,
+        format: Some(b"f"),
+        itemsize: 4,
+        ndim: 1,
+        shape: None,
+        strides: None,
+        has_suboffsets: false,
+    }
+}
+
+#[test]
+fn buffer_views_say_why() {
+    let mut bytes = [0u8; 16];
+    let buf = bytes.as_mut_ptr();
+    let refused = |f: BufferFields<'_>| buffer::describe(&f).unwrap_err();
+    let null = refused(fields(std::ptr::null_mut(), 16));
+    assert_refused(null, Cause::Pointer, ErrorKind::Buffer);
+    assert_refused(refused(fields(buf, -1)), Cause::Pointer, ErrorKind::Value);
+    let indirect = BufferFields {
+        has_suboffsets: true,
+        ..fields(buf, 16)
+    };
+    assert_refused(refused(indirect), Cause::Layout, ErrorKind::Buffer);
+    let swapped = BufferFields {
+        format: Some(if cfg!(target_endian = "little") {
+            b">f"
+        } else {
+            b"<f"
+        }),
+        ..fields(buf, 16)
+    };
+    assert_refused(refused(swapped), Cause::ByteOrder, ErrorKind::Buffer);
+    let itemsize = BufferFields {
+        itemsize: 8,
+        ..fields(buf, 16)
+    };
+    assert_refused(refused(itemsize), Cause::DType, ErrorKind::Buffer);
+    let shape = [8isize];
+    let short = BufferFields {
+        shape: Some(&shape),
+        ..fields(buf, 16)
+    };
+    assert_refused(refused(short), Cause::Pointer, ErrorKind::Buffer);
+}
+
+#[test]
+fn from_buffer_arguments_say_why() {
+    let mut bytes = [0u8; 16];
+    let described = buffer::describe(&fields(bytes.as_mut_ptr(), 16)).unwrap();
+    let refused = |shape: Option<&[i64]>, offset| {
+        buffer::reinterpret(&described, 16, None, shape, offset).unwrap_err()
+    };
+    assert_refused(refused(None, 20), Cause::Argument, ErrorKind::Value);
+    assert_refused(refused(Some(&[3]), 0), Cause::Argument, ErrorKind::Value);
+    assert_refused(
+        refused(Some(&[-1, -1]), 0),
+        Cause::Argument,
+        ErrorKind::Value,
+    );
+}
+
+// --------------------------------------------- typestrs and PEP 3118 --
+
+#[test]
+fn type_strings_say_why() {
+    let swapped = if cfg!(target_endian = "little") {
+        ">"
+    } else {
+        "<"
+    };
+    let cases = [
+        (format!("{swapped}f4"), Cause::ByteOrder, ErrorKind::Buffer),
+        ("<M8[s]".to_owned(), Cause::DType, ErrorKind::Buffer),
+        ("|O8".to_owned(), Cause::DType, ErrorKind::Buffer),
+        ("<f16".to_owned(), Cause::DType, ErrorKind::Buffer),
+        ("<f3".to_owned(), Cause::DType, ErrorKind::Value),
+        ("<t8".to_owned(), Cause::DType, ErrorKind::Value),
+    ];
+    for (text, cause, kind) in cases {
+        assert_refused(typestr::parse_typestr(&text).unwrap_err(), cause, kind);
+    }
+    let formats = [
+        (format!("{swapped}f"), Cause::ByteOrder),
+        ("!i".to_owned(), Cause::ByteOrder),
+        ("T{f:x:}".to_owned(), Cause::DType),
+        ("2f".to_owned(), Cause::DType),
+        ("40x".to_owned(), Cause::DType),
+    ];
+    for (format, cause) in formats {
+        let err = pep3118::parse_format(&format).unwrap_err();
+        assert_refused(err, cause, ErrorKind::Buffer);
+    }
+    let unknown = DType::from_name("float33").unwrap_err();
+    assert_refused(unknown, Cause::DType, ErrorKind::Type);
+}
+
+// ------------------------------------------------- __array_struct__ --
+
+#[test]
+fn array_structs_say_why() {
+    let mut data = [0f32; 6];
+    let mut shape = [2isize, 3];
+    let (data, shape) = (data.as_mut_ptr(), shape.as_mut_ptr());
+    let interface = |flags| PyArrayInterface {
+        two: 2,
+        nd: 2,
+        typekind: b'f' as std::ffi::c_char,
+        itemsize: 4,
+        flags,
+        shape,
+        strides: std::ptr::null_mut(),
+        data: data.cast(),
+        descr: std::ptr::null_mut(),
+    };
+    let refused = |i: PyArrayInterface| {
+        array_interface::describe_struct(&i, |_| Ok(()), DType::opaque).unwrap_err()
+    };
+    let swapped = interface(0x501);
+    assert_refused(refused(swapped), Cause::ByteOrder, ErrorKind::Buffer);
+    let not_a_struct = PyArrayInterface {
+        two: 3,
+        ..interface(0x701)
+    };
+    assert_refused(refused(not_a_struct), Cause::Capsule, ErrorKind::Value);
+    let deep = PyArrayInterface {
+        nd: 65,
+        ..interface(0x701)
+    };
+    assert_refused(refused(deep), Cause::Layout, ErrorKind::Value);
+    let null = PyArrayInterface {
+        data: std::ptr::null_mut(),
+        ..interface(0x701)
+    };
+    assert_refused(refused(null), Cause::Pointer, ErrorKind::Buffer);
+}
+
+// ------------------------------------------------------------- views --
+
+#[test]
+fn views_say_why() {
+    let t = Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]);
+    assert_refused(
+        t.as_ndarray::<f64>().unwrap_err(),
+        Cause::DType,
+        ErrorKind::Type,
+    );
+    let rank = t.as_ndarray_dim::<f32, ndarray::Ix2>().unwrap_err();
+    assert_refused(rank, Cause::Layout, ErrorKind::Type);
+    let itemsize = t.view(DType::FLOAT64).unwrap_err();
+    assert_refused(itemsize, Cause::DType, ErrorKind::Value);
+
+    let mut readonly = t.to_readonly();
+    let write = readonly.as_ndarray_mut::<f32>().unwrap_err();
+    assert_refused(write, Cause::Readonly, ErrorKind::Buffer);
+
+    let mut shared = t.clone();
+    let aliased = shared.as_ndarray_mut::<f32>().unwrap_err();
+    assert_refused(aliased, Cause::Aliasing, ErrorKind::Buffer);
+    let released = Arc::new(AtomicUsize::new(0));
+    let producer = produce(&[4], &[1], DLDataType::F32, DLDevice::CPU, false, &released);
+    let mut imported = Tensor::try_from(producer).unwrap();
+    let foreign = imported.as_ndarray_mut::<f32>().unwrap_err();
+    assert_refused(foreign, Cause::Aliasing, ErrorKind::Buffer);
+
+    let bools = Tensor::from(vec![0u8, 1, 2]).view(DType::BOOL).unwrap();
+    let invalid = bools.as_ndarray::<bool>().unwrap_err();
+    assert_refused(invalid, Cause::DType, ErrorKind::Value);
+
+    let deep = ndarray::ArrayD::<u8>::zeros(vec![1; 65]);
+    let axes = Tensor::try_from(deep).unwrap_err();
+    assert_refused(axes, Cause::Layout, ErrorKind::Value);
+}
+
+// -------------------------------------------------------- allocation --
+
+#[test]
+fn allocations_say_why() {
+    // Fits isize as a layout, but not with the alignment slack on top.
+    let err = Tensor::zeros(&[isize::MAX as usize - 8], DType::UINT8).unwrap_err();
+    assert_refused(err, Cause::Allocation, ErrorKind::Value);
+}
