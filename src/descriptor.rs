@@ -96,81 +96,22 @@ impl Descriptor {
     /// that reaches outside `len`; `Value` for an offset or span that wraps
     /// around the address space, or a dtype whose itemsize is not the
     /// layout's.
+    #[inline(always)]
     pub fn new(parts: Parts<'_>) -> Result<Self> {
-        let Parts {
-            what,
-            base,
-            offset,
-            layout,
-            dtype,
-            device,
-            readonly,
-            source,
-            len,
-        } = parts;
-        if dtype.itemsize() != layout.itemsize() {
-            return Err(Error::value(
-                Cause::DType,
-                format!(
-                    "{what} has dtype {dtype} ({} bytes) but a layout of {}-byte items",
-                    dtype.itemsize(),
-                    layout.itemsize()
-                ),
-            ));
-        }
-        if base.addr().checked_add(offset).is_none() {
-            return Err(Error::value(
-                Cause::Pointer,
-                format!(
-                    "{what} at {base:p} with byte_offset {offset} wraps around the address space"
-                ),
-            ));
-        }
-        // The address is computed, never dereferenced, so wrapping arithmetic
-        // is exact; non-CPU "pointers" may be handles, which DLPack consumers
-        // sum with the offset all the same.
-        let data = base.wrapping_add(offset);
-        if let Some(len) = len {
-            if offset > len {
-                return Err(Error::value(
-                    Cause::Pointer,
-                    format!("{what} offset {offset} is beyond its buffer's {len} bytes"),
-                ));
-            }
-            layout.check_within(offset, len)?;
-        }
-        if layout.size() > 0 {
-            if base.is_null() {
-                return Err(Error::buffer(
-                    Cause::Pointer,
-                    format!(
-                        "{what} has a NULL data pointer for shape {:?}",
-                        layout.shape()
-                    ),
-                ));
-            }
-            let (low, high) = layout.span();
-            let first = data.addr();
-            if device.is_cpu()
-                && (first.checked_add_signed(low).is_none()
-                    || first.checked_add_signed(high).is_none())
-            {
-                return Err(Error::value(
-                    Cause::Pointer,
-                    format!(
-                        "{what} at {first:#x} with strides {:?} wraps around the address space",
-                        layout.strides()
-                    ),
-                ));
-            }
-        }
+        // The checks read the parts in place, and their refusals are built
+        // out of line: a descriptor is made on every import, and moving its
+        // layout through a call or two showed up as `memcpy` in profiles.
+        check(&parts)?;
         Ok(Self {
-            data,
-            layout,
-            dtype,
-            device,
-            readonly,
-            source,
+            // The address is computed, never dereferenced, so wrapping
+            // arithmetic is exact; non-CPU "pointers" may be handles, which
+            // DLPack consumers sum with the offset all the same.
+            data: parts.base.wrapping_add(parts.offset),
+            layout: parts.layout,
+            dtype: parts.dtype,
+            device: parts.device,
+            readonly: parts.readonly,
+            source: parts.source,
         })
     }
 
@@ -188,6 +129,96 @@ impl Descriptor {
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+}
+
+/// Every check of [`Descriptor::new`], on the parts in place.
+#[inline]
+fn check(parts: &Parts<'_>) -> Result<()> {
+    let layout = &parts.layout;
+    if parts.dtype.itemsize() != layout.itemsize() {
+        return Err(itemsize_mismatch(parts));
+    }
+    let Some(first) = parts.base.addr().checked_add(parts.offset) else {
+        return Err(offset_wraps(parts));
+    };
+    if let Some(len) = parts.len {
+        if parts.offset > len {
+            return Err(offset_beyond(parts, len));
+        }
+        layout.check_within(parts.offset, len)?;
+    }
+    if layout.size() > 0 {
+        if parts.base.is_null() {
+            return Err(null_data(parts));
+        }
+        let (low, high) = layout.span();
+        if parts.device.is_cpu()
+            && (first.checked_add_signed(low).is_none() || first.checked_add_signed(high).is_none())
+        {
+            return Err(span_wraps(parts, first));
+        }
+    }
+    Ok(())
+}
+
+#[cold]
+fn itemsize_mismatch(parts: &Parts<'_>) -> Error {
+    Error::value(
+        Cause::DType,
+        format!(
+            "{} has dtype {} ({} bytes) but a layout of {}-byte items",
+            parts.what,
+            parts.dtype,
+            parts.dtype.itemsize(),
+            parts.layout.itemsize()
+        ),
+    )
+}
+
+#[cold]
+fn offset_wraps(parts: &Parts<'_>) -> Error {
+    Error::value(
+        Cause::Pointer,
+        format!(
+            "{} at {:p} with byte_offset {} wraps around the address space",
+            parts.what, parts.base, parts.offset
+        ),
+    )
+}
+
+#[cold]
+fn offset_beyond(parts: &Parts<'_>, len: usize) -> Error {
+    Error::value(
+        Cause::Pointer,
+        format!(
+            "{} offset {} is beyond its buffer's {len} bytes",
+            parts.what, parts.offset
+        ),
+    )
+}
+
+#[cold]
+fn null_data(parts: &Parts<'_>) -> Error {
+    Error::buffer(
+        Cause::Pointer,
+        format!(
+            "{} has a NULL data pointer for shape {:?}",
+            parts.what,
+            parts.layout.shape()
+        ),
+    )
+}
+
+#[cold]
+fn span_wraps(parts: &Parts<'_>, first: usize) -> Error {
+    Error::value(
+        Cause::Pointer,
+        format!(
+            "{} at {first:#x} with strides {:?} wraps around the address space",
+            parts.what,
+            parts.layout.strides()
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -89,7 +89,10 @@ impl Dims {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Layout {
     dims: Dims,
-    itemsize: usize,
+    /// Bytes per element, stored in 32 bits beside the two flags so that a
+    /// `Tensor` stays within 184 bytes (every import moves one; at 192,
+    /// rustc's moves became `memcpy` calls on the import path).
+    itemsize: u32,
     size: usize,
     /// Lowest byte touched, relative to the first logical element (`<= 0`).
     low: isize,
@@ -212,7 +215,7 @@ impl Layout {
         let f_contiguous = is_contiguous(itemsize, size, shape.iter().zip(strides.iter()));
         Ok(Self {
             dims,
-            itemsize,
+            itemsize: narrow(itemsize)?,
             size,
             low,
             high,
@@ -238,7 +241,7 @@ impl Layout {
         };
         Ok(Self {
             dims,
-            itemsize,
+            itemsize: narrow(itemsize)?,
             size,
             low: 0,
             high,
@@ -269,12 +272,12 @@ impl Layout {
 
     /// Bytes per element.
     pub fn itemsize(&self) -> usize {
-        self.itemsize
+        self.itemsize as usize
     }
 
     /// `size * itemsize`: the bytes a contiguous copy needs.
     pub fn nbytes(&self) -> usize {
-        self.size * self.itemsize
+        self.size * self.itemsize()
     }
 
     /// The byte range `[low, high)` the elements occupy, relative to the
@@ -319,7 +322,7 @@ impl Layout {
     /// tensor) gets its compact value; any other stride that is not a multiple
     /// of the itemsize is a `BufferError`.
     pub fn element_strides_into(&self, out: &mut [i64]) -> Result<()> {
-        let itemsize = self.itemsize.max(1) as isize;
+        let itemsize = self.itemsize().max(1) as isize;
         // Every dtype's itemsize is a power of two: a shift and a mask, not
         // two integer divisions per axis on each export.
         let shift = itemsize.trailing_zeros();
@@ -351,6 +354,12 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// An itemsize in the 32 bits a `Layout` keeps (no dtype or buffer format
+/// comes near: the widest DLPack element is 255 bits times 65,535 lanes).
+fn narrow(itemsize: usize) -> Result<u32> {
+    u32::try_from(itemsize).map_err(|_| overflow(&format!("the itemsize {itemsize}")))
 }
 
 /// The element count, checked so that it and the byte size fit in isize.

@@ -81,6 +81,7 @@ impl Tensor {
     /// span around its data pointer must be readable (and writable unless
     /// it is readonly) for as long as `owner` lives. For other devices the
     /// pointer is never dereferenced.
+    #[inline(always)]
     pub unsafe fn from_descriptor(descriptor: Descriptor, owner: Arc<dyn Allocation>) -> Self {
         let Descriptor {
             data,
@@ -104,7 +105,6 @@ impl Tensor {
     fn allocate(shape: &[usize], dtype: DType, zeroed: bool) -> Result<Self> {
         let layout = Layout::contiguous(shape, dtype.itemsize())?;
         let buffer = RustBuffer::allocate(layout.nbytes(), zeroed)?;
-        let nbytes = layout.nbytes();
         let descriptor = Descriptor::new(Parts {
             what: "Rust-owned block",
             base: buffer.as_ptr(),
@@ -114,9 +114,10 @@ impl Tensor {
             device: Device::CPU,
             readonly: false,
             source: Source::Rust,
-            len: Some(nbytes),
+            // The block was sized from this very layout: nothing to bound.
+            len: None,
         })?;
-        // SAFETY: the buffer holds `nbytes` bytes of a C-contiguous layout,
+        // SAFETY: the buffer holds the layout's `nbytes` bytes, C-contiguous,
         // owned by the owner moved in with it.
         Ok(unsafe { Self::from_descriptor(descriptor, Arc::new(buffer)) })
     }

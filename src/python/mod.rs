@@ -121,20 +121,42 @@ fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents<i64>> {
         .collect()
 }
 
-/// The extents of `zeros`/`empty`: a shape with no negative extent.
+/// The extents of `zeros`/`empty`: a shape with no negative extent. The
+/// common forms (an int, a short tuple) are read straight into `usize`
+/// values on the stack; anything else goes through [`parse_shape`].
 fn parse_extents(shape: &Bound<'_, PyAny>) -> PyResult<Extents<usize>> {
+    let wrong = || wrong_shape(shape);
+    let extent = |axis: usize, n: &Bound<'_, PyAny>| -> PyResult<usize> {
+        let value = int_arg(n, &|| format!("shape extent on axis {axis}"), &wrong)?;
+        usize::try_from(value).map_err(|_| negative_extent(axis, value))
+    };
+    if let Ok(tuple) = shape.cast::<PyTuple>()
+        && tuple.len() <= INLINE_EXTENTS
+    {
+        let mut values = [0usize; INLINE_EXTENTS];
+        for (axis, n) in tuple.iter_borrowed().enumerate() {
+            values[axis] = extent(axis, &n)?;
+        }
+        return Ok(Extents::Inline(values, tuple.len()));
+    }
+    if shape.cast::<PyInt>().is_ok() {
+        let mut values = [0usize; INLINE_EXTENTS];
+        values[0] = extent(0, shape)?;
+        return Ok(Extents::Inline(values, 1));
+    }
     parse_shape(shape)?
         .iter()
         .enumerate()
-        .map(|(axis, &extent)| {
-            usize::try_from(extent).map_err(|_| {
-                PyErr::from(Error::value(
-                    Cause::Argument,
-                    format!("shape has a negative extent {extent} on axis {axis}"),
-                ))
-            })
-        })
+        .map(|(axis, &value)| usize::try_from(value).map_err(|_| negative_extent(axis, value)))
         .collect()
+}
+
+fn negative_extent(axis: usize, extent: i64) -> PyErr {
+    Error::value(
+        Cause::Argument,
+        format!("shape has a negative extent {extent} on axis {axis}"),
+    )
+    .into()
 }
 
 /// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a
@@ -334,7 +356,10 @@ fn live_buffers() -> usize {
     crate::owner::live_buffers()
 }
 
-#[pymodule]
+// Declared GIL-using: dlbridge has not been tested on a free-threaded
+// interpreter (none can be had from the package registries here), and its
+// per-thread caches and counters assume the GIL serialises imports.
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     convert::mark_home_binary();
