@@ -86,8 +86,53 @@ miri: ## The Python-free core under Miri (nightly): UB, leaks, data races
 bench-quick: develop ## Exchange benchmark, quick mode (reports ratios, never fails on noise)
 	$(PY) benches/exchange.py --quick
 
+# Typing: the stub against the built module (stubtest), and a user's code
+# against the stub (mypy --strict on tests/typing, assert_type per call).
+.PHONY: typing
+typing: develop ## mypy stubtest (python/dlbridge/_native.pyi vs the module) and mypy --strict tests/typing
+	$(PY) -m mypy.stubtest dlbridge --allowlist tests/stubtest-allowlist.txt --ignore-unused-allowlist
+	$(PY) -m mypy --strict tests/typing
+
+# The minimum supported Rust (Cargo.toml's rust-version): both feature sets
+# compile with it. rustup fetches the toolchain on first use (~10 s).
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+.PHONY: msrv
+msrv: venv ## cargo check with the rust-version toolchain (with and without Python)
+	@rustup run $(MSRV) rustc --version >/dev/null 2>&1 || rustup toolchain install $(MSRV) --profile minimal
+	CARGO_TARGET_DIR=$(CURDIR)/target/msrv cargo +$(MSRV) check -q --all-targets --no-default-features
+	CARGO_TARGET_DIR=$(CURDIR)/target/msrv cargo +$(MSRV) check -q --lib
+
+# What crates.io would get (Cargo.toml's include), built on its own; any
+# warning but the dry run's own fails (not -q: it hides warnings too).
+.PHONY: package
+package: venv ## cargo publish --dry-run: the crate packages and builds, warning-free
+	@mkdir -p target; \
+	CARGO_TARGET_DIR=$(CURDIR)/target/package cargo publish --dry-run --allow-dirty >target/package.log 2>&1 \
+		|| { cat target/package.log; exit 1; }; \
+	grep -E '^(warning|error)|Packaged' target/package.log; \
+	! grep -v 'aborting upload due to dry run' target/package.log | grep -q '^warning'
+
+# Release artefacts. The wheels are built from the sdist, so they prove it
+# builds; scripts/wheels.sh says how (zig, manylinux_2_28, auditwheel).
+WHEEL_PYTHONS ?= 3.11 3.12 3.13
+.PHONY: wheels
+wheels: venv ## sdist + manylinux_2_28 wheels for CPython 3.11, 3.12, 3.13 built from it, into dist/
+	bash scripts/wheels.sh $(WHEEL_PYTHONS)
+
+.PHONY: wheels-test
+wheels-test: wheels ## Each wheel in a fresh venv of its Python (NumPy from PyPI), tests/smoke there
+	bash scripts/wheel_smoke.sh
+
+# The CI matrix: the core of the Python suite on the other CPythons, newest
+# NumPy (2.5) and PyTorch, against their wheels, in cached venvs pinned by
+# requirements-py<version>.txt (linked as .venv-<version>).
+MATRIX_PYTHONS ?= 3.12 3.13
+.PHONY: test-matrix
+test-matrix: wheels ## Core Python suite on CPython 3.12 and 3.13 (NumPy 2.5, PyTorch, JAX) against their wheels
+	bash scripts/test_matrix.sh $(MATRIX_PYTHONS)
+
 .PHONY: test
-test: lint test-rust test-python test-extension bench-quick ## Everything CI runs
+test: lint typing test-rust test-python test-extension msrv package wheels-test test-matrix bench-quick ## Everything CI runs
 
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := pep3118_format layout dlpack_descriptor typestr
@@ -119,6 +164,7 @@ fmt: ## Format the Rust code
 	cargo fmt
 
 .PHONY: clean
-clean: ## Remove build outputs (the cached environment stays)
+clean: ## Remove build outputs, dist/ included (the cached environments stay)
 	cargo clean
 	rm -f python/dlbridge/*.so
+	rm -rf dist .mypy_cache

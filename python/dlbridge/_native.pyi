@@ -1,14 +1,35 @@
-"""Type stubs for the native extension module; kept true by tests/python/test_stubs.py."""
+"""Type stubs for the native extension module; kept true by tests/python/test_stubs.py
+and by `mypy.stubtest dlbridge` (`make stubtest`, part of `make test`)."""
 
-from typing import Any, final
+from typing import Any, ClassVar, final
+
+from numpy.typing import NDArray
+from typing_extensions import CapsuleType
 
 __version__: str
 
-DeviceTuple = tuple[int, int]
+__all__ = [
+    "__version__",
+    "Tensor",
+    "asarray",
+    "from_dlpack",
+    "from_buffer",
+    "from_array_interface",
+    "zeros",
+    "empty",
+    "live_buffers",
+]
+
+# (device_type, device_id), as `__dlpack_device__` returns it. Private: a
+# typing-only name, so stubtest does not look for it at runtime.
+_DeviceTuple = tuple[int, int]
 
 @final
 class Tensor:
     """A view of tensor memory that speaks DLPack, the buffer protocol and the array interface."""
+
+    __dlpack_c_exchange_api__: ClassVar[CapsuleType]
+    """The DLPack 1.3 C exchange table (a `dlpack_exchange_api` capsule)."""
 
     @property
     def shape(self) -> tuple[int, ...]: ...
@@ -26,7 +47,7 @@ class Tensor:
     @property
     def nbytes(self) -> int: ...
     @property
-    def device(self) -> DeviceTuple: ...
+    def device(self) -> _DeviceTuple: ...
     @property
     def readonly(self) -> bool: ...
     @property
@@ -36,27 +57,34 @@ class Tensor:
     def copy(self) -> Tensor: ...
     def view(self, dtype: Any) -> Tensor:
         """The same bytes as another dtype of the same itemsize."""
-    def numpy(self) -> Any:
-        """A zero-copy numpy.ndarray (ml_dtypes dtype for bfloat16/float8 when installed)."""
+    def numpy(self) -> NDArray[Any]:
+        """A zero-copy numpy.ndarray (ml_dtypes dtype for bfloat16/float8 when installed).
+
+        NumPy is needed only here: it is imported on the first call.
+        """
     @property
     def __array_interface__(self) -> dict[str, Any]: ...
     @property
-    def __array_struct__(self) -> Any: ...
+    def __array_struct__(self) -> CapsuleType: ...
     def __dlpack__(
         self,
         *,
         stream: Any | None = None,
         max_version: tuple[int, int] | None = None,
-        dl_device: DeviceTuple | None = None,
+        dl_device: _DeviceTuple | None = None,
         copy: bool | None = None,
-    ) -> Any: ...
-    def __dlpack_device__(self) -> DeviceTuple: ...
+    ) -> CapsuleType: ...
+    def __dlpack_device__(self) -> _DeviceTuple: ...
     def __len__(self) -> int: ...
+    # CPython 3.12+ derives `__buffer__` from the buffer slot; 3.11 has no
+    # such attribute, but type checkers read the buffer protocol from it
+    # (`memoryview(t)`, `bytes(t)`), so it is declared for every version
+    # (see tests/stubtest-allowlist.txt).
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
 def asarray(obj: Any, *, copy: bool | None = None) -> Tensor: ...
 def from_dlpack(
-    obj: Any, *, device: str | DeviceTuple | None = None, copy: bool | None = None, legacy_writable: bool = False
+    obj: Any, *, device: str | _DeviceTuple | None = None, copy: bool | None = None, legacy_writable: bool = False
 ) -> Tensor: ...
 def from_buffer(
     obj: Any,

@@ -26,6 +26,7 @@ import mmap
 import os
 import sys
 import tracemalloc
+import warnings
 
 import ml_dtypes
 import numpy as np
@@ -158,9 +159,14 @@ def test_bytearray_import_is_writable_and_zero_copy():
 
 @pytest.mark.parametrize("typecode", array.typecodes)
 def test_array_array_every_typecode(typecode):
-    fmt = memoryview(array.array(typecode)).format
-    if typecode in "uw":  # unicode: no number type
-        a = array.array(typecode, "abc")
+    with warnings.catch_warnings():
+        # CPython 3.13 deprecates the 'u' typecode: the warning is about this
+        # test's input, not dlbridge (which refuses the format either way).
+        warnings.filterwarnings("ignore", "The 'u' type code is deprecated", DeprecationWarning)
+        fmt = memoryview(array.array(typecode)).format
+        unicode = array.array(typecode, "abc") if typecode in "uw" else None
+    if unicode is not None:  # unicode: no number type
+        a = unicode
         for importer in (dlbridge.asarray, dlbridge.from_buffer):
             with pytest.raises(BufferError, match=f'format "{fmt}"'):
                 importer(a)
