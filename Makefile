@@ -33,12 +33,13 @@ CORE := src/protocol src/tensor.rs src/layout.rs src/dtype.rs src/device.rs src/
 	src/descriptor.rs src/error.rs src/view
 
 .PHONY: lint
-lint: venv ## cargo fmt --check, the core names no Python, clippy -D warnings (with and without Python), cargo doc
+lint: venv ## cargo fmt --check, the core names no Python, clippy -D warnings (with and without Python), cargo doc, ruff, the fuzz targets compile
 	@if grep -rnE 'pyo3|crate::python' $(CORE); then echo "lint: the core above names Python" >&2; exit 1; fi
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --no-default-features -- -D warnings
 	cargo doc --no-deps -q
+	$(VENV)/bin/ruff check -q python tests benches examples scripts
 	# The fuzz targets are their own crate (cargo fuzz builds them on nightly);
 	# checking them here keeps them compiling against the library.
 	CARGO_TARGET_DIR=$(CURDIR)/target/fuzz-check cargo check -q --manifest-path fuzz/Cargo.toml --bins

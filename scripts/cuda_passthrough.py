@@ -62,12 +62,13 @@ def main() -> int:
         check(f"{dtype} round trip", back.dtype == dtype and back.data_ptr() == z.data_ptr(), tz.dtype)
         del z, tz, back
     for label, func in {
-        "memoryview": lambda: memoryview(t),
-        "__array_interface__": lambda: t.__array_interface__,
-        "__array_struct__": lambda: t.__array_struct__,
-        "copy()": lambda: t.copy(),
-        "numpy()": lambda: t.numpy(),
-        "__dlpack__(dl_device=(1, 0))": lambda: t.__dlpack__(dl_device=(1, 0)),
+        # `t=t` binds the tensor now: the name is deleted further down.
+        "memoryview": lambda t=t: memoryview(t),
+        "__array_interface__": lambda t=t: t.__array_interface__,
+        "__array_struct__": lambda t=t: t.__array_struct__,
+        "copy()": lambda t=t: t.copy(),
+        "numpy()": lambda t=t: t.numpy(),
+        "__dlpack__(dl_device=(1, 0))": lambda t=t: t.__dlpack__(dl_device=(1, 0)),
     }.items():
         refusal = refuses(func)
         check(f"{label} refused", refusal is not None and refusal.startswith("BufferError"), str(refusal))
