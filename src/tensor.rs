@@ -15,6 +15,9 @@ use crate::owner::{Allocation, Owner, RustBuffer};
 pub enum Source {
     /// A DLPack managed tensor (capsule, `__dlpack__`, or Rust `Dlpack`).
     Dlpack,
+    /// An exact `numpy.ndarray` read from its own fields (the tensor its
+    /// `__dlpack__` would describe, with no capsule made).
+    Ndarray,
     /// A PEP 3118 buffer.
     Buffer,
     /// An `__array_struct__` capsule.
@@ -30,6 +33,7 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Dlpack => "dlpack",
+            Self::Ndarray => "ndarray",
             Self::Buffer => "buffer",
             Self::ArrayStruct => "array_struct",
             Self::ArrayInterface => "array_interface",

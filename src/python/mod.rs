@@ -9,7 +9,6 @@ pub(crate) mod errors;
 pub(crate) mod fast_path;
 pub(crate) mod lookup;
 pub(crate) mod names;
-pub(crate) mod ndarray_fields;
 pub(crate) mod owner;
 pub(crate) mod tensor;
 

@@ -57,7 +57,7 @@ def test_ndarray_field_fast_path_is_taken():
     before = _native._fast_path_counts()["ndarray_fields"]
     t = dlbridge.asarray(a)
     assert _native._fast_path_counts()["ndarray_fields"] == before + 1
-    assert t.source == "dlpack" and t.data_ptr == a.ctypes.data
+    assert t.source == "ndarray" and t.data_ptr == a.ctypes.data
 
 
 def test_asarray_bytes_is_readonly():

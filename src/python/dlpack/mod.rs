@@ -4,6 +4,7 @@
 
 pub(crate) mod dunder;
 pub(crate) mod exchange;
+pub(crate) mod ndarray_fields;
 pub(crate) mod torch;
 
 use std::ffi::{CStr, c_char};
@@ -23,7 +24,6 @@ use crate::error::{Cause, Error};
 use crate::protocol::dlpack::from_raw_cause;
 use crate::python::lookup::protocol_attribute;
 use crate::python::names::type_name;
-use crate::python::ndarray_fields;
 use crate::tensor::Tensor;
 use exchange as dlpack_exchange;
 
@@ -142,7 +142,7 @@ pub(crate) fn consume_capsule(
 /// Imports any DLPack producer: a capsule, or an object with `__dlpack__`.
 ///
 /// An exact `numpy.ndarray` is read from its fields (the tensor its
-/// `__dlpack__` would describe; see `python::ndarray_fields`). A CPU tensor
+/// `__dlpack__` would describe; see `ndarray_fields.rs`). A CPU tensor
 /// whose type publishes the C exchange API comes across with one C call. Otherwise the versioned ABI is asked for with `max_version`;
 /// a producer that rejects the keywords with `TypeError` is asked again with
 /// no arguments (only when neither `dl_device` nor `copy` was requested).

@@ -230,21 +230,22 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     // `usize` share size and alignment, so the values read the same.
     let extents = unsafe { std::slice::from_raw_parts(shape.as_ptr().cast::<usize>(), ndim) };
     let layout = Layout::new(extents, Some(strides), dtype.itemsize())?;
-    // The same tensor, checks and messages as the DLPack import of this
-    // array (`test_ndarray_fields.py` compares them case by case).
+    // The same tensor and checks as the DLPack import of this array
+    // (`test_ndarray_fields.py` compares them case by case), named for what
+    // was read: NumPy's own struct, no DLPack object.
     let descriptor = Descriptor::new(Parts {
-        what: "DLPack tensor",
+        what: "numpy.ndarray",
         base: fields.data.cast::<u8>(),
         offset: 0,
         layout,
         dtype,
         device: Device::CPU,
         readonly: fields.flags & NPY_ARRAY_WRITEABLE == 0,
-        source: Source::Dlpack,
+        source: Source::Ndarray,
         len: None,
     })?;
     let owner = PyOwner::new(object.clone().unbind());
-    super::fast_path::NDARRAY_FIELDS.hit();
+    crate::python::fast_path::NDARRAY_FIELDS.hit();
     // SAFETY: NumPy guarantees the array's memory covers its shape and
     // strides for as long as the array lives, which the owner ensures; it
     // is writable unless the WRITEABLE flag is clear.
