@@ -46,7 +46,38 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
-use crate::tensor::Source;
+
+/// Which protocol a tensor's memory came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A DLPack managed tensor (capsule, `__dlpack__`, or Rust `Dlpack`).
+    Dlpack,
+    /// An exact `numpy.ndarray` read from its own fields (the tensor its
+    /// `__dlpack__` would describe, with no capsule made).
+    Ndarray,
+    /// A PEP 3118 buffer.
+    Buffer,
+    /// An `__array_struct__` capsule.
+    ArrayStruct,
+    /// An `__array_interface__` dict.
+    ArrayInterface,
+    /// Memory allocated or handed over by Rust.
+    Rust,
+}
+
+impl Source {
+    /// The name Python sees in `Tensor.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dlpack => "dlpack",
+            Self::Ndarray => "ndarray",
+            Self::Buffer => "buffer",
+            Self::ArrayStruct => "array_struct",
+            Self::ArrayInterface => "array_interface",
+            Self::Rust => "rust",
+        }
+    }
+}
 
 /// What a spoke read out of its protocol, before any check.
 #[derive(Debug)]

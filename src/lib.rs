@@ -47,10 +47,10 @@ mod tensor;
 mod view;
 
 pub use crate::view::TypedTensor;
-pub use descriptor::{Descriptor, Parts};
+pub use descriptor::{Descriptor, Parts, Source};
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use error::{Cause, Error, ErrorKind, Result};
 pub use layout::{Layout, MAX_NDIM};
 pub use owner::{Allocation, live_buffers};
-pub use tensor::{Source, Tensor};
+pub use tensor::Tensor;

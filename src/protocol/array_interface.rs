@@ -7,13 +7,14 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
+use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::protocol::typestr::{self, Parsed};
-use crate::tensor::{Source, Tensor};
+use crate::tensor::Tensor;
 
 /// NumPy's `PyArrayInterface` (`ndarraytypes.h`), 56 bytes on LP64.
 #[repr(C)]

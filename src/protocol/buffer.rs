@@ -8,13 +8,13 @@
 
 use std::borrow::Cow;
 
+use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::protocol::pep3118;
-use crate::tensor::Source;
 
 /// The fields of an acquired `Py_buffer`, as the exporter filled them.
 #[derive(Debug, Clone, Copy)]

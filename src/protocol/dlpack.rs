@@ -12,13 +12,14 @@ use dlpark::dlpack::FromRawError;
 use dlpark::ffi::DLTensor;
 use dlpark::{DlpackFlags, Managed, ManagedTensorBase, legacy, versioned};
 
+use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::owner::{Allocation, Owner};
-use crate::tensor::{Source, Tensor};
+use crate::tensor::Tensor;
 
 /// Why dlpark refused to take a raw managed tensor: an incompatible major
 /// version, or a NULL pointer.

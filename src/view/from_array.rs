@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use ndarray::Dimension;
 
+use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
 use crate::dtype::Element;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
 use crate::owner::RustValue;
-use crate::tensor::{Source, Tensor};
+use crate::tensor::Tensor;
 
 use super::TypedTensor;
 

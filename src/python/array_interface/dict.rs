@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::{refuse_records, resolve_void};
+use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
@@ -20,7 +21,7 @@ use crate::protocol::typestr::{self, Parsed};
 use crate::python::buffer::fields;
 use crate::python::names::{shown, type_name};
 use crate::python::owner::{PyBufferView, PyOwner};
-use crate::tensor::{Source, Tensor};
+use crate::tensor::Tensor;
 
 /// Imports an `__array_interface__` dict.
 pub(crate) fn import_dict(

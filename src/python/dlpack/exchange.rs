@@ -57,7 +57,14 @@ pub(crate) struct Producer {
     /// publishes a compatible (major 1) table.
     from_py_object: Option<FromPyObject>,
     /// Whether (and how) the type is a torch tensor type.
-    pub(super) torch: Torch,
+    torch: Torch,
+}
+
+impl Producer {
+    /// Whether (and how) the type is a torch tensor type.
+    pub(crate) fn torch(self) -> Torch {
+        self.torch
+    }
 }
 
 /// One cache entry: a type's address and version tag (0: empty).
@@ -227,7 +234,7 @@ pub(crate) fn import(object: &Bound<'_, PyAny>, producer: Producer) -> PyResult<
     }
     // The table skips torch's own refusals; on a refusal the tensor drops
     // here and torch's deleter runs.
-    refuse_torch_states(object, producer, Some(tensor.dtype()))?;
+    refuse_torch_states(object, producer.torch, Some(tensor.dtype()))?;
     fast_path::EXCHANGE_API.hit();
     Ok(Some(tensor))
 }

@@ -173,7 +173,7 @@ pub(crate) fn import_object(
     {
         return Ok(tensor);
     }
-    torch::refuse_torch_states(object, producer, None)?;
+    torch::refuse_torch_states(object, producer.torch(), None)?;
     // `__dlpack__` is evaluated once (see `python::lookup`); `None` on the
     // class switches the protocol off.
     let Some(method) = protocol_attribute(object, intern!(py, "__dlpack__"))? else {

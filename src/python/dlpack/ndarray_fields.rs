@@ -43,12 +43,13 @@ use std::sync::Arc;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::{Layout, MAX_NDIM};
 use crate::python::owner::PyOwner;
-use crate::tensor::{Source, Tensor};
+use crate::tensor::Tensor;
 
 /// `PyArrayObject_fields` (numpy/ndarraytypes.h), up to `flags`.
 #[repr(C)]

@@ -18,7 +18,6 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use super::exchange::Producer;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
 use crate::python::lookup::type_lookup;
@@ -163,7 +162,7 @@ fn tensor_base(
 /// (torch has no negation for it). `None` (before `__dlpack__`) asks all.
 pub(crate) fn refuse_torch_states(
     object: &Bound<'_, PyAny>,
-    producer: Producer,
+    torch: Torch,
     dtype: Option<DType>,
 ) -> PyResult<()> {
     let py = object.py();
@@ -174,7 +173,7 @@ pub(crate) fn refuse_torch_states(
         conj: dtype.is_none_or(|d| d.code() == COMPLEX_CODE),
         neg: dtype.is_none_or(|d| d != DType::BOOL),
     };
-    match producer.torch {
+    match torch {
         Torch::No => Ok(()),
         Torch::Direct => guard.refuse(object, asks),
         Torch::Dispatching => {
