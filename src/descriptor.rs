@@ -48,6 +48,15 @@ use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
 
 /// Which protocol a tensor's memory came through.
+///
+/// ```
+/// use dlbridge::{Source, Tensor};
+///
+/// let t = Tensor::from(vec![1u8, 2]);
+/// assert_eq!(t.source(), Source::Rust);
+/// let back = Tensor::try_from(t.to_dlpack_versioned().unwrap()).unwrap();
+/// assert_eq!((back.source(), back.source().as_str()), (Source::Dlpack, "dlpack"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
     /// A DLPack managed tensor (capsule, `__dlpack__`, or Rust `Dlpack`).
@@ -80,6 +89,28 @@ impl Source {
 }
 
 /// What a spoke read out of its protocol, before any check.
+///
+/// ```
+/// use dlbridge::{DType, Descriptor, Device, Layout, Parts, Source};
+///
+/// // Four int32 read backwards: the first logical element is the last in
+/// // memory, 12 bytes in, and the stride is -4 bytes.
+/// let block = [1i32, 2, 3, 4];
+/// let parts = Parts {
+///     what: "reversed block",
+///     base: block.as_ptr().cast_mut().cast(),
+///     offset: 12,
+///     layout: Layout::new(&[4], Some(&[-4]), 4).unwrap(),
+///     dtype: DType::INT32,
+///     device: Device::CPU,
+///     readonly: true,
+///     source: Source::Rust,
+///     len: Some(16),
+/// };
+/// let d = Descriptor::new(parts).unwrap();
+/// assert_eq!(d.data_ptr().cast_const(), block[3..].as_ptr().cast());
+/// assert_eq!(d.layout().span(), (-12, 4));
+/// ```
 #[derive(Debug)]
 pub struct Parts<'a> {
     /// Names the source in messages (`"DLPack tensor"`, `"buffer"`, ...).
@@ -108,6 +139,29 @@ pub struct Parts<'a> {
 /// wherever there are elements to address, an address (and, on the CPU, a
 /// whole span) that does not wrap around the address space, a layout inside
 /// the known length, and a dtype of the layout's itemsize.
+///
+/// ```
+/// use dlbridge::{Cause, DType, Descriptor, Device, Layout, Parts, Source};
+///
+/// let parts = |base: *mut u8| Parts {
+///     what: "example",
+///     base,
+///     offset: 0,
+///     layout: Layout::contiguous(&[2, 2], 2).unwrap(),
+///     dtype: DType::FLOAT16,
+///     device: Device::CPU,
+///     readonly: true,
+///     source: Source::Rust,
+///     len: None,
+/// };
+/// let mut bytes = [0u8; 8];
+/// let d = Descriptor::new(parts(bytes.as_mut_ptr())).unwrap();
+/// assert_eq!((d.dtype(), d.layout().nbytes()), (DType::FLOAT16, 8));
+///
+/// // NULL, with four elements to address: refused.
+/// let err = Descriptor::new(parts(std::ptr::null_mut())).unwrap_err();
+/// assert_eq!(err.cause(), Cause::Pointer);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Descriptor {
     pub(crate) data: *mut u8,
@@ -123,10 +177,14 @@ impl Descriptor {
     ///
     /// # Errors
     ///
-    /// `Buffer` for a NULL pointer with elements to address, or a layout
-    /// that reaches outside `len`; `Value` for an offset or span that wraps
-    /// around the address space, or a dtype whose itemsize is not the
-    /// layout's.
+    /// - `Value` ([`Cause::DType`]): the dtype's itemsize is not the layout's.
+    /// - `Value` ([`Cause::Pointer`]): `base + offset`, or (on the CPU, for
+    ///   a non-empty layout) the span around it, wraps around the address
+    ///   space; an `offset` beyond `len`.
+    /// - `Buffer` ([`Cause::Pointer`]): a non-empty layout that reaches
+    ///   outside `len` bytes, or a NULL `base` with elements to address.
+    /// - `Value` ([`Cause::Layout`]): with `len`, an `offset` or `len` that
+    ///   does not fit in `isize`.
     #[inline(always)]
     pub fn new(parts: Parts<'_>) -> Result<Self> {
         // The checks read the parts in place, and their refusals are built

@@ -1,4 +1,15 @@
 //! Where a tensor's memory lives, in DLPack's terms.
+//!
+//! ```
+//! use dlbridge::{Device, Tensor};
+//!
+//! // Rust-owned memory is host memory; a device travels as DLPack's `DLDevice`.
+//! let t = Tensor::from(vec![1u8, 2, 3]);
+//! assert_eq!(t.device(), Device::CPU);
+//! let cuda = Device { device_type: 2, device_id: 1 };
+//! assert_eq!(Device::from_dlpack(cuda.to_dlpack()), cuda);
+//! assert_eq!((cuda.type_name(), cuda.is_cpu()), ("cuda", false));
+//! ```
 
 use crate::error::{Cause, Error, Result};
 use dlpark::ffi::{DLDevice, DLDeviceType};
@@ -9,6 +20,17 @@ use dlpark::ffi::{DLDevice, DLDeviceType};
 /// through DLPack import and export unchanged, and every protocol that would
 /// need to read them (the buffer protocol, the array interface, `copy()`,
 /// `as_ndarray`) refuses them with [`Device::ensure_cpu`].
+///
+/// ```
+/// use dlbridge::{Cause, Device};
+///
+/// let rocm = Device { device_type: 10, device_id: 0 };
+/// assert_eq!(rocm.to_string(), "rocm:0");
+/// assert!(Device::CPU.ensure_cpu("copy()").is_ok());
+/// let err = rocm.ensure_cpu("copy()").unwrap_err();
+/// assert_eq!(err.cause(), Cause::Device);
+/// assert_eq!(err.message(), "copy() needs CPU memory, but the tensor is on device rocm:0");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Device {
     /// `DLDeviceType` (1 CPU, 2 CUDA, 3 CUDAHost, 10 ROCm, ...).
@@ -29,7 +51,12 @@ impl Device {
         self.device_type == DLDeviceType::CPU.0
     }
 
-    /// Refuses (`BufferError`) non-CPU memory for a protocol that must read it.
+    /// Refuses non-CPU memory for a protocol that must read it; `protocol`
+    /// names the reader in the message.
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Device`]) for any device other than the CPU.
     pub fn ensure_cpu(self, protocol: &str) -> Result<()> {
         if self.is_cpu() {
             Ok(())

@@ -5,6 +5,21 @@
 //! from it in its own spoke (PEP 3118 formats in the buffer spoke, typestrs in
 //! the array-interface spoke). Names follow NumPy and `ml_dtypes`
 //! (`float32`, `bfloat16`, `float8_e4m3fn`, ...).
+//!
+//! ```
+//! use dlbridge::dtype::{DType, Element};
+//!
+//! // A name, a DLPack triple and a Rust type all meet in one DType.
+//! let bf16 = DType::from_name("bfloat16").unwrap();
+//! assert_eq!(bf16, <half::bf16 as Element>::DTYPE);
+//! assert_eq!(DType::from_dlpack(bf16.to_dlpack()).unwrap(), bf16);
+//!
+//! // Packed 4-bit elements have no byte address: refused, unless DLPack's
+//! // IS_SUBBYTE_TYPE_PADDED flag says each one fills a byte.
+//! let fp4 = DType::from_name("float4_e2m1fn").unwrap().to_dlpack();
+//! assert!(DType::from_dlpack(fp4).is_err());
+//! assert_eq!(DType::from_dlpack_flagged(fp4, true).unwrap().itemsize(), 1);
+//! ```
 
 use crate::error::{Cause, Error, Result};
 use dlpark::ffi::{DLDataType, DLDataTypeCode};
@@ -172,9 +187,12 @@ impl DType {
 
     /// Checks a DLPack triple and returns it as a `DType`.
     ///
-    /// Refuses (`BufferError`) codes dlbridge does not know, widths that do
-    /// not match their code, and elements that do not fill whole bytes
-    /// (packed sub-byte data cannot be addressed with byte strides).
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::DType`]) for zero lanes, a `(code, bits)` pair
+    /// dlbridge has no dtype for, and elements that do not fill whole bytes
+    /// (`bits * lanes` not a multiple of 8: packed sub-byte data cannot be
+    /// addressed with byte strides).
     pub fn from_dlpack(dtype: DLDataType) -> Result<Self> {
         Self::from_dlpack_flagged(dtype, false)
     }
@@ -183,6 +201,11 @@ impl DType {
     /// `IS_SUBBYTE_TYPE_PADDED` flag: with `padded`, a sub-byte element
     /// (float4, float6) occupies one whole byte, as `ml_dtypes` stores it,
     /// and is accepted; without it, sub-byte elements are packed and refused.
+    ///
+    /// # Errors
+    ///
+    /// As [`DType::from_dlpack`], except that with `padded` a single-lane
+    /// element narrower than a byte is accepted.
     pub fn from_dlpack_flagged(dtype: DLDataType, padded: bool) -> Result<Self> {
         let candidate = Self {
             code: dtype.code.0,
@@ -235,10 +258,14 @@ impl DType {
     ///
     /// # Errors
     ///
-    /// `Buffer` for zero bytes or more than 31 (DLPack's `bits` is a byte).
+    /// `Buffer` ([`Cause::DType`]) for zero bytes or more than 31 (DLPack's
+    /// `bits` is a byte).
     pub fn opaque(nbytes: usize) -> Result<Self> {
-        u8::try_from(nbytes * 8)
-            .ok()
+        // `checked_mul`: a format's repeat count can be any size
+        // (`"2305843009213693952x"`), and `nbytes * 8` must not overflow.
+        nbytes
+            .checked_mul(8)
+            .and_then(|bits| u8::try_from(bits).ok())
             .filter(|&bits| bits != 0 && nbytes < 32)
             .map(|bits| Self {
                 code: OPAQUE_CODE,
@@ -263,6 +290,11 @@ impl DType {
 
     /// Looks a dtype up by its name (`"float32"`, `"bfloat16"`, `"float8_e5m2"`,
     /// or `"void16"` for two opaque bytes, as NumPy names `V2`).
+    ///
+    /// # Errors
+    ///
+    /// `Type` ([`Cause::DType`]) for a name that is neither a known dtype
+    /// nor `void<bits>` with `bits` a multiple of 8 from 8 to 248.
     pub fn from_name(name: &str) -> Result<Self> {
         if let Some(bits) = name.strip_prefix("void")
             && let Ok(bits) = bits.parse::<usize>()
@@ -335,6 +367,20 @@ impl std::fmt::Display for DType {
 /// that a producer of `DTYPE` may legitimately store must be a valid `Self`.
 /// (`bool` is the one type with invalid bit patterns: dlbridge trusts DLPack
 /// producers to store 0 or 1, as NumPy and PyTorch do.)
+///
+/// ```
+/// use dlbridge::{DType, Element, Tensor};
+///
+/// /// The first element of any tensor whose dtype is `T`'s.
+/// fn first<T: Element>(t: &Tensor) -> Option<T> {
+///     t.as_ndarray::<T>().ok()?.iter().next().copied()
+/// }
+///
+/// let t = Tensor::from(vec![7u16, 8]);
+/// assert_eq!(u16::DTYPE, DType::UINT16);
+/// assert_eq!(first::<u16>(&t), Some(7));
+/// assert_eq!(first::<i16>(&t), None); // int16 is another dtype: refused
+/// ```
 pub unsafe trait Element: Copy + Send + Sync + 'static {
     /// The dtype this Rust type views.
     const DTYPE: DType;
@@ -402,6 +448,12 @@ mod tests {
         assert_eq!(DType::from_dlpack(v2.to_dlpack()).unwrap(), v2);
         assert!(DType::opaque(0).is_err() && DType::opaque(32).is_err());
         assert!(DType::from_name("void12").is_err());
+    }
+
+    #[test]
+    fn huge_opaque_sizes_are_refused_not_overflowed() {
+        assert!(DType::opaque(usize::MAX / 8 + 1).is_err());
+        assert!(DType::opaque(usize::MAX).is_err());
     }
 
     #[test]

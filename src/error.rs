@@ -35,6 +35,20 @@
 use std::fmt;
 
 /// Which Python exception an [`Error`] becomes.
+///
+/// ```
+/// use dlbridge::{ErrorKind, Tensor};
+///
+/// let t = Tensor::from(vec![1.0f32, 2.0]);
+/// let err = t.as_ndarray::<f64>().unwrap_err(); // float32 memory, viewed as f64
+/// let exception = match err.kind() {
+///     ErrorKind::Type => "TypeError",
+///     ErrorKind::Value => "ValueError",
+///     ErrorKind::Buffer => "BufferError",
+///     ErrorKind::Memory => "MemoryError",
+/// };
+/// assert_eq!(exception, "TypeError");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// `TypeError`: no protocol, or an argument of the wrong type.
@@ -51,6 +65,20 @@ pub enum ErrorKind {
 /// match on (the message names the offending value; the cause says what
 /// kind of thing it was). New causes may be added, so a `match` needs a
 /// wildcard arm.
+///
+/// ```
+/// use dlbridge::{Cause, Tensor};
+///
+/// let mut t = Tensor::from(vec![1i32, 2]);
+/// let alias = t.clone(); // a second view of the same memory
+/// let err = t.as_ndarray_mut::<i32>().unwrap_err();
+/// match err.cause() {
+///     // Another view is alive: let it go, and the exclusive view is granted.
+///     Cause::Aliasing => drop(alias),
+///     other => panic!("unexpected refusal {other:?}: {err}"),
+/// }
+/// t.as_ndarray_mut::<i32>().unwrap()[[0]] = 10;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Cause {
@@ -110,6 +138,19 @@ pub enum Cause {
 }
 
 /// A refusal with a message that names the offending value.
+///
+/// ```
+/// use dlbridge::{Cause, DType, Error, ErrorKind};
+///
+/// let err = DType::from_name("float128").unwrap_err();
+/// assert_eq!((err.kind(), err.cause()), (ErrorKind::Type, Cause::DType));
+/// assert_eq!(err.to_string(), "unknown dtype name \"float128\"");
+///
+/// // A layer above dlbridge states both the kind and the cause of its own refusals.
+/// let mine = Error::buffer(Cause::Device, "this kernel needs host memory");
+/// assert_eq!(mine.cause(), Cause::Device);
+/// assert_eq!(mine.into_parts(), (ErrorKind::Buffer, "this kernel needs host memory".to_owned()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,

@@ -6,6 +6,22 @@
 //! and every export trusts it. Strides are kept in **bytes** (as NumPy, the
 //! buffer protocol and the array interface do) and converted to DLPack's
 //! element strides only on the way out, when they divide the itemsize.
+//!
+//! ```
+//! use dlbridge::Layout;
+//!
+//! // DLPack counts strides in elements; they are bytes from the start.
+//! let l = Layout::from_element_strides(&[2, 3], Some(&[3, 1]), 4).unwrap();
+//! assert_eq!((l.strides(), l.is_c_contiguous()), (&[12, 4][..], true));
+//!
+//! // Reversed: the span reaches below the first element, and back out to
+//! // DLPack the stride is -1 element.
+//! let reversed = Layout::from_signed(&[3], Some(&[-8]), 8).unwrap();
+//! assert_eq!(reversed.span(), (-16, 8));
+//! let mut elements = [0i64; 1];
+//! reversed.element_strides_into(&mut elements).unwrap();
+//! assert_eq!(elements, [-1]);
+//! ```
 
 use crate::error::{Cause, Error, Result};
 
@@ -86,6 +102,19 @@ impl Dims {
 }
 
 /// A validated shape with byte strides.
+///
+/// ```
+/// use dlbridge::{Cause, ErrorKind, Layout};
+///
+/// // A 2x3 float32 matrix, transposed: column-major byte strides.
+/// let t = Layout::new(&[3, 2], Some(&[4, 12]), 4).unwrap();
+/// assert!(t.is_f_contiguous() && !t.is_c_contiguous());
+/// assert_eq!((t.size(), t.nbytes(), t.span()), (6, 24, (0, 24)));
+///
+/// // One stride for two axes: refused.
+/// let err = Layout::new(&[2, 2], Some(&[8]), 4).unwrap_err();
+/// assert_eq!((err.kind(), err.cause()), (ErrorKind::Value, Cause::Layout));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Layout {
     dims: Dims,
@@ -119,6 +148,13 @@ fn overflow(what: &str) -> Error {
 impl Layout {
     /// Validates a shape given as signed integers (as DLPack and Python carry
     /// them) with optional byte strides; `None` means C-contiguous.
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::Layout`]) for more than [`MAX_NDIM`] axes, strides
+    /// whose count is not the number of axes, a negative extent, or an
+    /// element count, byte size, stride or byte span that does not fit in
+    /// `isize` (or an itemsize above `u32::MAX`).
     pub fn from_signed(
         shape: &[i64],
         byte_strides: Option<&[i64]>,
@@ -129,6 +165,11 @@ impl Layout {
 
     /// Like [`Layout::from_signed`] with strides counted in elements (DLPack's
     /// convention), scaled to bytes here, overflow-checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`Layout::from_signed`]; a stride that overflows when scaled to
+    /// bytes is among them.
     pub fn from_element_strides(
         shape: &[i64],
         element_strides: Option<&[i64]>,
@@ -166,6 +207,13 @@ impl Layout {
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::Layout`]) for more than [`MAX_NDIM`] axes, strides
+    /// whose count is not the number of axes, or an element count, byte
+    /// size or byte span that does not fit in `isize` (or an itemsize above
+    /// `u32::MAX`).
     pub fn new(shape: &[usize], byte_strides: Option<&[isize]>, itemsize: usize) -> Result<Self> {
         let mut dims = Self::dims_for(shape.len(), byte_strides)?;
         let (extents, steps) = dims.parts_mut();
@@ -226,6 +274,12 @@ impl Layout {
 
     /// A C-contiguous layout for `shape`: the spans and flags follow from
     /// the shape alone, so only the sizes need checking.
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::Layout`]) for more than [`MAX_NDIM`] axes, or an
+    /// element count or byte size that does not fit in `isize` (or an
+    /// itemsize above `u32::MAX`).
     pub fn contiguous(shape: &[usize], itemsize: usize) -> Result<Self> {
         let mut dims = Self::dims_for::<isize>(shape.len(), None)?;
         let (extents, strides) = dims.parts_mut();
@@ -297,7 +351,13 @@ impl Layout {
     }
 
     /// Checks that the layout, starting `offset` bytes into a block of `len`
-    /// bytes, stays inside it (`BufferError` otherwise).
+    /// bytes, stays inside it (an empty layout always does).
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Pointer`]) when some element lies outside the
+    /// block; `Value` ([`Cause::Layout`]) for an `offset` or `len` that does
+    /// not fit in `isize`.
     pub fn check_within(&self, offset: usize, len: usize) -> Result<()> {
         let offset = isize::try_from(offset).map_err(|_| overflow("the offset"))?;
         let len = isize::try_from(len).map_err(|_| overflow("the buffer length"))?;
@@ -320,7 +380,17 @@ impl Layout {
     /// Writes DLPack element strides (byte strides divided by the itemsize)
     /// into `out`. An axis whose stride cannot matter (extent 1, or an empty
     /// tensor) gets its compact value; any other stride that is not a multiple
-    /// of the itemsize is a `BufferError`.
+    /// of the itemsize is refused.
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Layout`]) for a byte stride that is not a multiple
+    /// of the itemsize on an axis longer than 1 of a non-empty layout.
+    ///
+    /// # Panics
+    ///
+    /// If `out` has fewer entries than the layout has axes (entries past
+    /// them are left as they are).
     pub fn element_strides_into(&self, out: &mut [i64]) -> Result<()> {
         let itemsize = self.itemsize().max(1) as isize;
         // Every dtype's itemsize is a power of two: a shift and a mask, not

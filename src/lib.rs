@@ -34,6 +34,10 @@
 //! With the `python` feature (on for the Python package) the crate is also
 //! the `dlbridge._native` extension module.
 
+// Every fallible public function says when it fails (`# Errors`), and every
+// one that can panic says when (`# Panics`).
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
+
 pub mod descriptor;
 pub mod device;
 pub mod dtype;

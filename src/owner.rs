@@ -174,10 +174,41 @@ fn advise_huge_pages(_block: *mut u8, _nbytes: usize) {}
 /// deleter, or anything a layer above supplies: the Python layer's object
 /// references and `Py_buffer` views implement this trait in
 /// `src/python/owner.rs`, so the core never names them).
+///
+/// ```
+/// use std::sync::Arc;
+/// use dlbridge::{Allocation, Cause, DType, Descriptor, Device, Layout, Parts, Source, Tensor};
+///
+/// /// Memory of our own, freed when the last view or export of it is gone.
+/// struct Samples(Vec<f32>);
+/// impl Allocation for Samples {} // foreign to dlbridge: not Rust-owned
+///
+/// let mut samples = vec![1.0f32, 2.0, 3.0];
+/// let descriptor = Descriptor::new(Parts {
+///     what: "samples",
+///     base: samples.as_mut_ptr().cast(),
+///     offset: 0,
+///     layout: Layout::contiguous(&[3], 4).unwrap(),
+///     dtype: DType::FLOAT32,
+///     device: Device::CPU,
+///     readonly: false,
+///     source: Source::Rust,
+///     len: Some(12),
+/// })
+/// .unwrap();
+/// // SAFETY: the three floats live in the Vec's heap block, which moving
+/// // the Vec into the owner does not move, for as long as the owner lives.
+/// let mut t = unsafe { Tensor::from_descriptor(descriptor, Arc::new(Samples(samples))) };
+/// assert_eq!(t.as_ndarray::<f32>().unwrap().sum(), 6.0);
+/// // Exclusivity cannot be proved for memory an `Allocation` of ours owns.
+/// assert_eq!(t.as_ndarray_mut::<f32>().unwrap_err().cause(), Cause::Aliasing);
+/// ```
 pub trait Allocation: Send + Sync + 'static {
     /// Whether Rust allocated the memory and nothing outside this process's
     /// Rust code can reach it: the premise of the safe mutable view
-    /// (`Tensor::as_ndarray_mut`). Foreign memory is never that.
+    /// (`Tensor::as_ndarray_mut`). Foreign memory is never that. Answering
+    /// `true` is a promise the unsafe `Tensor::from_descriptor` makes its
+    /// caller keep (see its `# Safety`).
     fn is_rust_owned(&self) -> bool {
         false
     }

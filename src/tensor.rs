@@ -53,6 +53,11 @@ impl Tensor {
     /// span around its data pointer must be readable (and writable unless
     /// it is readonly) for as long as `owner` lives. For other devices the
     /// pointer is never dereferenced.
+    ///
+    /// An owner whose [`Allocation::is_rust_owned`] returns `true` must be
+    /// the only way to reach that memory: nothing outside this tensor and
+    /// its clones may read or write it while the owner lives (the safe
+    /// `as_ndarray_mut` hands out `&mut` on that promise).
     #[inline(always)]
     pub unsafe fn from_descriptor(descriptor: Descriptor, owner: Arc<dyn Allocation>) -> Self {
         let Descriptor {
@@ -95,17 +100,50 @@ impl Tensor {
     }
 
     /// A Rust-owned, zero-filled, C-contiguous tensor.
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::Layout`]) for more than [`MAX_NDIM`](crate::MAX_NDIM)
+    /// axes or a shape whose element count or byte size does not fit in
+    /// `isize`; `Memory` ([`Cause::Allocation`]) when the allocator cannot
+    /// supply the bytes (`Value`, same cause, for a size too large to ask
+    /// for at all).
     pub fn zeros(shape: &[usize], dtype: DType) -> Result<Self> {
         Self::allocate(shape, dtype, true)
     }
 
     /// A Rust-owned, C-contiguous tensor whose bytes are uninitialised
     /// (reading them gives arbitrary values, as with `np.empty`).
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::Layout`]) for more than [`MAX_NDIM`](crate::MAX_NDIM)
+    /// axes or a shape whose element count or byte size does not fit in
+    /// `isize`; `Memory` ([`Cause::Allocation`]) when the allocator cannot
+    /// supply the bytes (`Value`, same cause, for a size too large to ask
+    /// for at all).
     pub fn empty(shape: &[usize], dtype: DType) -> Result<Self> {
         Self::allocate(shape, dtype, false)
     }
 
     /// A Rust-owned C-contiguous copy (CPU only).
+    ///
+    /// ```
+    /// use dlbridge::Tensor;
+    /// use ndarray::{array, s};
+    ///
+    /// let mut a = array![[1, 2, 3], [4, 5, 6]];
+    /// a.slice_collapse(s![.., ..;2]); // columns 0 and 2: strided
+    /// let t = Tensor::from(a);
+    /// let c = t.copy().unwrap();
+    /// assert!(c.layout().is_c_contiguous() && !t.layout().is_c_contiguous());
+    /// assert_eq!(c.as_ndarray::<i32>().unwrap(), t.as_ndarray::<i32>().unwrap());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Device`]) for a tensor that is not in CPU memory;
+    /// `Memory` ([`Cause::Allocation`]) when the copy cannot be allocated.
     pub fn copy(&self) -> Result<Self> {
         self.device.ensure_cpu("copy()")?;
         let copy = Self::empty(self.shape(), self.dtype)?;
@@ -117,6 +155,19 @@ impl Tensor {
 
     /// The same bytes reinterpreted as another dtype of the same itemsize
     /// (e.g. `uint16` as `bfloat16`).
+    ///
+    /// ```
+    /// use dlbridge::{DType, Tensor};
+    ///
+    /// let bits = Tensor::from(vec![0x3f80u16, 0x4000]); // bfloat16 1.0 and 2.0
+    /// let bf16 = bits.view(DType::BFLOAT16).unwrap();
+    /// assert_eq!(bf16.as_ndarray::<half::bf16>().unwrap()[[1]].to_f32(), 2.0);
+    /// assert!(bits.view(DType::FLOAT32).is_err()); // 4 bytes per item, not 2
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::DType`]) when `dtype`'s itemsize is not the tensor's.
     pub fn view(&self, dtype: DType) -> Result<Self> {
         if dtype.itemsize() != self.dtype.itemsize() {
             return Err(Error::value(

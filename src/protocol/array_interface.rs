@@ -4,6 +4,22 @@
 //! The Python half (`src/python/array_interface/`) reads `__array_struct__`
 //! capsules and `__array_interface__` dicts, owns what keeps their memory
 //! alive, and publishes a tensor's own.
+//!
+//! ```
+//! use dlbridge::{Cause, DType, Tensor};
+//! use dlbridge::protocol::array_interface::{NOTSWAPPED, StructBlock, describe_struct};
+//!
+//! // A tensor's interface, and back: the same memory, checked again.
+//! let t = Tensor::zeros(&[2, 3], DType::FLOAT64).unwrap();
+//! let mut block = StructBlock::new(&t).unwrap();
+//! let d = describe_struct(&block.interface, |_| Ok(()), DType::opaque).unwrap();
+//! assert_eq!((d.data_ptr(), d.layout().shape()), (t.data_ptr(), &[2, 3][..]));
+//!
+//! // Data in non-native byte order: refused.
+//! block.interface.flags &= !NOTSWAPPED;
+//! let err = describe_struct(&block.interface, |_| Ok(()), DType::opaque).unwrap_err();
+//! assert_eq!(err.cause(), Cause::ByteOrder);
+//! ```
 
 use std::ffi::{c_char, c_int, c_void};
 
@@ -17,6 +33,35 @@ use crate::protocol::typestr::{self, Parsed};
 use crate::tensor::Tensor;
 
 /// NumPy's `PyArrayInterface` (`ndarraytypes.h`), 56 bytes on LP64.
+///
+/// ```
+/// use dlbridge::{Cause, DType};
+/// use dlbridge::protocol::array_interface::{
+///     ALIGNED, C_CONTIGUOUS, NOTSWAPPED, PyArrayInterface, describe_struct,
+/// };
+///
+/// // What a producer of a read-only int16 vector fills in (no WRITEABLE flag).
+/// let data = [1i16, 2, 3];
+/// let mut shape = [3isize];
+/// let mut interface = PyArrayInterface {
+///     two: 2,
+///     nd: 1,
+///     typekind: b'i' as _,
+///     itemsize: 2,
+///     flags: C_CONTIGUOUS | ALIGNED | NOTSWAPPED,
+///     shape: shape.as_mut_ptr(),
+///     strides: std::ptr::null_mut(),
+///     data: data.as_ptr().cast_mut().cast(),
+///     descr: std::ptr::null_mut(),
+/// };
+/// let d = describe_struct(&interface, |_| Ok(()), DType::opaque).unwrap();
+/// assert_eq!((d.dtype(), d.layout().strides()), (DType::INT16, &[2][..]));
+///
+/// // Not the struct at all: refused.
+/// interface.two = 3;
+/// let err = describe_struct(&interface, |_| Ok(()), DType::opaque).unwrap_err();
+/// assert_eq!(err.cause(), Cause::Capsule);
+/// ```
 #[repr(C)]
 pub struct PyArrayInterface {
     /// Always 2: a sanity check that this is the struct.
@@ -61,8 +106,19 @@ pub const ARR_HAS_DESCR: c_int = 0x800;
 ///
 /// # Errors
 ///
-/// `Value` for a malformed struct, `Buffer` for one dlbridge cannot carry
-/// (see `docs/errors.md`).
+/// What `records` or `resolve_void` return, and
+/// - `Value` ([`Cause::Capsule`]): a first field other than 2;
+/// - `Value` ([`Cause::Layout`]): `nd` outside `[0, MAX_NDIM]`, a NULL
+///   `shape` with axes, or a shape and strides that
+///   [`Layout::from_signed`] refuses;
+/// - `Buffer` ([`Cause::ByteOrder`]): flags without `NOTSWAPPED`;
+/// - `Value` ([`Cause::DType`]): an itemsize below 1, or a `resolve_void`
+///   dtype whose itemsize is not the struct's;
+/// - `Value` or `Buffer` ([`Cause::DType`]): a `typekind` and itemsize
+///   that [`typestr::from_typekind`] refuses;
+/// - `Buffer` ([`Cause::Pointer`]): NULL `data` with elements to address;
+/// - `Value` ([`Cause::Pointer`]): a span that wraps around the address
+///   space.
 pub fn describe_struct(
     interface: &PyArrayInterface,
     records: impl FnOnce(*mut c_void) -> Result<()>,
@@ -193,6 +249,20 @@ pub fn struct_flags(tensor: &Tensor) -> c_int {
 /// One exported `__array_struct__`: the interface and the tensor clone that
 /// owns what it points to. Boxed, so the layout arrays never move; `repr(C)`
 /// with the interface first, so the block's address is the interface's.
+///
+/// ```
+/// use dlbridge::Tensor;
+/// use dlbridge::protocol::array_interface::{StructBlock, WRITEABLE};
+///
+/// let t = Tensor::from(vec![1.0f32, 2.0]).to_readonly();
+/// let block = StructBlock::new(&t).unwrap();
+/// assert_eq!(block.interface.data, t.data_ptr().cast());
+/// assert_eq!(block.interface.flags & WRITEABLE, 0); // read-only says so
+/// drop(t); // the block holds its own clone: memory and layout stay alive
+/// // SAFETY: `shape` points at the `nd` extents of the block's own clone.
+/// let extent = unsafe { *block.interface.shape };
+/// assert_eq!(extent, 2);
+/// ```
 #[repr(C)]
 pub struct StructBlock {
     /// The interface a consumer reads.
@@ -206,7 +276,7 @@ impl StructBlock {
     ///
     /// # Errors
     ///
-    /// `Buffer` for a tensor that is not in CPU memory.
+    /// `Buffer` ([`Cause::Device`]) for a tensor that is not in CPU memory.
     pub fn new(tensor: &Tensor) -> Result<Box<Self>> {
         tensor.device().ensure_cpu("the array interface")?;
         let flags = struct_flags(tensor);

@@ -5,6 +5,36 @@
 //! The Python half (`src/python/buffer/`) acquires the view, wraps it in its
 //! RAII owner *before* anything here reads it, fills [`BufferFields`] from
 //! it, and exports tensors through `__getbuffer__`.
+//!
+//! ```
+//! use dlbridge::{Cause, DType};
+//! use dlbridge::protocol::buffer::{BufferFields, describe, reinterpret};
+//!
+//! // What an exporter of a 2x3 float32 matrix fills in.
+//! let mut data = [0f32; 6];
+//! let shape = [2isize, 3];
+//! let view = BufferFields {
+//!     buf: data.as_mut_ptr().cast(),
+//!     len: 24,
+//!     readonly: true,
+//!     format: Some(b"f"),
+//!     itemsize: 4,
+//!     ndim: 2,
+//!     shape: Some(&shape),
+//!     strides: None,
+//!     has_suboffsets: false,
+//! };
+//! let described = describe(&view).unwrap();
+//! assert_eq!(described.layout().strides(), &[12, 4]);
+//!
+//! // `from_buffer`: the 16 bytes after the first 8, as a (-1, 2) uint16 array.
+//! let r = reinterpret(&described, 24, Some(DType::UINT16), Some(&[-1, 2]), 8).unwrap();
+//! assert_eq!((r.dtype(), r.layout().shape()), (DType::UINT16, &[4, 2][..]));
+//!
+//! // An exporter whose shape needs more bytes than it lends: refused.
+//! let lying = BufferFields { len: 20, ..view };
+//! assert_eq!(describe(&lying).unwrap_err().cause(), Cause::Pointer);
+//! ```
 
 use std::borrow::Cow;
 
@@ -17,6 +47,28 @@ use crate::layout::{Layout, MAX_NDIM};
 use crate::protocol::pep3118;
 
 /// The fields of an acquired `Py_buffer`, as the exporter filled them.
+///
+/// ```
+/// use dlbridge::DType;
+/// use dlbridge::protocol::buffer::{BufferFields, describe, lent_bytes};
+///
+/// // A `bytes` object's view: no format (read as "B"), no shape, read-only.
+/// let data = *b"abc";
+/// let view = BufferFields {
+///     buf: data.as_ptr().cast_mut(),
+///     len: 3,
+///     readonly: true,
+///     format: None,
+///     itemsize: 1,
+///     ndim: 1,
+///     shape: None,
+///     strides: None,
+///     has_suboffsets: false,
+/// };
+/// assert_eq!(lent_bytes(&view).unwrap(), (data.as_ptr().cast_mut(), 3, true));
+/// let d = describe(&view).unwrap();
+/// assert_eq!((d.dtype(), d.layout().shape()), (DType::UINT8, &[3][..]));
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct BufferFields<'a> {
     /// `buf`.
@@ -48,8 +100,9 @@ pub struct BufferFields<'a> {
 ///
 /// # Errors
 ///
-/// `Buffer` for suboffsets or a NULL `buf` with bytes; `Value` for a
-/// negative `len`.
+/// `Buffer` ([`Cause::Layout`]) for suboffsets; `Value`
+/// ([`Cause::Pointer`]) for a negative `len`; `Buffer` ([`Cause::Pointer`])
+/// for a NULL `buf` with bytes.
 pub fn lent_bytes(view: &BufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
     if view.has_suboffsets {
         return Err(Error::buffer(
@@ -77,8 +130,19 @@ pub fn lent_bytes(view: &BufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
 ///
 /// # Errors
 ///
-/// `Buffer` for a format dlbridge cannot carry or a buffer that contradicts
-/// itself; `Value` for a malformed one (see `docs/errors.md`).
+/// Those of [`lent_bytes`], and
+/// - `Buffer` ([`Cause::DType`] or [`Cause::ByteOrder`]): a format that is
+///   not ASCII or that [`pep3118::parse_format`] refuses, or an itemsize
+///   that is not the format's;
+/// - `Value` ([`Cause::Layout`]): a negative `ndim` or one above
+///   [`MAX_NDIM`], or a shape and strides that [`Layout::from_signed`]
+///   refuses;
+/// - `Buffer` ([`Cause::Layout`]): no shape, and a `len` that is not a
+///   whole number of items;
+/// - `Buffer` ([`Cause::Pointer`]): a shape whose items need more than
+///   `len` bytes;
+/// - `Value` ([`Cause::Pointer`]): a span that wraps around the address
+///   space.
 pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
     let (data, len, readonly) = lent_bytes(view)?;
     let format = match view.format {
@@ -176,8 +240,14 @@ fn as_i64(values: &[isize]) -> Cow<'_, [i64]> {
 ///
 /// # Errors
 ///
-/// `Value` for a non-C-contiguous buffer, an offset beyond it, or a shape
-/// that does not cover exactly the bytes after the offset.
+/// - `Value` ([`Cause::Layout`]): a buffer that is not C-contiguous, or a
+///   shape that [`Layout::from_signed`] refuses (a negative extent other
+///   than one `-1`, too many axes, an overflowing size);
+/// - `Value` ([`Cause::Argument`]): an offset beyond the buffer; a shape
+///   with more than one `-1`; an extent to infer (a `-1`, or the only one
+///   when `shape` is `None`) whose other extents are negative or overflow,
+///   or whose items do not divide the bytes after the offset; a shape that
+///   does not cover exactly those bytes.
 pub fn reinterpret(
     described: &Descriptor,
     len: usize,

@@ -163,6 +163,12 @@ impl TryFrom<versioned::Dlpack> for Tensor {
 
     /// Takes ownership of a versioned managed tensor; `READ_ONLY` makes the
     /// tensor readonly. A refused tensor is released before returning.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::from_dlpack_legacy_writable`]; a float4/float6
+    /// element is accepted when the tensor is flagged
+    /// `IS_SUBBYTE_TYPE_PADDED`.
     fn try_from(managed: versioned::Dlpack) -> Result<Self> {
         import(managed, None)
     }
@@ -176,6 +182,10 @@ impl TryFrom<legacy::Dlpack> for Tensor {
     /// imports it **read-only** (JAX exports only legacy capsules, and its
     /// arrays are immutable). [`Tensor::from_dlpack_legacy_writable`] is the
     /// explicit opt-in. A refused tensor is released before returning.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::from_dlpack_legacy_writable`].
     fn try_from(managed: legacy::Dlpack) -> Result<Self> {
         import(managed, Some(LegacyWrites::Refused))
     }
@@ -189,8 +199,15 @@ impl Tensor {
     ///
     /// # Errors
     ///
-    /// The refusals of `TryFrom<legacy::Dlpack>`: a malformed descriptor
-    /// (`Value`) or one dlbridge cannot carry (`Buffer`).
+    /// The refusals of every DLPack import:
+    /// - `Value` ([`Cause::Layout`]): a negative `ndim` or one above
+    ///   [`MAX_NDIM`](crate::MAX_NDIM), a NULL `shape` with axes, a negative
+    ///   extent, or a shape or strides whose sizes overflow `isize`;
+    /// - `Buffer` ([`Cause::DType`]): a dtype dlbridge does not know (see
+    ///   [`DType::from_dlpack`]), packed sub-byte elements included;
+    /// - `Value` ([`Cause::Pointer`]): `data + byte_offset`, or the span
+    ///   around it, wraps around the address space;
+    /// - `Buffer` ([`Cause::Pointer`]): NULL `data` with elements to address.
     pub fn from_dlpack_legacy_writable(managed: legacy::Dlpack) -> Result<Self> {
         import(managed, Some(LegacyWrites::Allowed))
     }
@@ -288,18 +305,46 @@ impl Tensor {
     /// A fresh versioned (DLPack 1.3) managed tensor viewing this memory;
     /// `READ_ONLY` is set when the tensor is readonly.
     ///
-    /// Fails (`BufferError`) when a byte stride is not a multiple of the itemsize.
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Layout`]) when a byte stride on an axis longer
+    /// than 1 of a non-empty tensor is not a multiple of the itemsize
+    /// (DLPack strides count elements).
     pub fn to_dlpack_versioned(&self) -> Result<versioned::Dlpack> {
         self.export(self.export_flags())
     }
 
     /// Like [`Tensor::to_dlpack_versioned`], consuming the tensor.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::to_dlpack_versioned`].
     pub fn into_dlpack(self) -> Result<versioned::Dlpack> {
         self.to_dlpack_versioned()
     }
 
     /// A fresh legacy managed tensor viewing this memory. The legacy ABI
-    /// cannot say "read-only", so a readonly tensor is a `BufferError`.
+    /// has no flags: it cannot say "read-only", nor that sub-byte elements
+    /// are padded to a byte each.
+    ///
+    /// ```
+    /// use dlbridge::{Cause, Tensor};
+    ///
+    /// let t = Tensor::from(vec![1.0f64, 2.0]);
+    /// // A legacy tensor cannot say whether it may be written: imported read-only...
+    /// assert!(Tensor::try_from(t.to_dlpack_legacy().unwrap()).unwrap().readonly());
+    /// // ...and a readonly tensor cannot leave that way at all.
+    /// let err = t.to_readonly().to_dlpack_legacy().err().unwrap();
+    /// assert_eq!(err.cause(), Cause::Readonly);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Readonly`]) for a readonly tensor; `Buffer`
+    /// ([`Cause::DType`]) for float4/float6 elements stored one per byte;
+    /// `Buffer` ([`Cause::Layout`]) when a byte stride on an axis longer
+    /// than 1 of a non-empty tensor is not a multiple of the itemsize
+    /// (DLPack strides count elements).
     pub fn to_dlpack_legacy(&self) -> Result<legacy::Dlpack> {
         if self.readonly() {
             return Err(Error::buffer(
@@ -313,12 +358,25 @@ impl Tensor {
     }
 
     /// A fresh private copy as a versioned managed tensor flagged `IS_COPIED`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::copy`]: `Buffer` ([`Cause::Device`]) for memory
+    /// not on the CPU, `Memory` ([`Cause::Allocation`]) when the copy cannot
+    /// be allocated.
     pub fn to_dlpack_copy(&self) -> Result<versioned::Dlpack> {
         let copy = self.copy()?;
         copy.export(copy.export_flags() | DlpackFlags::IS_COPIED)
     }
 
-    /// A fresh private copy over legacy DLPack.
+    /// A fresh private copy over legacy DLPack (writable, whether or not
+    /// this tensor is).
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::DType`]) for float4/float6 elements stored one per
+    /// byte, which legacy DLPack cannot describe; then those of
+    /// [`Tensor::copy`].
     pub fn to_dlpack_legacy_copy(&self) -> Result<legacy::Dlpack> {
         self.check_legacy()?;
         self.copy()?.export(DlpackFlags::empty())

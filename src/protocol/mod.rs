@@ -2,6 +2,17 @@
 //! descriptor into the hub's checked [`Descriptor`](crate::Descriptor) or
 //! rendering a tensor back, with no Python in sight (the Python halves live
 //! under `src/python/<protocol>/`). A spoke never calls another spoke.
+//!
+//! ```
+//! use dlbridge::DType;
+//! use dlbridge::protocol::{pep3118, typestr};
+//!
+//! // One dtype in the buffer protocol's words and in the array interface's.
+//! assert_eq!(pep3118::format_of(DType::INT64), Some(c"q"));
+//! assert_eq!(pep3118::parse_format("q").unwrap(), DType::INT64);
+//! assert_eq!(typestr::typestr_of(DType::BOOL), "|b1");
+//! assert_eq!(typestr::parse_typestr("|b1").unwrap(), typestr::Parsed::DType(DType::BOOL));
+//! ```
 
 pub mod array_interface;
 pub mod buffer;

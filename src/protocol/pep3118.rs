@@ -9,6 +9,19 @@
 //! bytes there, `n`/`N` do not exist). Non-native byte order, structs,
 //! padding, pointers, strings and anything else are refused with a
 //! `BufferError` that names the format.
+//!
+//! ```
+//! use dlbridge::DType;
+//! use dlbridge::protocol::pep3118::{format_of, parse_format};
+//!
+//! assert_eq!(parse_format("Zd").unwrap(), DType::COMPLEX128);
+//! assert_eq!(parse_format("=l").unwrap(), DType::INT32); // standard size: 4 bytes
+//! // What a tensor exports with parses back to its dtype.
+//! let format = format_of(DType::FLOAT16).unwrap().to_str().unwrap();
+//! assert_eq!(parse_format(format).unwrap(), DType::FLOAT16);
+//! // bfloat16 has no PEP 3118 code.
+//! assert_eq!(format_of(DType::BFLOAT16), None);
+//! ```
 
 use crate::dtype::{DType, NATIVE_BYTE_ORDER, SWAPPED_BYTE_ORDER};
 use crate::error::{Cause, Error, Result};
@@ -27,6 +40,25 @@ fn refuse(cause: Cause, format: &str, why: &str) -> Error {
 }
 
 /// Parses a PEP 3118 format string into a dtype.
+///
+/// ```
+/// use dlbridge::{Cause, DType, ErrorKind};
+/// use dlbridge::protocol::pep3118::parse_format;
+///
+/// assert_eq!(parse_format("f").unwrap(), DType::FLOAT32);
+/// assert_eq!(parse_format("2x").unwrap(), DType::opaque(2).unwrap()); // NumPy's V2
+/// let err = parse_format("!f").unwrap_err(); // network (big-endian) order
+/// assert_eq!((err.kind(), err.cause()), (ErrorKind::Buffer, Cause::ByteOrder));
+/// assert_eq!(parse_format("T{i:x:}").unwrap_err().cause(), Cause::DType);
+/// ```
+///
+/// # Errors
+///
+/// Always `Buffer`, with a message naming the format: [`Cause::ByteOrder`]
+/// for non-native byte order (`!`, or the swapped one of `<` and `>`);
+/// [`Cause::DType`] for anything else not accepted (see the module docs):
+/// a struct, a repeat count other than 1, an unknown or missing type code,
+/// `n`/`N` with standard sizes, or `<n>x` opaque bytes outside 1 to 31.
 pub fn parse_format(format: &str) -> Result<DType> {
     let mut rest = format;
     let mut sizes = Sizes::Native;

@@ -10,11 +10,36 @@
 //! (`BufferError`: the array is fine, it just cannot come along); anything
 //! else is malformed (`ValueError`). Like NumPy, a missing byte-order
 //! character means native.
+//!
+//! ```
+//! use dlbridge::DType;
+//! use dlbridge::protocol::typestr::{Parsed, parse_typestr, typestr_of};
+//!
+//! // Every dtype a typestr can carry round-trips.
+//! let typestr = typestr_of(DType::COMPLEX64); // "<c8" on little-endian hosts
+//! assert_eq!(parse_typestr(&typestr).unwrap(), Parsed::DType(DType::COMPLEX64));
+//! // bfloat16 travels as opaque bytes, which the caller may name.
+//! assert_eq!(typestr_of(DType::BFLOAT16), "|V2");
+//! assert_eq!(parse_typestr("|V2").unwrap(), Parsed::Void(2));
+//! ```
 
 use crate::dtype::{DType, NATIVE_BYTE_ORDER, SWAPPED_BYTE_ORDER};
 use crate::error::{Cause, Error, Result};
 
 /// What a typestr (or a `typekind`/`itemsize` pair) describes.
+///
+/// ```
+/// use dlbridge::DType;
+/// use dlbridge::protocol::typestr::{Parsed, parse_typestr};
+///
+/// let dtype = match parse_typestr("<V4").unwrap() {
+///     Parsed::DType(dtype) => dtype,
+///     // Opaque bytes: named from elsewhere (the exporting object's dtype),
+///     // or kept opaque.
+///     Parsed::Void(nbytes) => DType::opaque(nbytes).unwrap(),
+/// };
+/// assert_eq!(dtype.name(), "void32");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     /// A dtype dlbridge knows.
@@ -24,6 +49,28 @@ pub enum Parsed {
 }
 
 /// Parses an `__array_interface__` typestr.
+///
+/// ```
+/// use dlbridge::{DType, ErrorKind};
+/// use dlbridge::protocol::typestr::{Parsed, parse_typestr};
+///
+/// assert_eq!(parse_typestr("=f8").unwrap(), Parsed::DType(DType::FLOAT64));
+/// // A valid NumPy dtype that DLPack has no word for, and a malformed typestr.
+/// assert_eq!(parse_typestr("<M8[ns]").unwrap_err().kind(), ErrorKind::Buffer);
+/// assert_eq!(parse_typestr("=f3").unwrap_err().kind(), ErrorKind::Value);
+/// ```
+///
+/// # Errors
+///
+/// All with a message naming the typestr:
+/// - `Value` ([`Cause::DType`]): a malformed typestr (no kind, an unknown
+///   kind, an itemsize that is not a decimal number, does not fit in
+///   `usize` or names no type of its kind: `<f3`, `|b2`, `|V0`);
+/// - `Buffer` ([`Cause::ByteOrder`]): non-native byte order on an element
+///   wider than a byte (opaque `V` elements excepted);
+/// - `Buffer` ([`Cause::DType`]): a NumPy kind with no DLPack dtype
+///   (datetimes `M`, timedeltas `m`, objects `O`, strings `S a U`) or
+///   extended precision (`f` of 10, 12 or 16 bytes, `c` of 20, 24 or 32).
 pub fn parse_typestr(typestr: &str) -> Result<Parsed> {
     let mut chars = typestr.chars();
     let (order, kind) = match chars.next() {
@@ -52,6 +99,19 @@ pub fn parse_typestr(typestr: &str) -> Result<Parsed> {
 }
 
 /// The dtype of a `PyArrayInterface`'s `typekind` and `itemsize`.
+///
+/// ```
+/// use dlbridge::DType;
+/// use dlbridge::protocol::typestr::{Parsed, from_typekind};
+///
+/// assert_eq!(from_typekind(b'u', 2).unwrap(), Parsed::DType(DType::UINT16));
+/// assert!(from_typekind(b'O', 8).is_err()); // Python objects
+/// ```
+///
+/// # Errors
+///
+/// Those of [`parse_typestr`] but byte order, which a type kind does not
+/// carry.
 pub fn from_typekind(typekind: u8, itemsize: usize) -> Result<Parsed> {
     let kind = char::from(typekind);
     from_kind(&format!("{kind}{itemsize}"), kind, itemsize)

@@ -180,6 +180,15 @@ impl Tensor {
     /// })
     /// .unwrap();
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// `TypeError` ([`Cause::NoProtocol`]) for an object that speaks no
+    /// protocol dlbridge understands; `BufferError` ([`Cause::NoProtocol`])
+    /// when every protocol it speaks refused with a `BufferError` (the
+    /// message lists each refusal); any other exception a protocol raises
+    /// (a malformed descriptor's `ValueError`, a `MemoryError`, the
+    /// producer's own exception) as it is. `docs/errors.md` lists them.
     pub fn from_py(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         obj.extract()
     }

@@ -99,8 +99,8 @@ impl<T: Element> TryFrom<ndarray::ArrayD<T>> for Tensor {
     ///
     /// # Errors
     ///
-    /// `Value` when the array has more than [`MAX_NDIM`](crate::MAX_NDIM)
-    /// (64) axes.
+    /// `Value` ([`Cause::Layout`]) when the array has more than
+    /// [`MAX_NDIM`](crate::MAX_NDIM) (64) axes.
     fn try_from(array: ndarray::ArrayD<T>) -> Result<Self> {
         tensor_from_array(array)
     }
@@ -113,7 +113,8 @@ impl<T: Element> TryFrom<ndarray::ArrayD<T>> for TypedTensor<T, ndarray::IxDyn> 
     ///
     /// # Errors
     ///
-    /// `Value` when the array has more than 64 axes.
+    /// `Value` ([`Cause::Layout`]) when the array has more than
+    /// [`MAX_NDIM`](crate::MAX_NDIM) (64) axes.
     fn try_from(array: ndarray::ArrayD<T>) -> Result<Self> {
         Self::new(tensor_from_array(array)?)
     }

@@ -9,12 +9,8 @@ use crate::tensor::Tensor;
 use super::raw::{RawView, check_exclusive, check_writable};
 
 impl Tensor {
-    /// A zero-copy `ndarray` view of the elements, as Rust type `T`, of any rank.
-    ///
-    /// Refuses (`TypeError`) a dtype other than `T::DTYPE`, and
-    /// (`BufferError`) non-CPU memory, a misaligned pointer, or a stride that
-    /// is not a multiple of `size_of::<T>()`. Negative strides, 0-d, empty
-    /// and 64-d tensors are fine.
+    /// A zero-copy `ndarray` view of the elements, as Rust type `T`, of any
+    /// rank. Negative strides, 0-d, empty and 64-d tensors are fine.
     ///
     /// ```
     /// use dlbridge::{DType, Tensor};
@@ -23,6 +19,22 @@ impl Tensor {
     /// assert_eq!(v.sum(), 0.0);
     /// assert!(t.as_ndarray::<f32>().is_err());
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// - `Type` ([`Cause::DType`]): the tensor's dtype is not `T::DTYPE`;
+    /// - `Buffer` ([`Cause::Device`]): memory that is not on the CPU;
+    /// - `Buffer` ([`Cause::Pointer`]): a data pointer misaligned for `T`;
+    /// - `Buffer` ([`Cause::Layout`]): a byte stride on an axis longer than 1
+    ///   that is not a multiple of `size_of::<T>()`;
+    /// - `Value` ([`Cause::DType`]): for `bool`, a byte other than 0 or 1.
+    ///
+    /// An empty tensor is refused for its dtype, rank or device only.
+    ///
+    /// [`Cause::DType`]: crate::Cause::DType
+    /// [`Cause::Device`]: crate::Cause::Device
+    /// [`Cause::Layout`]: crate::Cause::Layout
+    /// [`Cause::Pointer`]: crate::Cause::Pointer
     pub fn as_ndarray<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
         self.as_ndarray_dim::<T, IxDyn>()
     }
@@ -40,6 +52,13 @@ impl Tensor {
     /// let err = t.as_ndarray_dim::<i32, Ix1>().unwrap_err();
     /// assert_eq!(err.message(), "expected a 1-d tensor, got a 2-d tensor (shape [2, 3])");
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::as_ndarray`], and `Type` ([`Cause::Layout`]) for a
+    /// tensor whose rank is not `D`'s.
+    ///
+    /// [`Cause::Layout`]: crate::Cause::Layout
     pub fn as_ndarray_dim<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
         let raw = RawView::<T, D>::new(self)?;
         // SAFETY: the view borrows `self`, whose owner keeps the memory
@@ -53,9 +72,8 @@ impl Tensor {
     /// Succeeds only for a writable tensor whose memory Rust owns (from
     /// [`Tensor::zeros`], [`Tensor::empty`], [`Tensor::copy`], or an
     /// `ndarray::Array` or `Vec` moved in) and that has no clone and no
-    /// export alive, and whose layout reaches each element once; otherwise
-    /// a `BufferError` (dtype: `TypeError`). The module docs argue why this
-    /// is sound. For imported memory use the `unsafe`
+    /// export alive, and whose layout reaches each element once. The module
+    /// docs argue why this is sound. For imported memory use the `unsafe`
     /// [`Tensor::as_ndarray_mut_unchecked`].
     ///
     /// ```
@@ -69,6 +87,17 @@ impl Tensor {
     /// drop(other);
     /// assert!(t.to_readonly().as_ndarray_mut::<f32>().is_err());
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::as_ndarray`], and
+    /// - `Buffer` ([`Cause::Readonly`]): a readonly tensor;
+    /// - `Buffer` ([`Cause::Aliasing`]): memory Rust does not own (anything
+    ///   imported), another clone or export of it alive, or a layout that
+    ///   reaches one element through two indices.
+    ///
+    /// [`Cause::Aliasing`]: crate::Cause::Aliasing
+    /// [`Cause::Readonly`]: crate::Cause::Readonly
     pub fn as_ndarray_mut<T: Element>(&mut self) -> Result<ArrayViewMutD<'_, T>> {
         self.as_ndarray_mut_dim::<T, IxDyn>()
     }
@@ -82,6 +111,13 @@ impl Tensor {
     /// t.as_ndarray_mut_dim::<i64, Ix2>().unwrap()[[1, 2]] = 7;
     /// assert_eq!(t.as_ndarray_dim::<i64, Ix2>().unwrap()[[1, 2]], 7);
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::as_ndarray_mut`], and `Type` ([`Cause::Layout`]) for
+    /// a tensor whose rank is not `D`'s.
+    ///
+    /// [`Cause::Layout`]: crate::Cause::Layout
     pub fn as_ndarray_mut_dim<T: Element, D: Dimension>(
         &mut self,
     ) -> Result<ArrayViewMut<'_, T, D>> {
@@ -132,6 +168,15 @@ impl Tensor {
     /// }
     /// assert_eq!(alias.as_ndarray::<u8>().unwrap()[[0]], 9);
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::as_ndarray_dim`], and `Buffer` ([`Cause::Readonly`])
+    /// for a readonly tensor, `Buffer` ([`Cause::Aliasing`]) for a layout that
+    /// reaches one element through two indices.
+    ///
+    /// [`Cause::Aliasing`]: crate::Cause::Aliasing
+    /// [`Cause::Readonly`]: crate::Cause::Readonly
     pub unsafe fn as_ndarray_mut_unchecked<T: Element, D: Dimension>(
         &self,
     ) -> Result<ArrayViewMut<'_, T, D>> {

@@ -45,7 +45,14 @@ unsafe impl<T: Element, D: Dimension> Send for TypedTensor<T, D> {}
 unsafe impl<T: Element, D: Dimension> Sync for TypedTensor<T, D> {}
 
 impl<T: Element, D: Dimension> TypedTensor<T, D> {
-    /// Checks `tensor` once; see the type's docs for the refusals.
+    /// Checks `tensor` once.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Tensor::as_ndarray_dim`]: `Type` for another dtype or
+    /// rank; `Buffer` for memory not on the CPU, a misaligned pointer or a
+    /// stride that is not a whole number of elements; `Value` for a `bool`
+    /// tensor holding a byte other than 0 or 1.
     pub fn new(tensor: Tensor) -> Result<Self> {
         let raw = RawView::new(&tensor)?;
         Ok(Self { tensor, raw })
@@ -66,6 +73,16 @@ impl<T: Element, D: Dimension> TypedTensor<T, D> {
     /// v.view_mut().unwrap()[[1]] += 40;
     /// assert_eq!(v.view()[[1]], 42);
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Readonly`]) for a readonly tensor; `Buffer`
+    /// ([`Cause::Aliasing`]) for memory Rust does not own, another clone or
+    /// export of it alive, or a layout that reaches one element through two
+    /// indices.
+    ///
+    /// [`Cause::Readonly`]: crate::Cause::Readonly
+    /// [`Cause::Aliasing`]: crate::Cause::Aliasing
     pub fn view_mut(&mut self) -> Result<ArrayViewMut<'_, T, D>> {
         check_writable(&self.tensor, &self.raw)?;
         check_exclusive(&self.tensor)?;
@@ -83,6 +100,15 @@ impl<T: Element, D: Dimension> TypedTensor<T, D> {
     /// the view lives, nothing else (no other view from this or any other
     /// tensor, no other Rust code, no Python code or other thread) reads or
     /// writes the elements it covers.
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::Readonly`]) for a readonly tensor; `Buffer`
+    /// ([`Cause::Aliasing`]) for a layout that reaches one element through
+    /// two indices.
+    ///
+    /// [`Cause::Readonly`]: crate::Cause::Readonly
+    /// [`Cause::Aliasing`]: crate::Cause::Aliasing
     pub unsafe fn view_mut_unchecked(&self) -> Result<ArrayViewMut<'_, T, D>> {
         check_writable(&self.tensor, &self.raw)?;
         // SAFETY: writable and distinct checked above; exclusivity is the
