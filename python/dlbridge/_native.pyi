@@ -62,6 +62,11 @@ class Tensor:
 
         NumPy is needed only here: it is imported on the first call.
         """
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        """NumPy 2's protocol: the zero-copy numpy() array, or a copy for copy=True or another dtype.
+
+        copy=False refuses (ValueError) what only a copy could give: another dtype, another device.
+        """
     @property
     def __array_interface__(self) -> dict[str, Any]: ...
     @property
@@ -82,9 +87,15 @@ class Tensor:
     # (see tests/stubtest-allowlist.txt).
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
-def asarray(obj: Any, *, copy: bool | None = None) -> Tensor: ...
+def asarray(obj: Any, *, copy: bool | None = None) -> Tensor:
+    """Any array-like as a Tensor, zero-copy unless copy=True.
+
+    DLPack, the buffer protocol, __array_struct__, __array_interface__, then, for an object that
+    speaks none of them, __array__ (with copy=False, a producer that cannot promise no copy is a
+    ValueError).
+    """
 def from_dlpack(
-    obj: Any, *, device: str | _DeviceTuple | None = None, copy: bool | None = None, legacy_writable: bool = False
+    obj: Any, /, *, device: str | _DeviceTuple | None = None, copy: bool | None = None, legacy_writable: bool = False
 ) -> Tensor: ...
 def from_buffer(
     obj: Any,

@@ -5,12 +5,21 @@
 //! `__array_interface__`). A spoke that does not speak to the object says
 //! so (`Ok(None)`) without raising; one that refuses with `BufferError`
 //! passes the object on to the next; any other error is the answer.
+//!
+//! `asarray` (not [`import_any`], which Rust extensions' arguments use) has
+//! one more, last resort: an object that speaks none of them but offers
+//! `__array__` ([`super::array_dunder`]). It is not asked when another
+//! protocol spoke and refused: that refusal carries the producer's meaning
+//! (a torch tensor that requires grad, a CUDA array), which `__array__`
+//! would drop with a copy.
 
 use pyo3::exceptions::PyBufferError;
+use pyo3::intern;
 use pyo3::prelude::*;
 
 use crate::error::{Cause, Error};
 
+use super::array_dunder;
 use super::lookup::{self, OnType};
 use crate::python::{array_interface, buffer, dlpack};
 use crate::tensor::Tensor;
@@ -41,13 +50,17 @@ fn buffer_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     buffer::import(obj).map(Some)
 }
 
-/// Imports `obj` through the first protocol that takes it, zero-copy.
-pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+/// What the protocols made of an object: a tensor, or each protocol's
+/// `BufferError` refusal (none when no protocol spoke to it at all).
+type Discovered = Result<Tensor, Vec<String>>;
+
+/// Tries [`PROTOCOLS`] in order.
+fn discover(obj: &Bound<'_, PyAny>) -> PyResult<Discovered> {
     let py = obj.py();
     let mut refusals: Vec<String> = Vec::new();
     for (name, importer) in PROTOCOLS {
         match importer(obj) {
-            Ok(Some(tensor)) => return Ok(tensor),
+            Ok(Some(tensor)) => return Ok(Ok(tensor)),
             Ok(None) => {}
             Err(err) if err.is_instance_of::<PyBufferError>(py) => {
                 refusals.push(format!("{name}: {err}"))
@@ -55,14 +68,65 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
             Err(err) => return Err(err),
         }
     }
-    let type_name = obj.get_type().name()?;
-    Err(if refusals.is_empty() {
+    Ok(Err(refusals))
+}
+
+/// Imports `obj` through the first protocol that takes it, zero-copy.
+pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+    match discover(obj)? {
+        Ok(tensor) => Ok(tensor),
+        Err(refusals) => Err(nothing_took(
+            &obj.get_type().name()?.to_string(),
+            &refusals,
+            PROTOCOL_LIST,
+        )),
+    }
+}
+
+/// `asarray`'s import: the protocols, then `__array__` for an object that
+/// speaks none of them. `copy` is asarray's (see
+/// [`array_dunder::call`]).
+pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Tensor> {
+    let refusals = match discover(obj)? {
+        Ok(tensor) => return Ok(tensor),
+        Err(refusals) => refusals,
+    };
+    let type_name = obj.get_type().name()?.to_string();
+    if refusals.is_empty()
+        && let Some(method) = lookup::protocol_attribute(obj, intern!(obj.py(), "__array__"))?
+    {
+        let array = array_dunder::call(obj, &method, copy)?;
+        // Whatever `__array__` returned (an ndarray: NumPy requires one) goes
+        // through the protocols, never through `__array__` again.
+        return match discover(&array)? {
+            Ok(tensor) => Ok(tensor),
+            Err(refusals) => Err(nothing_took(
+                &format!(
+                    "{} (what {type_name}.__array__ returned)",
+                    array.get_type().name()?
+                ),
+                &refusals,
+                PROTOCOL_LIST,
+            )),
+        };
+    }
+    Err(nothing_took(
+        &type_name,
+        &refusals,
+        &format!("{PROTOCOL_LIST}, __array__"),
+    ))
+}
+
+/// The protocols [`discover`] tries, for messages.
+const PROTOCOL_LIST: &str = "DLPack, the buffer protocol, __array_struct__, __array_interface__";
+
+/// The error when no protocol took an object: a `TypeError` when none spoke
+/// to it, the `BufferError` of every refusal otherwise.
+fn nothing_took(type_name: &str, refusals: &[String], protocols: &str) -> PyErr {
+    if refusals.is_empty() {
         PyErr::from(Error::type_error(
             Cause::NoProtocol,
-            format!(
-                "{type_name} speaks no array protocol dlbridge understands \
-                 (DLPack, the buffer protocol, __array_struct__, __array_interface__)"
-            ),
+            format!("{type_name} speaks no array protocol dlbridge understands ({protocols})"),
         ))
     } else {
         PyErr::from(Error::buffer(
@@ -72,5 +136,5 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
                 refusals.join("; ")
             ),
         ))
-    })
+    }
 }

@@ -1,10 +1,12 @@
 //! The `dlbridge._native` extension module.
 
+pub(crate) mod array_dunder;
 pub(crate) mod array_interface;
 pub(crate) mod buffer;
 pub(crate) mod convert;
 pub(crate) mod discover;
 pub(crate) mod dlpack;
+pub(crate) mod dtype_arg;
 pub(crate) mod errors;
 pub(crate) mod fast_path;
 pub(crate) mod lookup;
@@ -20,6 +22,7 @@ use crate::dtype::DType;
 use crate::error::{Cause, Error};
 use crate::python::dlpack as dlpack_python;
 use crate::tensor::Tensor;
+use dtype_arg::parse_dtype;
 use tensor::PyTensor;
 
 /// An int argument as `i64`: a value outside `i64` is a `ValueError` that
@@ -158,46 +161,6 @@ fn negative_extent(axis: usize, extent: i64) -> PyErr {
     .into()
 }
 
-/// Parses `dtype`: a name, or anything with a `.name` (a NumPy dtype), or a
-/// `torch.dtype` (whose `str` is `torch.float32`).
-///
-/// A NumPy dtype's name drops its byte order (`np.dtype(">f4").name` is
-/// `"float32"`), so its `byteorder` is checked first: DLPack and dlbridge
-/// carry native byte order only, and a swapped dtype is refused rather than
-/// silently read as native.
-pub(crate) fn parse_dtype(dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
-    if let Ok(name) = dtype.cast::<PyString>() {
-        return Ok(DType::from_name(name.to_str()?)?);
-    }
-    // A scalar type (`np.float32`, `ml_dtypes.bfloat16`) is named by its class.
-    if let Ok(ty) = dtype.cast::<pyo3::types::PyType>() {
-        return Ok(DType::from_name(&ty.name()?.to_string())?);
-    }
-    if let Ok(Some(name)) = dtype.getattr_opt("name")
-        && let Ok(name) = name.extract::<String>()
-    {
-        if let Ok(Some(order)) = dtype.getattr_opt("byteorder")
-            && let Ok(order) = order.extract::<String>()
-            && order.chars().eq([crate::dtype::SWAPPED_BYTE_ORDER])
-        {
-            return Err(Error::buffer(
-                Cause::ByteOrder,
-                format!(
-                    "dtype argument {} has non-native byte order ({order:?}); dlbridge carries \
-                     native byte order only (convert with .newbyteorder(\"=\") or astype first)",
-                    names::shown(dtype)
-                ),
-            )
-            .into());
-        }
-        return Ok(DType::from_name(&name)?);
-    }
-    let text = dtype.str()?.to_string();
-    Ok(DType::from_name(
-        text.strip_prefix("torch.").unwrap_or(&text),
-    )?)
-}
-
 /// Parses `device` of `from_dlpack`: None, `"cpu"`, or a `(type, id)` tuple.
 fn parse_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Device>> {
     match device {
@@ -225,7 +188,11 @@ fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
     }))
 }
 
-/// Any array-like as a Tensor, zero-copy unless `copy=True`.
+/// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack, the
+/// buffer protocol, `__array_struct__`, `__array_interface__`, and, for an
+/// object that speaks none of them, `__array__` (called as NumPy 2 calls
+/// it; with `copy=False`, a producer that cannot promise no copy is a
+/// ValueError).
 #[pyfunction]
 #[pyo3(signature = (obj, *, copy=None))]
 fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
@@ -237,14 +204,15 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
             Ok(obj.clone().unbind())
         };
     }
-    Ok(Py::new(py, finish(discover::import_any(obj)?, copy)?)?.into_any())
+    Ok(Py::new(py, finish(discover::import_for_asarray(obj, copy)?, copy)?)?.into_any())
 }
 
 /// A DLPack producer (or capsule) as a Tensor. A legacy (unversioned)
 /// capsule cannot say whether its memory may be written, so it imports
-/// read-only unless `legacy_writable=True` vouches for the producer.
+/// read-only unless `legacy_writable=True` vouches for the producer. The
+/// object is positional-only, as the Array API spells `from_dlpack(x, /)`.
 #[pyfunction]
-#[pyo3(signature = (obj, *, device=None, copy=None, legacy_writable=false))]
+#[pyo3(signature = (obj, /, *, device=None, copy=None, legacy_writable=false))]
 fn from_dlpack(
     obj: &Bound<'_, PyAny>,
     device: Option<&Bound<'_, PyAny>>,

@@ -16,3 +16,10 @@ pub(crate) fn shown(object: &Bound<'_, PyAny>) -> String {
         .repr()
         .map_or_else(|_| "?".to_owned(), |r| r.to_string())
 }
+
+/// The object's `str` (`"?"` if it raises).
+pub(crate) fn text(object: &Bound<'_, PyAny>) -> String {
+    object
+        .str()
+        .map_or_else(|_| "?".to_owned(), |s| s.to_string())
+}

@@ -8,7 +8,8 @@ use crate::error::{Cause, Error};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::python::{array_interface, buffer};
+use super::dtype_arg::parse_dtype;
+use crate::python::{array_interface, buffer, names};
 use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack, the buffer protocol and the
@@ -149,13 +150,25 @@ impl PyTensor {
 
     /// The same bytes as another dtype of the same itemsize.
     fn view(&self, dtype: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(Self::new(self.inner.view(super::parse_dtype(dtype)?)?))
+        Ok(Self::new(self.inner.view(parse_dtype(dtype)?)?))
     }
 
     /// A zero-copy `numpy.ndarray` of this tensor (with the `ml_dtypes`
     /// dtype for bfloat16 and float8 when ml_dtypes is installed).
     fn numpy<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        to_numpy(slf)
+        to_numpy(slf, "numpy()")
+    }
+
+    /// NumPy 2's `__array__`: the zero-copy `numpy()` array, or a copy when
+    /// `copy=True` or when `dtype` differs (a cast is a copy); `copy=False`
+    /// refuses what only a copy could give (ValueError).
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        array_dunder(slf, dtype.filter(|d| !d.is_none()), copy)
     }
 
     fn __dlpack_device__(&self) -> (u32, i32) {
@@ -196,10 +209,10 @@ impl PyTensor {
 /// keeps the tensor alive), then, for opaque bytes, a `V<n>` view, and for bfloat16 and float8 elements, which
 /// cross as opaque bytes, a view with the `ml_dtypes` dtype of the same name
 /// when that package is installed.
-fn to_numpy<'py>(tensor: &Bound<'py, PyTensor>) -> PyResult<Bound<'py, PyAny>> {
+fn to_numpy<'py>(tensor: &Bound<'py, PyTensor>, caller: &str) -> PyResult<Bound<'py, PyAny>> {
     let py = tensor.py();
     let inner = &tensor.get().inner;
-    inner.device().ensure_cpu("numpy()")?;
+    inner.device().ensure_cpu(caller)?;
     let numpy = py.import(intern!(py, "numpy"))?;
     let array = numpy.call_method1(intern!(py, "asarray"), (tensor,))?;
     let dtype = inner.dtype();
@@ -217,4 +230,56 @@ fn to_numpy<'py>(tensor: &Bound<'py, PyTensor>) -> PyResult<Bound<'py, PyAny>> {
         Some(scalar_type) => array.call_method1(intern!(py, "view"), (scalar_type,)),
         None => Ok(array),
     }
+}
+
+/// `Tensor.__array__(dtype, copy)`, with NumPy's meaning of `copy`: `None`
+/// copies only to cast, `True` always gives a new array, `False` never
+/// copies (a `ValueError`, NumPy's answer, where only a copy could give the
+/// array: another device, another dtype). The dtype is compared by NumPy,
+/// which is imported by then.
+fn array_dunder<'py>(
+    tensor: &Bound<'py, PyTensor>,
+    dtype: Option<&Bound<'py, PyAny>>,
+    copy: Option<bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = tensor.py();
+    let inner = &tensor.get().inner;
+    if copy == Some(false) && !inner.device().is_cpu() {
+        return Err(Error::value(
+            Cause::Copy,
+            format!(
+                "Tensor.__array__(copy=False): the tensor is on device {}, and a NumPy array \
+                 needs CPU memory",
+                inner.device()
+            ),
+        )
+        .into());
+    }
+    let array = to_numpy(tensor, "__array__")?;
+    if let Some(dtype) = dtype {
+        let wanted = py
+            .import(intern!(py, "numpy"))?
+            .getattr(intern!(py, "dtype"))?
+            .call1((dtype,))?;
+        let have = array.getattr(intern!(py, "dtype"))?;
+        if !have.eq(&wanted)? {
+            if copy == Some(false) {
+                return Err(Error::value(
+                    Cause::Copy,
+                    format!(
+                        "Tensor.__array__(copy=False): dtype {} is not the tensor's {}, and a \
+                         cast is a copy",
+                        names::text(&wanted),
+                        names::text(&have)
+                    ),
+                )
+                .into());
+            }
+            return array.call_method1(intern!(py, "astype"), (wanted,));
+        }
+    }
+    if copy == Some(true) {
+        return array.call_method0(intern!(py, "copy"));
+    }
+    Ok(array)
 }

@@ -114,6 +114,29 @@ KEEP = np.zeros(16, np.float32)
 DROP = object()
 
 
+class NoCopy:
+    """Speaks only `__array__`, NumPy 2's signature, and can only give a copy."""
+
+    def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("Unable to avoid copy while creating an array as requested.")
+        return np.zeros(2)
+
+
+class OldArray:
+    """Speaks only `__array__`, with NumPy 1's signature (no `copy`)."""
+
+    def __array__(self, dtype=None):
+        return np.zeros(2)
+
+
+class NotArray:
+    """An `__array__` that returns no array."""
+
+    def __array__(self, dtype=None, copy=None):
+        return 3
+
+
 
 
 _capsule_new = ctypes.pythonapi.PyCapsule_New
@@ -333,6 +356,15 @@ CASES = {
     "exchange-alloc-ndim": lambda: exchange_allocate(ndim=-1),
     "exchange-alloc-null-shape": lambda: exchange_allocate(shape=None, ndim=1),
     "exchange-alloc-negative-extent": lambda: exchange_allocate(shape=(-3,)),
+    "asarray-array-copy": lambda: dlbridge.asarray(NoCopy(), copy=False),
+    "asarray-array-no-copy-keyword": lambda: dlbridge.asarray(OldArray(), copy=False),
+    "asarray-array-not-array": lambda: dlbridge.asarray(NotArray()),
+    "array-dunder-device-no-copy": lambda: cuda_tensor().__array__(copy=False),
+    "array-dunder-device": lambda: cuda_tensor().__array__(),
+    "array-dunder-cast-no-copy": lambda: dlbridge.zeros(2).__array__(np.float64, copy=False),
+    "dtype-string-non-native": lambda: dlbridge.zeros(3, dtype=">d"),
+    "dtype-string-kind": lambda: dlbridge.zeros(3, dtype="U3"),
+    "dtype-structured": lambda: dlbridge.zeros(3, dtype=np.dtype("f4,i4")),
 }
 
 

@@ -53,16 +53,10 @@ def runtime_parameters(func) -> list[tuple[str, inspect._ParameterKind, str | No
 
 
 def comparable(params, *, method: bool):
-    # `self` is positional-only at runtime (PyO3) and plain in stubs; names,
-    # keyword-only-ness and defaults are what callers depend on.
-    out = []
-    for name, kind, default in params:
-        if method and name == "self":
-            continue
-        if kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-            kind = "positional"
-        out.append((name, kind, default))
-    return out
+    # `self` is positional-only at runtime (PyO3) and plain in stubs, so it is
+    # left out; names, kinds (positional-only, as `from_dlpack(obj, /)`, or
+    # keyword-only) and defaults are what callers depend on.
+    return [(name, kind, default) for name, kind, default in params if not (method and name == "self")]
 
 
 def test_module_names_match():
@@ -98,6 +92,13 @@ def test_tensor_members_match():
             assert inspect.isroutine(attribute), name
             if name != "__len__":
                 assert comparable(stub_parameters(node), method=True) == comparable(runtime_parameters(attribute), method=True), name
+
+
+def test_from_dlpack_takes_its_object_positionally_only():
+    # The Array API's `from_dlpack(x, /, *, device=None, copy=None)`.
+    (first, *rest) = inspect.signature(native.from_dlpack).parameters.values()
+    assert first.kind is inspect.Parameter.POSITIONAL_ONLY
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in rest)
 
 
 def test_py_typed_ships():

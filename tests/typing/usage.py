@@ -29,5 +29,11 @@ def exchange(a: npt.NDArray[np.float32]) -> None:
     assert_type(dlbridge.from_array_interface(a), dlbridge.Tensor)
     assert_type(dlbridge.zeros((2, 3), dtype="float32").copy().view("int32"), dlbridge.Tensor)
     assert_type(dlbridge.empty(4), dlbridge.Tensor)
+    # NumPy 2's __array__, and dtype spellings beyond names.
+    assert_type(t.__array__(), npt.NDArray[Any])
+    assert_type(t.__array__(np.float64, copy=True), npt.NDArray[Any])
+    assert_type(np.array(t, copy=False), npt.NDArray[Any])
+    assert_type(dlbridge.zeros(3, dtype=float).view(np.int64), dlbridge.Tensor)
+    assert_type(dlbridge.empty((2,), dtype="<f8"), dlbridge.Tensor)
     assert_type(dlbridge.live_buffers(), int)
     assert_type(dlbridge.__version__, str)
