@@ -50,17 +50,18 @@ fn buffer_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     buffer::import(obj).map(Some)
 }
 
-/// What the protocols made of an object: a tensor, or each protocol's
-/// `BufferError` refusal (none when no protocol spoke to it at all).
-type Discovered = Result<Tensor, Vec<String>>;
-
-/// Tries [`PROTOCOLS`] in order.
-fn discover(obj: &Bound<'_, PyAny>) -> PyResult<Discovered> {
+/// Tries [`PROTOCOLS`] in order: the tensor of the first that takes `obj`,
+/// or `None` with each protocol's `BufferError` refusal pushed onto
+/// `refusals` (none when no protocol spoke to it at all). The tensor comes
+/// back as an `Option` (no bigger than the tensor), not inside a nested
+/// `Result`: every import moves it, and a larger carrier made those moves
+/// `memcpy` calls.
+#[inline(always)]
+fn discover(obj: &Bound<'_, PyAny>, refusals: &mut Vec<String>) -> PyResult<Option<Tensor>> {
     let py = obj.py();
-    let mut refusals: Vec<String> = Vec::new();
     for (name, importer) in PROTOCOLS {
         match importer(obj) {
-            Ok(Some(tensor)) => return Ok(Ok(tensor)),
+            Ok(Some(tensor)) => return Ok(Some(tensor)),
             Ok(None) => {}
             Err(err) if err.is_instance_of::<PyBufferError>(py) => {
                 refusals.push(format!("{name}: {err}"))
@@ -68,29 +69,30 @@ fn discover(obj: &Bound<'_, PyAny>) -> PyResult<Discovered> {
             Err(err) => return Err(err),
         }
     }
-    Ok(Err(refusals))
+    Ok(None)
 }
 
 /// Imports `obj` through the first protocol that takes it, zero-copy.
 pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
-    match discover(obj)? {
-        Ok(tensor) => Ok(tensor),
-        Err(refusals) => Err(nothing_took(
-            &obj.get_type().name()?.to_string(),
-            &refusals,
-            PROTOCOL_LIST,
-        )),
+    let mut refusals = Vec::new();
+    if let Some(tensor) = discover(obj, &mut refusals)? {
+        return Ok(tensor);
     }
+    Err(nothing_took(
+        &obj.get_type().name()?.to_string(),
+        &refusals,
+        PROTOCOL_LIST,
+    ))
 }
 
 /// `asarray`'s import: the protocols, then `__array__` for an object that
 /// speaks none of them. `copy` is asarray's (see
 /// [`array_dunder::call`]).
 pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Tensor> {
-    let refusals = match discover(obj)? {
-        Ok(tensor) => return Ok(tensor),
-        Err(refusals) => refusals,
-    };
+    let mut refusals = Vec::new();
+    if let Some(tensor) = discover(obj, &mut refusals)? {
+        return Ok(tensor);
+    }
     let type_name = obj.get_type().name()?.to_string();
     if refusals.is_empty()
         && let Some(method) = lookup::protocol_attribute(obj, intern!(obj.py(), "__array__"))?
@@ -98,17 +100,17 @@ pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> 
         let array = array_dunder::call(obj, &method, copy)?;
         // Whatever `__array__` returned (an ndarray: NumPy requires one) goes
         // through the protocols, never through `__array__` again.
-        return match discover(&array)? {
-            Ok(tensor) => Ok(tensor),
-            Err(refusals) => Err(nothing_took(
-                &format!(
-                    "{} (what {type_name}.__array__ returned)",
-                    array.get_type().name()?
-                ),
-                &refusals,
-                PROTOCOL_LIST,
-            )),
-        };
+        if let Some(tensor) = discover(&array, &mut refusals)? {
+            return Ok(tensor);
+        }
+        return Err(nothing_took(
+            &format!(
+                "{} (what {type_name}.__array__ returned)",
+                array.get_type().name()?
+            ),
+            &refusals,
+            PROTOCOL_LIST,
+        ));
     }
     Err(nothing_took(
         &type_name,
