@@ -429,7 +429,12 @@ impl Layout {
 /// An itemsize in the 32 bits a `Layout` keeps (no dtype or buffer format
 /// comes near: the widest DLPack element is 255 bits times 65,535 lanes).
 fn narrow(itemsize: usize) -> Result<u32> {
-    u32::try_from(itemsize).map_err(|_| overflow(&format!("the itemsize {itemsize}")))
+    u32::try_from(itemsize).map_err(|_| {
+        Error::value(
+            Cause::Layout,
+            format!("itemsize {itemsize} is larger than any element dlbridge can carry"),
+        )
+    })
 }
 
 /// The element count, checked so that it and the byte size fit in isize.

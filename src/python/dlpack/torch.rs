@@ -80,7 +80,8 @@ struct TorchGuard {
 
 static TORCH: PyOnceLock<TorchGuard> = PyOnceLock::new();
 
-const TENSOR_BASE: &CStr = c"torch._C.TensorBase";
+/// The base of every torch tensor type (named `_TensorBase` before torch 2.2).
+const TENSOR_BASES: [&CStr; 2] = [c"torch._C.TensorBase", c"torch._C._TensorBase"];
 
 impl TorchGuard {
     /// The guard, if `ty` is a torch tensor type.
@@ -91,10 +92,17 @@ impl TorchGuard {
             return (sub != 0).then_some(guard);
         }
         let base = tensor_base(py, ty)?;
+        // A state this torch cannot have (no such attribute) is never asked;
+        // one whose descriptor is not the plain C kind is still asked,
+        // through Python: a check may be slow, never silently skipped.
         let descriptor = |name: &str| {
-            base.getattr(pyo3::types::PyString::new(py, name))
-                .ok()
-                .and_then(Flag::of)
+            Some(match base.getattr(pyo3::types::PyString::new(py, name)) {
+                Err(_) => Flag::Absent,
+                Ok(descriptor) => Flag::of(&descriptor).unwrap_or(Flag::Python {
+                    callable: descriptor.is_callable(),
+                    descriptor: descriptor.unbind(),
+                }),
+            })
         };
         let c = py.import("torch._C").ok();
         let from_c = |name: &str| {
@@ -144,7 +152,7 @@ fn tensor_base(
         let base = base.cast_into::<pyo3::types::PyType>().ok()?;
         // SAFETY: a live type object's `tp_name` is a NUL-terminated string.
         let name = unsafe { CStr::from_ptr((*base.as_type_ptr()).tp_name) };
-        (name == TENSOR_BASE).then_some(base)
+        TENSOR_BASES.contains(&name).then_some(base)
     })
 }
 
@@ -248,12 +256,20 @@ enum Flag {
         meth: ffi::PyCFunction,
         _descriptor: Py<PyAny>,
     },
+    /// A descriptor of another kind, asked through Python: called with the
+    /// tensor if it is callable (a method), else `__get__` (a property).
+    Python {
+        descriptor: Py<PyAny>,
+        callable: bool,
+    },
+    /// This torch has no such state: nothing to ask.
+    Absent,
 }
 
 impl Flag {
     /// The C function behind `descriptor`, if it is a plain getset
     /// descriptor or a `METH_NOARGS` method descriptor.
-    fn of(descriptor: Bound<'_, PyAny>) -> Option<Self> {
+    fn of(descriptor: &Bound<'_, PyAny>) -> Option<Self> {
         let ptr = descriptor.as_ptr();
         // SAFETY: the type checks come first; each struct is then read as
         // the exact type CPython defines it with, and the definitions it
@@ -267,7 +283,7 @@ impl Flag {
                 return Some(Self::Getter {
                     get,
                     closure: (*def).closure.expose_provenance(),
-                    _descriptor: descriptor.unbind(),
+                    _descriptor: descriptor.clone().unbind(),
                 });
             }
             if ty == &raw mut ffi::PyMethodDescr_Type {
@@ -279,7 +295,7 @@ impl Flag {
                 }
                 return Some(Self::NoArgs {
                     meth: def.ml_meth.PyCFunction,
-                    _descriptor: descriptor.unbind(),
+                    _descriptor: descriptor.clone().unbind(),
                 });
             }
         }
@@ -289,6 +305,23 @@ impl Flag {
     /// Whether the state is set (`True`) on `object`, a `TensorBase`.
     fn read(&self, object: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = object.py();
+        match self {
+            Self::Absent => return Ok(false),
+            Self::Python {
+                descriptor,
+                callable,
+            } => {
+                let descriptor = descriptor.bind(py);
+                let value = if *callable {
+                    descriptor.call1((object,))?
+                } else {
+                    descriptor
+                        .call_method1(pyo3::intern!(py, "__get__"), (object, object.get_type()))?
+                };
+                return value.is_truthy();
+            }
+            Self::Getter { .. } | Self::NoArgs { .. } => {}
+        }
         // SAFETY: `object` is an instance of the type the descriptor belongs
         // to (checked by `TorchGuard::get`), the GIL is held, and both
         // calling conventions return a new reference or NULL with an
@@ -300,6 +333,7 @@ impl Flag {
                     std::ptr::with_exposed_provenance_mut(*closure),
                 ),
                 Self::NoArgs { meth, .. } => meth(object.as_ptr(), std::ptr::null_mut()),
+                Self::Python { .. } | Self::Absent => unreachable!("answered above"),
             };
             Bound::from_owned_ptr_or_err(py, raw)?
         };
