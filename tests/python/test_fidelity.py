@@ -234,6 +234,21 @@ def test_torch_import_takes_the_exchange_api(path):
     assert after["ndarray_fields"] == before["ndarray_fields"]
 
 
+def test_exchange_api_is_taken_again_from_the_type_cache():
+    """The second import of a type is answered by the per-thread cache: it
+    must still take the table (a cache that forgot the table would fall
+    back to __dlpack__ with every value right). dlbridge's own Tensor
+    publishes a table too, so from_dlpack(t) takes it as well."""
+    x = torch.arange(4.0)
+    own = dlbridge.zeros(3)
+    for _ in range(3):
+        before = fast_path_counts()["exchange_api"]
+        assert dlbridge.asarray(x).data_ptr == x.data_ptr()
+        back = dlbridge.from_dlpack(own)
+        assert back.data_ptr == own.data_ptr and back.source == "dlpack"
+        assert fast_path_counts()["exchange_api"] == before + 2
+
+
 @pytest.mark.parametrize("path", FAST_PATHS)
 def test_exact_ndarray_import_takes_the_field_read(path):
     a = np.arange(6.0).reshape(2, 3)
