@@ -32,6 +32,7 @@ use pyo3::types::{PyBool, PyComplex, PyDict, PyFloat, PyInt, PyString, PyType};
 use super::names;
 use crate::dtype::{DType, SWAPPED_BYTE_ORDER};
 use crate::error::{Cause, Error, ErrorKind};
+use crate::protocol::pep3118;
 use crate::protocol::typestr::{Parsed, parse_typestr};
 
 /// The integer dtype of a C type's width (`DType::int` knows 1, 2, 4, 8).
@@ -92,29 +93,19 @@ fn numpy_alias(name: &str) -> Option<DType> {
 }
 
 /// NumPy's one-character type codes (`np.typecodes["All"]`) that name a
-/// dtype dlbridge carries.
+/// dtype dlbridge carries. Most are PEP 3118's own codes (native sizes), so
+/// they are read by the buffer spoke's format parser; only NumPy's complex
+/// and pointer-sized codes are spelled differently there.
 fn char_code(code: char) -> Option<DType> {
-    Some(match code {
-        '?' => DType::BOOL,
-        'b' => DType::INT8,
-        'B' => DType::UINT8,
-        'h' => SHORT.0,
-        'H' => SHORT.1,
-        'i' => INT.0,
-        'I' => INT.1,
-        'l' => LONG.0,
-        'L' => LONG.1,
-        'q' => LONGLONG.0,
-        'Q' => LONGLONG.1,
-        'n' | 'p' => INTP.0,
-        'N' | 'P' => INTP.1,
-        'e' => DType::FLOAT16,
-        'f' => DType::FLOAT32,
-        'd' => DType::FLOAT64,
-        'F' => DType::COMPLEX64,
-        'D' => DType::COMPLEX128,
-        _ => return None,
-    })
+    match code {
+        'F' => Some(DType::COMPLEX64),
+        'D' => Some(DType::COMPLEX128),
+        'p' => Some(INTP.0),
+        'P' => Some(INTP.1),
+        // `x` is PEP 3118's pad byte, not a NumPy type code.
+        'x' => None,
+        _ => pep3118::parse_format(code.encode_utf8(&mut [0; 4])).ok(),
+    }
 }
 
 /// A dtype argument in non-native byte order (the name of a NumPy dtype
