@@ -252,6 +252,12 @@ impl Tensor {
         &self.owner
     }
 
+    /// The shared owner, moved out (the tensor is consumed without touching
+    /// the reference count).
+    pub(crate) fn into_owner(self) -> Owner {
+        self.owner
+    }
+
     /// A read-only view of the same memory.
     pub fn to_readonly(&self) -> Self {
         Self {

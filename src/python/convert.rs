@@ -20,10 +20,8 @@
 //! result reports `source == "dlpack"`; inside `dlbridge._native` it keeps
 //! its own source.
 
-use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use dlpark::ffi::DLManagedTensorVersioned;
 use ndarray::Dimension;
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
@@ -31,9 +29,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::{Borrowed, intern};
 
 use super::discover::import_any;
+use super::framework::ToPyObject;
 use super::tensor::PyTensor;
 use crate::dtype::Element;
-use crate::error::{Cause, Error};
 use crate::tensor::Tensor;
 use crate::view::TypedTensor;
 
@@ -49,8 +47,6 @@ pub(crate) fn mark_home_binary() {
 fn is_home_binary() -> bool {
     HOME_BINARY.load(Ordering::Acquire)
 }
-
-type ToPyObject = unsafe extern "C" fn(*mut DLManagedTensorVersioned, *mut *mut c_void) -> c_int;
 
 /// `managed_tensor_to_py_object_no_sync` of `dlbridge._native.Tensor`,
 /// looked up once (the table is a process-lifetime static of that module).
@@ -102,23 +98,7 @@ impl<'py> IntoPyObject<'py> for Tensor {
             return Ok(Bound::new(py, PyTensor::new(self))?.into_any());
         }
         let to_py_object = home_to_py_object(py)?;
-        let raw = self.into_dlpack()?.into_raw();
-        let mut out: *mut c_void = std::ptr::null_mut();
-        // SAFETY: the exchange contract: `raw` is an owned versioned managed
-        // tensor whose ownership passes to the callee (which calls its
-        // deleter itself on failure); on success `out` is a new reference.
-        let rc = unsafe { to_py_object(raw, &mut out) };
-        if rc != 0 || out.is_null() {
-            return Err(PyErr::take(py).unwrap_or_else(|| {
-                Error::buffer(
-                    Cause::NoProtocol,
-                    "dlbridge.Tensor refused a DLPack tensor without an exception",
-                )
-                .into()
-            }));
-        }
-        // SAFETY: a new, non-NULL reference to the created object.
-        Ok(unsafe { Bound::from_owned_ptr(py, out.cast()) })
+        super::framework::through_table(py, to_py_object, self)
     }
 }
 

@@ -16,3 +16,19 @@ impl From<Error> for pyo3::PyErr {
         }
     }
 }
+
+/// The `ImportError` for a framework-native return whose framework cannot be
+/// imported (NumPy and PyTorch are optional at run time): it names what was
+/// asked and keeps the import's own error as its cause.
+pub(crate) fn framework_missing(
+    py: pyo3::Python<'_>,
+    returned: &str,
+    package: &str,
+    cause: pyo3::PyErr,
+) -> pyo3::PyErr {
+    let error = pyo3::exceptions::PyImportError::new_err(format!(
+        "returning a {returned} needs {package}, which cannot be imported: {cause}"
+    ));
+    error.set_cause(py, Some(cause));
+    error
+}

@@ -9,6 +9,7 @@ pub(crate) mod dlpack;
 pub(crate) mod dtype_arg;
 pub(crate) mod errors;
 pub(crate) mod fast_path;
+pub(crate) mod framework;
 pub(crate) mod lookup;
 pub(crate) mod names;
 pub(crate) mod owner;

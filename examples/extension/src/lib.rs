@@ -12,7 +12,7 @@
 
 use std::thread;
 
-use dlbridge::{Element, Tensor, TypedTensor};
+use dlbridge::{Element, Framework, Native, Tensor, TypedTensor};
 use ndarray::{ArrayD, Ix2, IxDyn};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::exceptions::PyTypeError;
@@ -210,6 +210,50 @@ fn live_buffers() -> usize {
     dlbridge::live_buffers()
 }
 
+// --- Framework-native returns ------------------------------------------------
+
+/// `arange(n)` returned as a real `numpy.ndarray` (NumPy's C API, no copy).
+#[pyfunction]
+fn arange_numpy(n: usize) -> Native {
+    Native::new(arange(n), Framework::NumPy)
+}
+
+/// `arange(n)` returned as a real `torch.Tensor` (torch's exchange table).
+#[pyfunction]
+fn arange_torch(n: usize) -> Native {
+    Native::new(arange(n), Framework::Torch)
+}
+
+/// `arange(n)` returned as the named framework's array: `"numpy"`,
+/// `"torch"`, `"jax"`, `"memoryview"` or `"dlbridge"`.
+#[pyfunction]
+fn arange_as(n: usize, framework: &str) -> PyResult<Native> {
+    let framework = match framework {
+        "numpy" => Framework::NumPy,
+        "torch" => Framework::Torch,
+        "jax" => Framework::Jax,
+        "memoryview" => Framework::Memoryview,
+        "dlbridge" => Framework::Dlbridge,
+        other => return Err(PyTypeError::new_err(format!("unknown framework {other:?}"))),
+    };
+    Ok(Native::new(arange(n), framework))
+}
+
+/// `x` handed back (no copy) as the named framework's array: read-only
+/// inputs stay read-only, or are refused where the framework cannot say so.
+#[pyfunction]
+fn identity_like(x: Tensor, like: &Bound<'_, PyAny>) -> Native {
+    Native::like(x, like)
+}
+
+/// `scale(x, k)` returned in `x`'s own framework: an ndarray for an
+/// ndarray, a torch.Tensor for a torch.Tensor, a dlbridge.Tensor for
+/// anything else.
+#[pyfunction]
+fn scale_like(x: &Bound<'_, PyAny>, k: f64) -> PyResult<Native> {
+    Ok(Native::like(scale(Tensor::from_py(x)?, k)?, x))
+}
+
 // --- The NumPy-only baseline (rust-numpy) -----------------------------------
 
 /// Baseline of `data_ptr`.
@@ -262,6 +306,11 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(identity, m)?)?;
     m.add_function(wrap_pyfunction!(drop_on_thread, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(arange_numpy, m)?)?;
+    m.add_function(wrap_pyfunction!(arange_torch, m)?)?;
+    m.add_function(wrap_pyfunction!(arange_as, m)?)?;
+    m.add_function(wrap_pyfunction!(identity_like, m)?)?;
+    m.add_function(wrap_pyfunction!(scale_like, m)?)?;
     m.add_function(wrap_pyfunction!(np_data_ptr, m)?)?;
     m.add_function(wrap_pyfunction!(np_sum, m)?)?;
     m.add_function(wrap_pyfunction!(np_scale, m)?)?;

@@ -1,0 +1,236 @@
+"""Framework-native returns from a Rust extension (`dlbridge::Native`).
+
+The example extension returns Rust-owned memory as a real `numpy.ndarray`
+(NumPy's C API), `torch.Tensor` (torch's exchange table), `jax.Array`,
+`memoryview` or `dlbridge.Tensor`, or in the framework of an argument.
+Each is checked for zero copy (pointers), exactly-once release
+(`live_buffers()` of the extension's own copy of dlbridge, and producers'
+reference counts), and read-only memory kept read-only or refused.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+
+import dlbridge
+import dlbridge_example as ex
+
+FRAMEWORKS = {
+    "numpy": np.ndarray,
+    "torch": torch.Tensor,
+    "jax": jax.Array,
+    "memoryview": memoryview,
+    "dlbridge": dlbridge.Tensor,
+}
+
+
+def data_ptr(x) -> int:
+    """The address of `x`'s first element, read through `x`'s own framework."""
+    if isinstance(x, np.ndarray):
+        return x.ctypes.data
+    if isinstance(x, torch.Tensor):
+        return x.data_ptr()
+    if isinstance(x, jax.Array):
+        return x.unsafe_buffer_pointer()
+    if isinstance(x, memoryview):
+        return np.frombuffer(x, dtype=np.uint8).ctypes.data if x.nbytes else 0
+    return x.data_ptr
+
+
+@pytest.fixture(autouse=True)
+def no_rust_buffer_leaks():
+    gc.collect()
+    before = ex.live_buffers()
+    yield
+    gc.collect()
+    assert ex.live_buffers() == before, "a Rust-owned buffer outlived its last view"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_arange_as_returns_the_framework_type(framework):
+    if framework == "jax":  # float64 needs JAX's 64-bit mode (see below)
+        jax.config.update("jax_enable_x64", True)
+    try:
+        out = ex.arange_as(5, framework)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert type(out) is FRAMEWORKS[framework] or isinstance(out, FRAMEWORKS[framework])
+    assert np.asarray(out).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] or list(
+        np.frombuffer(out, dtype=np.float64)
+    ) == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_numpy_return_is_a_real_ndarray_over_rust_memory():
+    before = ex.live_buffers()
+    a = ex.arange_numpy(16)
+    assert type(a) is np.ndarray
+    assert a.dtype == np.float64 and a.shape == (16,) and a.flags.c_contiguous
+    assert a.flags.writeable and a.flags.aligned and not a.flags.owndata
+    assert ex.live_buffers() == before + 1
+    # Views of the array keep the Rust memory alive; the last one frees it.
+    view = a[::2]
+    del a
+    gc.collect()
+    assert ex.live_buffers() == before + 1
+    assert view.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]
+    del view
+    gc.collect()
+    assert ex.live_buffers() == before
+
+
+def test_torch_return_is_a_real_tensor_over_rust_memory():
+    before = ex.live_buffers()
+    t = ex.arange_torch(16)
+    assert type(t) is torch.Tensor
+    assert t.dtype == torch.float64 and t.shape == (16,) and not t.requires_grad
+    assert ex.live_buffers() == before + 1
+    t += 1  # writable: the memory is Rust-owned and nobody else sees it
+    assert t[3].item() == 4.0
+    del t
+    gc.collect()
+    assert ex.live_buffers() == before
+
+
+def test_same_memory_in_every_framework():
+    """`identity_like` hands back its input's memory: no copy on the way out."""
+    base = dlbridge.zeros((8,), "float32")  # 64-byte aligned, so JAX does not copy
+    for like in (np.zeros(1), torch.zeros(1), jnp.zeros(1), memoryview(b"x"), base):
+        out = ex.identity_like(base, like)
+        assert type(out) is type(like) or isinstance(out, type(like))
+        assert data_ptr(out) == base.data_ptr
+
+
+def test_write_through_the_returned_array_is_seen_by_the_producer():
+    producer = np.zeros(4)
+    for like in (np.zeros(1), torch.zeros(1)):
+        out = ex.identity_like(producer, like)
+        out[1] = 7.0
+        assert producer[1] == 7.0
+        producer[1] = 0.0
+
+
+@pytest.mark.parametrize("like", [np.zeros(1), memoryview(b"x"), dlbridge.zeros((1,), "uint8")])
+def test_readonly_memory_stays_readonly(like):
+    ro = np.arange(3.0)
+    ro.flags.writeable = False
+    out = ex.identity_like(ro, like)
+    if isinstance(out, np.ndarray):
+        assert not out.flags.writeable
+        with pytest.raises(ValueError):
+            out[0] = 1.0
+    elif isinstance(out, memoryview):
+        assert out.readonly
+    else:
+        assert out.readonly
+    assert data_ptr(out) == ro.ctypes.data
+
+
+def test_readonly_memory_is_refused_as_torch():
+    ro = np.arange(3.0)
+    ro.flags.writeable = False
+    with pytest.raises(BufferError, match="read-only memory as a torch.Tensor"):
+        ex.identity_like(ro, torch.zeros(1))
+    assert ro.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_dtype_numpy_lacks_is_refused_with_the_alternatives():
+    x = np.zeros(2, dtype=ml_dtypes.bfloat16)
+    with pytest.raises(TypeError, match="numpy.ndarray has no dtype for bfloat16"):
+        ex.identity_like(x, np.zeros(1))
+    # torch has bfloat16: the same memory comes back as torch.bfloat16.
+    t = ex.identity_like(x, torch.zeros(1))
+    assert t.dtype == torch.bfloat16 and t.data_ptr() == x.ctypes.data
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+     "float16", "float32", "float64", "complex64", "complex128"],
+)
+def test_every_numpy_dtype_round_trips(dtype):
+    x = np.ones((2, 3), dtype=dtype)[:, ::2]  # strided, not contiguous
+    out = ex.identity_like(x, np.zeros(1))
+    assert out.dtype == np.dtype(dtype)
+    assert out.shape == x.shape and out.strides == x.strides
+    assert out.ctypes.data == x.ctypes.data
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int64", "uint64", "complex128"])
+def test_jax_narrowing_is_refused(dtype):
+    assert not jax.config.jax_enable_x64  # JAX's default, which narrows
+    with pytest.raises(TypeError, match=f"cannot return a {dtype} tensor as a jax.Array"):
+        ex.identity_like(np.zeros(2, dtype=dtype), jnp.zeros(1))
+    assert ex.identity_like(np.zeros(2, dtype="float32"), jnp.zeros(1)).dtype == jnp.float32
+
+
+def test_producer_released_once_when_the_returned_array_goes():
+    x = np.arange(6.0)
+    refs = sys.getrefcount(x)
+    out = ex.identity_like(x, np.zeros(1))
+    assert sys.getrefcount(x) == refs + 1
+    t = ex.identity_like(x, torch.zeros(1))
+    assert sys.getrefcount(x) == refs + 2
+    del out, t
+    gc.collect()
+    assert sys.getrefcount(x) == refs
+
+
+def test_producer_dropped_first_leaves_no_dangling_view():
+    x = np.arange(6.0)
+    out = ex.identity_like(x, np.zeros(1))
+    del x
+    gc.collect()
+    assert out.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_high_rank_returns():
+    x = np.zeros((1,) * 33)
+    out = ex.identity_like(x, np.zeros(1))
+    assert out.shape == x.shape and out.ctypes.data == x.ctypes.data
+    x64 = np.zeros((1,) * 64)
+    assert ex.identity_like(x64, np.zeros(1)).ndim == 64
+    assert ex.identity_like(x64, torch.zeros(1)).ndim == 64
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        (np.arange(4.0), np.ndarray),
+        (np.ma.masked_array(np.arange(4.0)), np.ndarray),
+        (torch.arange(4.0, dtype=torch.float64), torch.Tensor),
+        (memoryview(np.arange(4.0)), memoryview),
+        (np.arange(4.0, dtype=np.float32), np.ndarray),
+        (dlbridge.asarray(np.arange(4.0)), dlbridge.Tensor),
+        (bytearray(np.arange(4.0).tobytes()), dlbridge.Tensor),
+    ],
+    ids=["ndarray", "ndarray-subclass", "torch", "memoryview", "float32", "dlbridge", "bytearray"],
+)
+def test_scale_like_returns_the_argument_framework(x, expected):
+    out = ex.scale_like(x, 2.0)
+    assert isinstance(out, expected)
+    if expected is np.ndarray:
+        assert type(out) is np.ndarray  # the base type, not the subclass
+    values = np.frombuffer(out, dtype=np.float64) if expected is memoryview else np.asarray(out)
+    if expected is not dlbridge.Tensor or not isinstance(x, bytearray):
+        assert values.tolist() == [0.0, 2.0, 4.0, 6.0]
+
+
+def test_scale_like_jax():
+    out = ex.scale_like(jnp.arange(4.0, dtype=jnp.float32), 2.0)
+    assert isinstance(out, jax.Array) and out.dtype == jnp.float32
+    assert out.tolist() == [0.0, 2.0, 4.0, 6.0]
+
+
+def test_torch_views_are_refused_before_a_return():
+    """The argument's fidelity checks still run: a conjugate view never comes in."""
+    z = torch.tensor([1 + 2j]).conj()
+    with pytest.raises(BufferError, match="resolve_conj"):
+        ex.identity_like(z, np.zeros(1))
