@@ -51,6 +51,7 @@ mod tensor;
 mod view;
 
 pub use crate::view::TypedTensor;
+pub use crate::view::constraints;
 pub use descriptor::{Descriptor, Parts, Source};
 pub use device::Device;
 pub use dtype::{DType, Element};

@@ -34,6 +34,7 @@ use super::tensor::PyTensor;
 use crate::dtype::Element;
 use crate::tensor::Tensor;
 use crate::view::TypedTensor;
+use crate::view::constraints::{Checked, Constraint};
 
 /// Set when this binary's module init registered its `PyTensor` as
 /// `dlbridge._native.Tensor`; in an extension crate's binary it stays false.
@@ -102,18 +103,39 @@ impl<'py> IntoPyObject<'py> for Tensor {
     }
 }
 
-impl<'py, T: Element, D: Dimension> FromPyObject<'_, 'py> for TypedTensor<T, D> {
+impl<'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'_, 'py> for TypedTensor<T, D, C> {
     type Error = PyErr;
 
-    /// As for [`Tensor`], then checked for dtype `T` and rank `D`: a
-    /// mismatch is a `TypeError` naming what was expected and what came.
+    /// As for [`Tensor`], then checked for dtype `T`, rank `D` and the
+    /// constraints `C`: a mismatch is a `TypeError` naming what was
+    /// expected and what came.
     fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
         let tensor = Tensor::extract(obj)?;
         Ok(TypedTensor::new(tensor)?)
     }
 }
 
-impl<'py, T: Element, D: Dimension> IntoPyObject<'py> for TypedTensor<T, D> {
+impl<'py, C: Constraint> FromPyObject<'_, 'py> for Checked<C> {
+    type Error = PyErr;
+
+    /// As for [`Tensor`], then checked for the constraints `C`.
+    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        let tensor = Tensor::extract(obj)?;
+        Ok(Checked::new(tensor)?)
+    }
+}
+
+impl<'py, C: Constraint> IntoPyObject<'py> for Checked<C> {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.into_tensor().into_pyobject(py)
+    }
+}
+
+impl<'py, T: Element, D: Dimension, C: Constraint> IntoPyObject<'py> for TypedTensor<T, D, C> {
     type Target = PyAny;
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;

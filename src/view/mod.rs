@@ -79,6 +79,7 @@
 //!   read an invalid `bool`. A byte changed to something else *while* a
 //!   view lives is the foreign-side case above, or breaks the contract of
 //!   the unchecked mutable view that wrote it.
+pub mod constraints;
 mod from_array;
 mod methods;
 mod raw;

@@ -8,17 +8,20 @@ use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+use super::constraints::Constraint;
 use super::raw::{RawView, check_exclusive, check_writable};
 
-/// A [`Tensor`] checked once for element type `T` and rank `D` (`IxDyn`:
-/// any rank), viewed with no further checks: the argument type of a Rust
-/// function (or, with the `python` feature, a `#[pyfunction]`) that wants,
-/// say, a 2-d `float32` array.
+/// A [`Tensor`] checked once for element type `T`, rank `D` (`IxDyn`: any
+/// rank) and the [constraints](crate::constraints) `C` (fixed extents,
+/// contiguity, writability; `()`: none), viewed with no further checks: the
+/// argument type of a Rust function (or, with the `python` feature, a
+/// `#[pyfunction]`) that wants, say, a C-contiguous `n x 3` `float32` array.
 ///
 /// The checks are those of [`Tensor::as_ndarray_dim`]: a dtype or rank
 /// mismatch is a `TypeError` that names what was expected and what came;
 /// non-CPU memory, a misaligned pointer or a stride that is not a whole
-/// number of elements is a `BufferError`.
+/// number of elements is a `BufferError`; a failed constraint is a
+/// `TypeError` too.
 ///
 /// ```
 /// use dlbridge::{Tensor, TypedTensor};
@@ -30,21 +33,22 @@ use super::raw::{RawView, check_exclusive, check_writable};
 /// let err = TypedTensor::<f32, Ix2>::new(Tensor::from(vec![1.0f64])).unwrap_err();
 /// assert_eq!(err.message(), "expected dtype float32, got float64 (shape [1])");
 /// ```
-pub struct TypedTensor<T: Element, D: Dimension = IxDyn> {
+pub struct TypedTensor<T: Element, D: Dimension = IxDyn, C: Constraint = ()> {
     tensor: Tensor,
     raw: RawView<T, D>,
+    _constraint: std::marker::PhantomData<fn() -> C>,
 }
 
 // SAFETY: the raw pointer points into memory kept alive by `tensor`, which is
 // `Send + Sync`; it is dereferenced only through views that borrow `self`
 // under the same rules as `Tensor`'s own views, and `T: Element` is
 // `Send + Sync`.
-unsafe impl<T: Element, D: Dimension> Send for TypedTensor<T, D> {}
+unsafe impl<T: Element, D: Dimension, C: Constraint> Send for TypedTensor<T, D, C> {}
 // SAFETY: as above; `&TypedTensor` hands out shared views only (the unchecked
 // mutable view is `unsafe`).
-unsafe impl<T: Element, D: Dimension> Sync for TypedTensor<T, D> {}
+unsafe impl<T: Element, D: Dimension, C: Constraint> Sync for TypedTensor<T, D, C> {}
 
-impl<T: Element, D: Dimension> TypedTensor<T, D> {
+impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
     /// Checks `tensor` once.
     ///
     /// # Errors
@@ -52,10 +56,16 @@ impl<T: Element, D: Dimension> TypedTensor<T, D> {
     /// Those of [`Tensor::as_ndarray_dim`]: `Type` for another dtype or
     /// rank; `Buffer` for memory not on the CPU, a misaligned pointer or a
     /// stride that is not a whole number of elements; `Value` for a `bool`
-    /// tensor holding a byte other than 0 or 1.
+    /// tensor holding a byte other than 0 or 1; `Type` from the first
+    /// constraint of `C` it fails.
     pub fn new(tensor: Tensor) -> Result<Self> {
         let raw = RawView::new(&tensor)?;
-        Ok(Self { tensor, raw })
+        C::check(&tensor)?;
+        Ok(Self {
+            tensor,
+            raw,
+            _constraint: std::marker::PhantomData,
+        })
     }
 
     /// A shared view (no checks left to make).
@@ -127,7 +137,7 @@ impl<T: Element, D: Dimension> TypedTensor<T, D> {
     }
 }
 
-impl<T: Element, D: Dimension> Deref for TypedTensor<T, D> {
+impl<T: Element, D: Dimension, C: Constraint> Deref for TypedTensor<T, D, C> {
     type Target = Tensor;
 
     fn deref(&self) -> &Tensor {
@@ -135,23 +145,24 @@ impl<T: Element, D: Dimension> Deref for TypedTensor<T, D> {
     }
 }
 
-impl<T: Element, D: Dimension> Clone for TypedTensor<T, D> {
+impl<T: Element, D: Dimension, C: Constraint> Clone for TypedTensor<T, D, C> {
     /// Another view of the same memory (as [`Tensor::clone`]).
     fn clone(&self) -> Self {
         Self {
             tensor: self.tensor.clone(),
             raw: self.raw.clone(),
+            _constraint: std::marker::PhantomData,
         }
     }
 }
 
-impl<T: Element, D: Dimension> std::fmt::Debug for TypedTensor<T, D> {
+impl<T: Element, D: Dimension, C: Constraint> std::fmt::Debug for TypedTensor<T, D, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("TypedTensor").field(&self.tensor).finish()
     }
 }
 
-impl<T: Element, D: Dimension> TryFrom<Tensor> for TypedTensor<T, D> {
+impl<T: Element, D: Dimension, C: Constraint> TryFrom<Tensor> for TypedTensor<T, D, C> {
     type Error = Error;
 
     fn try_from(tensor: Tensor) -> Result<Self> {
@@ -159,8 +170,8 @@ impl<T: Element, D: Dimension> TryFrom<Tensor> for TypedTensor<T, D> {
     }
 }
 
-impl<T: Element, D: Dimension> From<TypedTensor<T, D>> for Tensor {
-    fn from(typed: TypedTensor<T, D>) -> Self {
+impl<T: Element, D: Dimension, C: Constraint> From<TypedTensor<T, D, C>> for Tensor {
+    fn from(typed: TypedTensor<T, D, C>) -> Self {
         typed.tensor
     }
 }

@@ -12,6 +12,7 @@
 
 use std::thread;
 
+use dlbridge::constraints::{CContig, Checked, Cpu, FContig, Shape2, Writable};
 use dlbridge::{Element, Framework, Native, Tensor, TypedTensor};
 use ndarray::{ArrayD, Ix2, IxDyn};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
@@ -210,6 +211,41 @@ fn live_buffers() -> usize {
     dlbridge::live_buffers()
 }
 
+// --- Constraints in the argument type ------------------------------------------
+
+/// The mean point of `n` 3-d points: a C-contiguous `n x 3` float64 array
+/// (checked once, at the boundary; each mismatch is a `TypeError`).
+#[pyfunction]
+fn centroid(points: TypedTensor<f64, Ix2, (Shape2<-1, 3>, CContig)>) -> [f64; 3] {
+    let view = points.view();
+    let n = view.nrows().max(1) as f64;
+    let mut out = [0.0; 3];
+    for row in view.rows() {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += v / n;
+        }
+    }
+    out
+}
+
+/// The number of columns of an F-contiguous float32 matrix.
+#[pyfunction]
+fn fortran_columns(m: TypedTensor<f32, Ix2, FContig>) -> usize {
+    m.view().ncols()
+}
+
+/// The shape of a writable 4x4 float64 block.
+#[pyfunction]
+fn writable_block(m: TypedTensor<f64, IxDyn, (Shape2<4, 4>, Writable)>) -> Vec<usize> {
+    m.shape().to_vec()
+}
+
+/// The address of any CPU tensor's memory, any dtype and rank.
+#[pyfunction]
+fn cpu_address(x: Checked<Cpu>) -> usize {
+    x.data_ptr() as usize
+}
+
 // --- Framework-native returns ------------------------------------------------
 
 /// `arange(n)` returned as a real `numpy.ndarray` (NumPy's C API, no copy).
@@ -306,6 +342,10 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(identity, m)?)?;
     m.add_function(wrap_pyfunction!(drop_on_thread, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(centroid, m)?)?;
+    m.add_function(wrap_pyfunction!(fortran_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(writable_block, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_address, m)?)?;
     m.add_function(wrap_pyfunction!(arange_numpy, m)?)?;
     m.add_function(wrap_pyfunction!(arange_torch, m)?)?;
     m.add_function(wrap_pyfunction!(arange_as, m)?)?;
