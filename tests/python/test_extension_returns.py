@@ -234,3 +234,32 @@ def test_torch_views_are_refused_before_a_return():
     z = torch.tensor([1 + 2j]).conj()
     with pytest.raises(BufferError, match="resolve_conj"):
         ex.identity_like(z, np.zeros(1))
+
+
+@pytest.mark.parametrize(
+    ("blocked", "call", "message"),
+    [
+        ("numpy", "ex.arange_numpy(3)", "returning a numpy.ndarray needs NumPy, which cannot be imported"),
+        ("torch", "ex.arange_torch(3)", "returning a torch.Tensor needs PyTorch, which cannot be imported"),
+        ("jax", "ex.arange_as(3, 'jax')", "returning a jax.Array needs JAX, which cannot be imported"),
+    ],
+)
+def test_absent_framework_is_a_clear_import_error(blocked, call, message):
+    """NumPy, PyTorch and JAX are optional at run time: asking for an absent
+    one raises ImportError naming it, and every other return still works."""
+    import subprocess
+
+    code = f"""
+import sys
+sys.modules[{blocked!r}] = None  # as if not installed
+import dlbridge_example as ex
+try:
+    {call}
+except ImportError as err:
+    print("ImportError:", err)
+print(type(ex.arange_as(2, "dlbridge")).__name__, bytes(ex.arange_as(1, "memoryview")) == bytes(8))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert f"ImportError: {message}" in out.stdout
+    assert "Tensor True" in out.stdout

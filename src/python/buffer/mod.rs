@@ -47,14 +47,14 @@ pub(crate) fn fields(view: &ffi::Py_buffer) -> BufferFields<'_> {
     }
 }
 
-fn acquire(object: &Bound<'_, PyAny>) -> PyResult<PyBufferView> {
+fn acquire(object: &Bound<'_, PyAny>) -> PyResult<Arc<PyBufferView>> {
     PyBufferView::acquire(object, ffi::PyBUF_RECORDS_RO)
 }
 
-fn assemble(descriptor: Descriptor, owner: PyBufferView) -> Tensor {
+fn assemble(descriptor: Descriptor, owner: Arc<PyBufferView>) -> Tensor {
     // SAFETY: the exporter keeps `buf` valid over the described layout until
     // the view is released, and the view is released only when the owner drops.
-    unsafe { Tensor::from_descriptor(descriptor, Arc::new(owner)) }
+    unsafe { Tensor::from_descriptor(descriptor, owner) }
 }
 
 /// Whether `object` exports buffers at all.
