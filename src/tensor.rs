@@ -254,8 +254,23 @@ impl Tensor {
 
     /// The shared owner, moved out (the tensor is consumed without touching
     /// the reference count).
+    #[cfg_attr(not(feature = "python"), allow(dead_code))] // the layers above use it
     pub(crate) fn into_owner(self) -> Owner {
         self.owner
+    }
+
+    /// The same view with another owner.
+    ///
+    /// # Safety
+    ///
+    /// `owner` must keep the memory alive, as [`Tensor::from_descriptor`]
+    /// requires of its owner.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))] // the layers above use it
+    pub(crate) unsafe fn with_owner(&self, owner: Owner) -> Self {
+        Self {
+            owner,
+            ..self.clone()
+        }
     }
 
     /// A read-only view of the same memory.

@@ -45,7 +45,7 @@ pub(crate) fn mark_home_binary() {
     HOME_BINARY.store(true, Ordering::Release);
 }
 
-fn is_home_binary() -> bool {
+pub(crate) fn is_home_binary() -> bool {
     HOME_BINARY.load(Ordering::Acquire)
 }
 

@@ -39,13 +39,31 @@ impl Counter {
 pub(crate) static NDARRAY_FIELDS: Counter = Counter::new();
 /// Imports through a producer's DLPack C exchange API.
 pub(crate) static EXCHANGE_API: Counter = Counter::new();
+/// Extension arguments (`TensorRef`, `TypedRef`) that borrowed an exact
+/// `numpy.ndarray` for the call, taking no reference and no allocation.
+pub(crate) static LENT_ARGUMENTS: Counter = Counter::new();
 
-/// `{"ndarray_fields": n, "exchange_api": n}`: imports taken through each
+/// Imports taken through each fast path by *this binary's* copy of dlbridge
+/// since it was loaded (feature `python`), by name: `ndarray_fields`,
+/// `exchange_api`, `lent_arguments`. An extension crate links its own copy
+/// and may expose these to its tests, as `dlbridge._native._fast_path_counts()`
+/// does for the Python package, so that a fast path silently turned off fails
+/// a test rather than only slowing down.
+pub fn fast_path_counts() -> [(&'static str, u64); 3] {
+    [
+        ("ndarray_fields", NDARRAY_FIELDS.get()),
+        ("exchange_api", EXCHANGE_API.get()),
+        ("lent_arguments", LENT_ARGUMENTS.get()),
+    ]
+}
+
+/// `{"ndarray_fields": n, "exchange_api": n, "lent_arguments": n}`: imports taken through each
 /// fast path since the module was loaded (for tests).
 #[pyfunction]
 pub(crate) fn _fast_path_counts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let counts = PyDict::new(py);
-    counts.set_item("ndarray_fields", NDARRAY_FIELDS.get())?;
-    counts.set_item("exchange_api", EXCHANGE_API.get())?;
+    for (name, count) in fast_path_counts() {
+        counts.set_item(name, count)?;
+    }
     Ok(counts)
 }

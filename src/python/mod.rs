@@ -1,5 +1,6 @@
 //! The `dlbridge._native` extension module.
 
+pub(crate) mod arg;
 pub(crate) mod array_dunder;
 pub(crate) mod array_interface;
 pub(crate) mod buffer;
@@ -8,7 +9,7 @@ pub(crate) mod discover;
 pub(crate) mod dlpack;
 pub(crate) mod dtype_arg;
 pub(crate) mod errors;
-pub(crate) mod fast_path;
+pub mod fast_path;
 pub(crate) mod framework;
 pub(crate) mod lookup;
 pub(crate) mod names;

@@ -11,6 +11,7 @@ Python producers by their reference counts.
 from __future__ import annotations
 
 import array
+import gc
 import sys
 import threading
 import weakref
@@ -278,7 +279,12 @@ def test_typed_arguments_name_expected_and_got():
         ex.trace(np.zeros((2, 2), dtype=np.float32))
     with pytest.raises(TypeError, match=r"expected dtype float64, got int64"):
         ex.sum_f64(torch.arange(3))
-    assert ex.sum_f64(np.ones((2, 3, 4))) == 24.0
+    assert ex.sum_f64_any(np.ones((2, 3, 4))) == 24.0
+    assert ex.sum_f64(np.ones(5)) == 5.0
+    with pytest.raises(TypeError, match=r"expected a 1-d tensor, got a 3-d tensor"):
+        ex.sum_f64(np.ones((2, 3, 4)))
+    with pytest.raises(TypeError, match=r"expected a C-contiguous tensor"):
+        ex.sum_f64(np.ones(6)[::2])
     with pytest.raises(TypeError, match="list speaks no array protocol"):
         ex.sum([1.0, 2.0])
 
@@ -310,3 +316,34 @@ def test_numpy_only_baseline_agrees_and_refuses_the_rest():
         ex.np_sum(torch.from_numpy(a))  # what dlbridge is for
     with pytest.raises(TypeError):
         ex.np_sum(memoryview(a))
+
+
+def test_borrowed_arguments_take_the_lent_path_and_no_reference():
+    """`sum(x: TensorRef)` and `sum_f64(x: TypedRef)` borrow an exact ndarray
+    for the call: the lent fast path is counted, the array's reference
+    count never moves, and a non-ndarray producer still comes in owned."""
+    a = np.arange(16.0)
+    before = ex.fast_path_counts()["lent_arguments"]
+    refs = sys.getrefcount(a)
+    assert ex.sum(a) == 120.0
+    assert ex.sum_f64(a) == 120.0
+    assert ex.data_ptr(a) == a.ctypes.data
+    assert ex.fast_path_counts()["lent_arguments"] == before + 3
+    assert sys.getrefcount(a) == refs
+    # Not an exact ndarray: the ordinary import (the count stays).
+    assert ex.sum(torch.arange(4.0)) == 6.0
+    assert ex.sum(np.ma.masked_array(np.arange(4.0))) == 6.0
+    assert ex.fast_path_counts()["lent_arguments"] == before + 3
+
+
+def test_a_borrowed_argument_made_owning_outlives_the_call():
+    a = np.arange(4.0)
+    refs = sys.getrefcount(a)
+    kept = ex.keep(a)  # TensorRef::to_tensor: takes the producer's reference
+    assert sys.getrefcount(a) == refs + 1
+    assert kept.data_ptr == a.ctypes.data
+    del a
+    gc.collect()
+    assert np.from_dlpack(kept).tolist() == [0.0, 1.0, 2.0, 3.0]
+    kept_torch = ex.keep(torch.arange(3.0))  # owned import: cloned
+    assert torch.from_dlpack(kept_torch).tolist() == [0.0, 1.0, 2.0]

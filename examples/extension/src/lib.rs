@@ -13,8 +13,8 @@
 use std::thread;
 
 use dlbridge::constraints::{CContig, Checked, Cpu, FContig, Shape2, Writable};
-use dlbridge::{Element, Framework, Native, Tensor, TypedTensor};
-use ndarray::{ArrayD, Ix2, IxDyn};
+use dlbridge::{Element, Framework, Native, Tensor, TensorRef, TypedRef, TypedTensor};
+use ndarray::{ArrayD, Ix1, Ix2, IxDyn};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -64,13 +64,15 @@ macro_rules! dispatch {
     };
 }
 
-fn sum_as<T: Real>(x: &Tensor) -> PyResult<f64> {
+fn sum_as<T: Real>(x: &TensorRef<'_>) -> PyResult<f64> {
     Ok(x.as_ndarray::<T>()?.iter().map(|&v| v.to_f64()).sum())
 }
 
 /// The sum of any real array (any dtype NumPy and PyTorch use), as a float.
+/// The argument is only read during the call, so it is borrowed
+/// (`TensorRef`): no reference to the array is taken or released.
 #[pyfunction]
-fn sum(x: Tensor) -> PyResult<f64> {
+fn sum(x: TensorRef<'_>) -> PyResult<f64> {
     dispatch!(
         &x,
         sum_as,
@@ -92,9 +94,17 @@ fn sum(x: Tensor) -> PyResult<f64> {
     )
 }
 
-/// The sum of a float64 array: the dtype is checked at the boundary.
+/// The sum of a C-contiguous 1-d float64 array: dtype, rank and
+/// contiguity checked once at the boundary (nanobind's
+/// `nb::ndarray<double, nb::ndim<1>, nb::c_contig, nb::device::cpu>`).
 #[pyfunction]
-fn sum_f64(x: TypedTensor<f64>) -> f64 {
+fn sum_f64(x: TypedRef<'_, f64, Ix1, CContig>) -> f64 {
+    x.view().iter().sum()
+}
+
+/// The sum of a float64 array of any rank and layout.
+#[pyfunction]
+fn sum_f64_any(x: TypedRef<'_, f64>) -> f64 {
     x.view().sum()
 }
 
@@ -174,7 +184,7 @@ fn add_one_inplace(x: Tensor) -> PyResult<()> {
 /// The address of the first element as this extension saw it: equal to the
 /// producer's own pointer when nothing was copied.
 #[pyfunction]
-fn data_ptr(x: Tensor) -> usize {
+fn data_ptr(x: TensorRef<'_>) -> usize {
     x.data_ptr() as usize
 }
 
@@ -202,6 +212,20 @@ fn identity(x: Tensor) -> Tensor {
 fn drop_on_thread(py: Python<'_>, x: Tensor) -> PyResult<()> {
     py.detach(move || thread::spawn(move || drop(x)).join())
         .map_err(|_| PyTypeError::new_err("the dropping thread panicked"))
+}
+
+/// Imports taken through each fast path by *this* extension's copy of
+/// dlbridge (the tests check that borrowed arguments take theirs).
+#[pyfunction]
+fn fast_path_counts() -> std::collections::HashMap<&'static str, u64> {
+    dlbridge::fast_path_counts().into_iter().collect()
+}
+
+/// `x`'s memory as an owning `dlbridge.Tensor`, made from a borrowed
+/// argument (`TensorRef::to_tensor`): it outlives the call.
+#[pyfunction]
+fn keep(x: TensorRef<'_>) -> Tensor {
+    x.to_tensor()
 }
 
 /// Rust-owned buffers of *this* extension's copy of dlbridge not yet freed
@@ -333,6 +357,7 @@ fn np_add_one_inplace(mut x: PyReadwriteArrayDyn<'_, f64>) {
 fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sum, m)?)?;
     m.add_function(wrap_pyfunction!(sum_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(sum_f64_any, m)?)?;
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(scale, m)?)?;
     m.add_function(wrap_pyfunction!(arange, m)?)?;
@@ -342,6 +367,8 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(identity, m)?)?;
     m.add_function(wrap_pyfunction!(drop_on_thread, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
+    m.add_function(wrap_pyfunction!(fast_path_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(keep, m)?)?;
     m.add_function(wrap_pyfunction!(centroid, m)?)?;
     m.add_function(wrap_pyfunction!(fortran_columns, m)?)?;
     m.add_function(wrap_pyfunction!(writable_block, m)?)?;

@@ -192,6 +192,60 @@ fn native_byteorder(byteorder: c_char) -> bool {
 /// Imports an exact `numpy.ndarray` as its DLPack export would, or `None`
 /// when the array must go through `__dlpack__` (see the module docs).
 pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+    let Some(descriptor) = read(object)? else {
+        return Ok(None);
+    };
+    let owner = PyOwner::new(object.clone().unbind());
+    crate::python::fast_path::NDARRAY_FIELDS.hit();
+    // SAFETY: NumPy guarantees the array's memory covers its shape and
+    // strides for as long as the array lives, which the owner ensures; it
+    // is writable unless the WRITEABLE flag is clear.
+    Ok(Some(unsafe {
+        Tensor::from_descriptor(descriptor, Arc::new(owner))
+    }))
+}
+
+/// As [`import`], for a tensor that lives no longer than `object` is
+/// borrowed (an extension's argument, `python::arg`): the owner is the one
+/// shared [`Lent`] marker, so the import takes no reference, allocates
+/// nothing and releases nothing.
+///
+/// # Safety
+///
+/// The tensor, and everything made from it, must be gone before the
+/// borrow of `object` ends.
+pub(crate) unsafe fn import_lent(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+    let Some(descriptor) = read(object)? else {
+        return Ok(None);
+    };
+    crate::python::fast_path::LENT_ARGUMENTS.hit();
+    // SAFETY: as in `import`, with the caller's borrow of `object` in place
+    // of an owner's reference.
+    Ok(Some(unsafe {
+        Tensor::from_descriptor(descriptor, Lent::owner())
+    }))
+}
+
+/// The owner of a tensor that borrows its memory for the length of a call:
+/// it keeps nothing alive (the caller's borrow does) and releases nothing.
+pub(crate) struct Lent;
+
+impl crate::owner::Allocation for Lent {}
+
+impl Lent {
+    /// The one shared `Lent` owner: cloning it is one reference-count
+    /// increment, where a `PyOwner` costs an allocation, a Python reference
+    /// and, on drop, attaching to the interpreter and a free.
+    pub(crate) fn owner() -> Arc<dyn crate::owner::Allocation> {
+        static LENT: std::sync::LazyLock<Arc<dyn crate::owner::Allocation>> =
+            std::sync::LazyLock::new(|| Arc::new(Lent));
+        LENT.clone()
+    }
+}
+
+/// The checked descriptor of an exact `numpy.ndarray`'s fields, or `None`
+/// when the array must go through `__dlpack__`.
+fn read(object: &Bound<'_, PyAny>) -> PyResult<Option<Descriptor>> {
     if !is_exact_ndarray(object) {
         return Ok(None);
     }
@@ -245,14 +299,7 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
         source: Source::Ndarray,
         len: None,
     })?;
-    let owner = PyOwner::new(object.clone().unbind());
-    crate::python::fast_path::NDARRAY_FIELDS.hit();
-    // SAFETY: NumPy guarantees the array's memory covers its shape and
-    // strides for as long as the array lives, which the owner ensures; it
-    // is writable unless the WRITEABLE flag is clear.
-    Ok(Some(unsafe {
-        Tensor::from_descriptor(descriptor, Arc::new(owner))
-    }))
+    Ok(Some(descriptor))
 }
 
 /// Whether the array's memory came from a DLPack capsule (NumPy keeps the
