@@ -185,8 +185,8 @@ impl Tensor {
     ///
     /// # Errors
     ///
-    /// `TypeError` ([`Cause::NoProtocol`]) for an object that speaks no
-    /// protocol dlbridge understands; `BufferError` ([`Cause::NoProtocol`])
+    /// `TypeError` ([`Cause::NoProtocol`](crate::Cause::NoProtocol)) for an object that speaks no
+    /// protocol dlbridge understands; `BufferError` ([`Cause::NoProtocol`](crate::Cause::NoProtocol))
     /// when every protocol it speaks refused with a `BufferError` (the
     /// message lists each refusal); any other exception a protocol raises
     /// (a malformed descriptor's `ValueError`, a `MemoryError`, the
