@@ -343,3 +343,76 @@ pub(crate) unsafe fn read_formats(schema: *const ArrowSchema) -> Option<Vec<Stri
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn tensor_2x3() -> Tensor {
+        Tensor::from(ndarray::Array2::<f32>::zeros((2, 3)))
+    }
+
+    #[test]
+    fn formats_nest_fixed_size_lists() {
+        assert_eq!(formats(&tensor_2x3()).unwrap(), ["+w:3", "f"]);
+        assert_eq!(formats(&Tensor::from(vec![1u16, 2])).unwrap(), ["S"]);
+        let err = formats(&Tensor::from(vec![true])).unwrap_err();
+        assert_eq!(err.cause(), Cause::DType);
+    }
+
+    #[test]
+    fn every_level_holds_the_owner_until_released_once() {
+        let t = tensor_2x3();
+        let array = Box::into_raw(new_array(&t));
+        assert_eq!(Arc::strong_count(t.owner()), 3); // t, the root, the child
+        // SAFETY: `array` was just built; it is released twice (the second
+        // call must do nothing) and then freed.
+        unsafe {
+            assert_eq!(((*array).length, (*array).n_children), (2, 1));
+            let child = *(*array).children;
+            assert_eq!(((*child).length, (*child).n_buffers), (6, 2));
+            assert_eq!(*(*child).buffers.add(1), t.data_ptr().cast_const().cast());
+            let release = (*array).release.unwrap();
+            release(array);
+            assert!((*array).release.is_none());
+            release(array);
+            drop(Box::from_raw(array));
+        }
+        assert_eq!(Arc::strong_count(t.owner()), 1);
+    }
+
+    #[test]
+    fn a_moved_child_outlives_its_parent() {
+        let t = tensor_2x3();
+        let array = Box::into_raw(new_array(&t));
+        // SAFETY: the consumer's move of a child, as the C Data Interface
+        // describes it: copy the struct, mark the original released, release
+        // the parent at once; the moved child is released last.
+        unsafe {
+            let child = *(*array).children;
+            let mut moved = ptr::read(child);
+            (*child).release = None;
+            (*array).release.unwrap()(array);
+            drop(Box::from_raw(array));
+            assert_eq!(Arc::strong_count(t.owner()), 2); // the moved child's share
+            assert_eq!(*moved.buffers.add(1), t.data_ptr().cast_const().cast());
+            moved.release.unwrap()(&mut moved);
+            assert!(moved.release.is_none());
+        }
+        assert_eq!(Arc::strong_count(t.owner()), 1);
+    }
+
+    #[test]
+    fn schema_reads_back_and_releases() {
+        let formats = formats(&Tensor::from(ndarray::Array3::<i64>::zeros((2, 3, 4)))).unwrap();
+        let schema = Box::into_raw(new_schema(&formats));
+        // SAFETY: a schema just built, read, released once and freed.
+        unsafe {
+            assert_eq!(read_formats(schema).unwrap(), ["+w:3", "+w:4", "l"]);
+            (*schema).release.unwrap()(schema);
+            assert!((*schema).release.is_none());
+            drop(Box::from_raw(schema));
+        }
+    }
+}
