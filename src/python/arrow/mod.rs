@@ -24,6 +24,11 @@
 //! then fails to cast it (`AttributeError` on `array.cast`, a bug of its
 //! own), and a zero-copy export cannot cast; the message names both types
 //! and `pa.array(t).cast(type)`, which works.
+//!
+//! Not implemented: `__arrow_c_schema__` (neither pyarrow's arrays nor
+//! polars' Series offer it on an array, and the type travels in the pair)
+//! and `__arrow_c_device_array__` (the CPU protocol is what every consumer
+//! here asks for; a non-CPU tensor is refused).
 
 mod ffi;
 
