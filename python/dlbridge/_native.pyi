@@ -1,6 +1,7 @@
 """Type stubs for the native extension module; kept true by tests/python/test_stubs.py
 and by `mypy.stubtest dlbridge` (`make stubtest`, part of `make test`)."""
 
+from collections.abc import Iterator
 from typing import Any, ClassVar, final
 
 from numpy.typing import NDArray
@@ -81,6 +82,17 @@ class Tensor:
     ) -> CapsuleType: ...
     def __dlpack_device__(self) -> _DeviceTuple: ...
     def __len__(self) -> int: ...
+    def __arrow_c_array__(self, requested_schema: CapsuleType | None = None) -> tuple[CapsuleType, CapsuleType]:
+        """The Arrow PyCapsule interface: ("arrow_schema", "arrow_array") capsules, zero-copy.
+
+        1-D is a primitive array, N-D nested FixedSizeLists; bool, bfloat16, float8, complex,
+        strided, 0-d, misaligned and non-CPU tensors are refused (BufferError), as is a
+        requested_schema other than the export's own.
+        """
+    def __jax_array__(self) -> Any:
+        """jnp.asarray(t): a JAX array of the numpy() view (JAX copies it, as any ndarray)."""
+    def __iter__(self) -> Iterator[Any]:
+        """NumPy's iteration over the first axis (a 0-d tensor is not iterable)."""
     # CPython 3.12+ derives `__buffer__` from the buffer slot; 3.11 has no
     # such attribute, but type checkers read the buffer protocol from it
     # (`memoryview(t)`, `bytes(t)`), so it is declared for every version

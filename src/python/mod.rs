@@ -3,7 +3,9 @@
 pub(crate) mod arg;
 pub(crate) mod array_dunder;
 pub(crate) mod array_interface;
+pub(crate) mod arrow;
 pub(crate) mod buffer;
+pub(crate) mod consumers;
 pub(crate) mod convert;
 pub(crate) mod discover;
 pub(crate) mod dlpack;

@@ -9,7 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::dtype_arg::parse_dtype;
-use crate::python::{array_interface, buffer, names};
+use crate::python::{array_interface, arrow, buffer, consumers, names};
 use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack, the buffer protocol and the
@@ -171,6 +171,27 @@ impl PyTensor {
         array_dunder(slf, dtype.filter(|d| !d.is_none()), copy)
     }
 
+    /// The Arrow PyCapsule interface: `(schema, array)` capsules of this
+    /// tensor's memory, zero-copy (see `crate::python::arrow`).
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        arrow::export(py, &self.inner, requested_schema)
+    }
+
+    /// `jnp.asarray(t)`: a JAX array of the NumPy view (JAX copies it).
+    fn __jax_array__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        consumers::jax_array(slf)
+    }
+
+    /// NumPy's iteration over the first axis (pandas needs `__iter__`).
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        consumers::iterate(slf)
+    }
+
     fn __dlpack_device__(&self) -> (u32, i32) {
         self.device()
     }
@@ -209,7 +230,10 @@ impl PyTensor {
 /// keeps the tensor alive), then, for opaque bytes, a `V<n>` view, and for bfloat16 and float8 elements, which
 /// cross as opaque bytes, a view with the `ml_dtypes` dtype of the same name
 /// when that package is installed.
-fn to_numpy<'py>(tensor: &Bound<'py, PyTensor>, caller: &str) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn to_numpy<'py>(
+    tensor: &Bound<'py, PyTensor>,
+    caller: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = tensor.py();
     let inner = &tensor.get().inner;
     inner.device().ensure_cpu(caller)?;

@@ -11,6 +11,7 @@ import pathlib
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -226,6 +227,12 @@ def exchange_allocate(device=(1, 0), shape=(4,), ndim=None):
     raise {"RuntimeError": RuntimeError}.get(kind, AssertionError)(message)
 
 
+def released_schema_request():
+    schema = pa.float32().__arrow_c_schema__()
+    pa.DataType._import_from_c_capsule(schema)  # moves the struct out: its release is now NULL
+    dlbridge.zeros(3).__arrow_c_array__(schema)
+
+
 CASES = {
     "no-protocol": lambda: dlbridge.asarray(object()),
     "tensor-constructor": lambda: dlbridge.Tensor(),
@@ -365,6 +372,17 @@ CASES = {
     "dtype-string-non-native": lambda: dlbridge.zeros(3, dtype=">d"),
     "dtype-string-kind": lambda: dlbridge.zeros(3, dtype="U3"),
     "dtype-structured": lambda: dlbridge.zeros(3, dtype=np.dtype("f4,i4")),
+    "arrow-device": lambda: cuda_tensor().__arrow_c_array__(),
+    "arrow-dtype": lambda: pa.array(dlbridge.zeros(3, dtype="bfloat16")),
+    "arrow-bool": lambda: pa.array(dlbridge.zeros(3, dtype="bool")),
+    "arrow-0d": lambda: pa.array(dlbridge.zeros(())),
+    "arrow-strided": lambda: pa.array(dlbridge.asarray(np.zeros(8)[::2])),
+    "arrow-misaligned": lambda: pa.array(dlbridge.from_buffer(bytearray(9), dtype="float32", shape=(2,), offset=1)),
+    "arrow-extent": lambda: dlbridge.from_dlpack(capsule(shape=(1, 2**31), dtype=(1, 8, 1), data=0x10000)).__arrow_c_array__(),
+    "arrow-requested-type": lambda: pa.array(dlbridge.zeros(3, dtype="float64"), type=pa.float32()),
+    "arrow-requested-not-capsule": lambda: dlbridge.zeros(3).__arrow_c_array__(3),
+    "arrow-requested-released": released_schema_request,
+    "iter-0d": lambda: iter(dlbridge.zeros(())),
 }
 
 
