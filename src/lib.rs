@@ -59,6 +59,9 @@ pub use error::{Cause, Error, ErrorKind, Result};
 pub use layout::{Layout, MAX_NDIM};
 pub use owner::{Allocation, live_buffers};
 #[cfg(feature = "python")]
+#[doc = include_str!("python/guide.md")]
+pub mod extension_guide {}
+#[cfg(feature = "python")]
 pub use python::arg::{TensorRef, TypedRef};
 #[cfg(feature = "python")]
 pub use python::fast_path::fast_path_counts;
