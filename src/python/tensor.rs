@@ -171,6 +171,22 @@ impl PyTensor {
         array_dunder(slf, dtype.filter(|d| !d.is_none()), copy)
     }
 
+    /// Pickling (protocol 5: the data out of band, zero-copy); see
+    /// `super::pickle`.
+    fn __reduce_ex__<'py>(slf: &Bound<'py, Self>, protocol: i64) -> PyResult<Bound<'py, PyTuple>> {
+        super::pickle::reduce_ex(slf, protocol)
+    }
+
+    /// `copy.copy`: a new view of the same memory.
+    fn __copy__(&self) -> Self {
+        Self::new(self.inner.clone())
+    }
+
+    /// `copy.deepcopy`: a Rust-owned C-contiguous copy.
+    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        self.copy()
+    }
+
     fn __dlpack_device__(&self) -> (u32, i32) {
         self.device()
     }
