@@ -24,7 +24,7 @@ def doubled(t: dlbridge.Tensor) -> tuple[tuple, str, dlbridge.Tensor]:
     """Reports what arrived and returns a new Rust-owned tensor of twice
     its values (float32), with the source it had in this process."""
     out = dlbridge.empty(t.shape, dtype="float32")
-    np.asarray(out)[...] = np.asarray(t, dtype=np.float32) * 2
+    np.asarray(out)[...] = t.numpy().astype(np.float32) * 2
     return received(t), out.source, out
 
 
