@@ -154,7 +154,7 @@ fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
         PyErr::from(Error::type_error(
             Cause::Argument,
             format!(
-                "pickled tensor: shape must be a tuple of ints, got {}",
+                "pickled tensor: the shape is not a tuple of ints: {}",
                 shown(shape)
             ),
         ))
