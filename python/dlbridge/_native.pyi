@@ -1,7 +1,7 @@
 """Type stubs for the native extension module; kept true by tests/python/test_stubs.py
 and by `mypy.stubtest dlbridge` (`make stubtest`, part of `make test`)."""
 
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, SupportsIndex, final
 
 from numpy.typing import NDArray
 from typing_extensions import CapsuleType
@@ -81,6 +81,12 @@ class Tensor:
     ) -> CapsuleType: ...
     def __dlpack_device__(self) -> _DeviceTuple: ...
     def __len__(self) -> int: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> tuple[Any, ...]:
+        """Pickling: protocol 5 hands the bytes out of band as a PickleBuffer (zero copy)."""
+    def __copy__(self) -> Tensor:
+        """copy.copy: a new view of the same memory."""
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Tensor:
+        """copy.deepcopy: a Rust-owned C-contiguous copy."""
     # CPython 3.12+ derives `__buffer__` from the buffer slot; 3.11 has no
     # such attribute, but type checkers read the buffer protocol from it
     # (`memoryview(t)`, `bytes(t)`), so it is declared for every version
@@ -108,3 +114,7 @@ def from_array_interface(obj: Any) -> Tensor: ...
 def zeros(shape: int | tuple[int, ...], dtype: Any = None) -> Tensor: ...
 def empty(shape: int | tuple[int, ...], dtype: Any = None) -> Tensor: ...
 def live_buffers() -> int: ...
+def _rebuild_tensor(
+    data: Any, code: int, bits: int, lanes: int, shape: tuple[int, ...], order: str, readonly: bool, /
+) -> Tensor:
+    """Unpickling: the tensor a pickle describes, over data's memory (no copy); private, named by pickles."""

@@ -173,6 +173,7 @@ impl PyTensor {
 
     /// Pickling (protocol 5: the data out of band, zero-copy); see
     /// `super::pickle`.
+    #[pyo3(signature = (protocol, /))]
     fn __reduce_ex__<'py>(slf: &Bound<'py, Self>, protocol: i64) -> PyResult<Bound<'py, PyTuple>> {
         super::pickle::reduce_ex(slf, protocol)
     }
@@ -183,6 +184,7 @@ impl PyTensor {
     }
 
     /// `copy.deepcopy`: a Rust-owned C-contiguous copy.
+    #[pyo3(signature = (_memo, /))]
     fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
         self.copy()
     }
