@@ -184,8 +184,9 @@ impl PyTensor {
     }
 
     /// `copy.deepcopy`: a Rust-owned C-contiguous copy.
-    #[pyo3(signature = (_memo, /))]
-    fn __deepcopy__(&self, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (memo, /))]
+    fn __deepcopy__(&self, memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let _ = memo; // copy.deepcopy records the result in it itself
         self.copy()
     }
 
