@@ -154,12 +154,12 @@ sanitize: develop ## The NumPy part of the Python suite under valgrind (PYTHONMA
 bench: develop ## Exchange benchmark: dlbridge vs NumPy / PyTorch / tvm-ffi, medians and ratios
 	$(PY) benches/exchange.py
 
-# Times things, so not part of `make test`; `make lint` (clippy --all-targets,
-# both feature sets) keeps the benches compiling. Filter: ARGS='-- dlpack_'.
 .PHONY: bench-pickle
 bench-pickle: develop ## Pickling 256 MiB with protocol 5 (out of band and in band) beside NumPy
 	$(PY) benches/pickling.py
 
+# Times things, so not part of `make test`; `make lint` (clippy --all-targets,
+# both feature sets) keeps the benches compiling. Filter: ARGS='-- dlpack_'.
 .PHONY: bench-rust
 bench-rust: ## Rust-level Criterion benches, no Python (DLPack in/out, Layout, alloc, ndarray, copy)
 	cargo bench --no-default-features --bench paths $(ARGS)
