@@ -24,6 +24,13 @@ import engine_tasks
 
 TIMEOUT = 120  # seconds: a bound on a hung worker, not a speed test
 
+# JAX, once another test module has imported it, warns at every os.fork() in
+# this process (an at-fork hook; under -W error the hook's exception becomes
+# an unraisable-exception error). ray.init starts its helper processes with
+# subprocess and a preexec_fn, which runs the hooks; the children exec at
+# once and never touch JAX's threads. Nothing else is filtered.
+pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
+
 
 def bfloat16_tensor() -> dlbridge.Tensor:
     values = np.arange(12, dtype=np.float32).reshape(3, 4).astype(ml_dtypes.bfloat16)
