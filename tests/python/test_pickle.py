@@ -8,6 +8,7 @@ import ctypes
 import gc
 import os
 import pickle
+import sys
 
 import ml_dtypes
 import numpy as np
@@ -307,3 +308,22 @@ def test_the_reconstructor_orders():
     assert (c.strides, f.strides) == ((12, 4, 1), (1, 2, 6))
     np.testing.assert_array_equal(np.asarray(f), np.frombuffer(data, np.uint8).reshape(2, 3, 4, order="F"))
     assert rebuild(data=b"", code=1, bits=8, shape=(0, 5), order="F").strides == (5, 1)
+
+
+def test_producers_are_released_when_the_last_view_goes():
+    a = np.arange(100.0)
+    data = bytearray(800)
+    before = sys.getrefcount(a), sys.getrefcount(data)
+    t = dlbridge.asarray(a)
+    pickled, buffers = out_of_band(t)
+    del t  # the producer's owner now lives in the PickleBuffer ...
+    u = pickle.loads(pickled, buffers=buffers)
+    del buffers  # ... and then in the unpickled view
+    assert sys.getrefcount(a) > before[0]
+    v = _rebuild_tensor(data, 2, 64, 1, (100,), "C", False)
+    assert sys.getrefcount(data) > before[1]
+    np.testing.assert_array_equal(np.asarray(u), a)
+    del u, v
+    gc.collect()
+    assert (sys.getrefcount(a), sys.getrefcount(data)) == before
+    data.extend(b"x")  # no export left: a bytearray with one could not resize
