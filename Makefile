@@ -154,6 +154,10 @@ sanitize: develop ## The NumPy part of the Python suite under valgrind (PYTHONMA
 bench: develop ## Exchange benchmark: dlbridge vs NumPy / PyTorch / tvm-ffi, medians and ratios
 	$(PY) benches/exchange.py
 
+.PHONY: bench-pickle
+bench-pickle: develop ## Pickling 256 MiB with protocol 5 (out of band and in band) beside NumPy
+	$(PY) benches/pickling.py
+
 # Times things, so not part of `make test`; `make lint` (clippy --all-targets,
 # both feature sets) keeps the benches compiling. Filter: ARGS='-- dlpack_'.
 .PHONY: bench-rust

@@ -17,7 +17,8 @@ versions=("$@")
 [ $# -gt 0 ] || versions=(3.12 3.13)
 # (tests/smoke runs against each wheel in its own fresh venv: make wheels-test.)
 CORE=(tests/python/test_dlpack.py tests/python/test_buffer.py tests/python/test_array_interface.py
-      tests/python/test_fidelity.py)
+      tests/python/test_fidelity.py
+      tests/python/test_pickle.py tests/python/test_shared_memory.py)
 work=$PWD/target/wheels
 start=$SECONDS
 for v in "${versions[@]}"; do

@@ -2,7 +2,7 @@
 and by `mypy.stubtest dlbridge` (`make stubtest`, part of `make test`)."""
 
 from collections.abc import Iterator
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, SupportsIndex, final
 
 from numpy.typing import NDArray
 from typing_extensions import CapsuleType
@@ -93,6 +93,12 @@ class Tensor:
         """jnp.asarray(t): a JAX array of the numpy() view (JAX copies it, as any ndarray)."""
     def __iter__(self) -> Iterator[Any]:
         """NumPy's iteration over the first axis (a 0-d tensor is not iterable)."""
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> tuple[Any, ...]:
+        """Pickling: protocol 5 hands the bytes out of band as a PickleBuffer (zero copy)."""
+    def __copy__(self) -> Tensor:
+        """copy.copy: a new view of the same memory."""
+    def __deepcopy__(self, memo: dict[int, Any], /) -> Tensor:
+        """copy.deepcopy: a Rust-owned C-contiguous copy."""
     # CPython 3.12+ derives `__buffer__` from the buffer slot; 3.11 has no
     # such attribute, but type checkers read the buffer protocol from it
     # (`memoryview(t)`, `bytes(t)`), so it is declared for every version
@@ -120,3 +126,7 @@ def from_array_interface(obj: Any) -> Tensor: ...
 def zeros(shape: int | tuple[int, ...], dtype: Any = None) -> Tensor: ...
 def empty(shape: int | tuple[int, ...], dtype: Any = None) -> Tensor: ...
 def live_buffers() -> int: ...
+def _rebuild_tensor(
+    data: Any, code: int, bits: int, lanes: int, shape: tuple[int, ...], order: str, readonly: bool, /
+) -> Tensor:
+    """Unpickling: the tensor a pickle describes, over data's memory (no copy); private, named by pickles."""

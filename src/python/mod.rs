@@ -16,6 +16,7 @@ pub(crate) mod framework;
 pub(crate) mod lookup;
 pub(crate) mod names;
 pub(crate) mod owner;
+pub(crate) mod pickle;
 pub(crate) mod tensor;
 
 use pyo3::prelude::*;
@@ -345,5 +346,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
     m.add_function(wrap_pyfunction!(fast_path::_fast_path_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(pickle::_rebuild_tensor, m)?)?;
     Ok(())
 }

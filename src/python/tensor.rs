@@ -192,6 +192,25 @@ impl PyTensor {
         consumers::iterate(slf)
     }
 
+    /// Pickling (protocol 5: the data out of band, zero-copy); see
+    /// `super::pickle`.
+    #[pyo3(signature = (protocol, /))]
+    fn __reduce_ex__<'py>(slf: &Bound<'py, Self>, protocol: i64) -> PyResult<Bound<'py, PyTuple>> {
+        super::pickle::reduce_ex(slf, protocol)
+    }
+
+    /// `copy.copy`: a new view of the same memory.
+    fn __copy__(&self) -> Self {
+        Self::new(self.inner.clone())
+    }
+
+    /// `copy.deepcopy`: a Rust-owned C-contiguous copy.
+    #[pyo3(signature = (memo, /))]
+    fn __deepcopy__(&self, memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let _ = memo; // copy.deepcopy records the result in it itself
+        self.copy()
+    }
+
     fn __dlpack_device__(&self) -> (u32, i32) {
         self.device()
     }

@@ -19,6 +19,7 @@ import dlbridge
 from dlpack_structs import DLDataType, DLDevice, DLManagedTensorVersioned, DLTensor, capsule, capsule_pointer, versioned_header
 from array_interface_structs import PyArrayInterface
 from cbuild import load
+from pickle_error_cases import CASES as PICKLE_CASES
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -384,6 +385,8 @@ CASES = {
     "arrow-requested-released": released_schema_request,
     "iter-0d": lambda: iter(dlbridge.zeros(())),
 }
+
+CASES.update(PICKLE_CASES)
 
 
 def test_every_row_has_a_case_and_every_case_a_row():

@@ -59,12 +59,16 @@ def comparable(params, *, method: bool):
     return [(name, kind, default) for name, kind, default in params if not (method and name == "self")]
 
 
+# Private functions the stub declares all the same (pickles name `_rebuild_tensor`).
+PRIVATE_STUBBED = {"_rebuild_tensor"}
+
+
 def test_module_names_match():
     stubbed = {n.name for n in TREE.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     stubbed |= {t.id for n in TREE.body if isinstance(n, ast.AnnAssign) for t in [n.target]}
     stubbed -= TYPING_ONLY
     runtime = {n for n in dir(native) if not n.startswith("_") or n == "__version__"}
-    assert stubbed == runtime
+    assert stubbed == runtime | PRIVATE_STUBBED
     assert set(dlbridge.__all__) == runtime
 
 
