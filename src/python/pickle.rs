@@ -310,6 +310,6 @@ pub(crate) fn _rebuild_tensor(
     // until the view is released, which happens when the owner drops; the
     // descriptor checked that the layout fits in those bytes.
     Ok(PyTensor::new(unsafe {
-        Tensor::from_descriptor(descriptor, Arc::new(owner))
+        Tensor::from_descriptor(descriptor, owner)
     }))
 }
