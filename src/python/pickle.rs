@@ -24,7 +24,6 @@
 //! arguments as hostile input: a pickle is data from elsewhere.
 
 use std::ffi::c_char;
-use std::sync::Arc;
 
 use dlpark::ffi::{DLDataType, DLDataTypeCode};
 use pyo3::ffi;
