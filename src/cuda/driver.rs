@@ -120,7 +120,7 @@ fn load(path: &Path) -> std::result::Result<&'static Driver, String> {
     // made to run in any process (every CUDA program dlopens it so). A path
     // given to `use_library` is the caller's to trust, as LD_LIBRARY_PATH.
     let library = unsafe { libloading::Library::new(path) }
-        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot load {}: {}", path.display(), with_source(&e)))?;
     macro_rules! symbol {
         ($name:literal) => {
             // SAFETY: the type is the symbol's C prototype in cuda.h (CUresult
@@ -129,9 +129,10 @@ fn load(path: &Path) -> std::result::Result<&'static Driver, String> {
             // the library stays loaded, which is forever (leaked below).
             *unsafe { library.get($name) }.map_err(|e| {
                 format!(
-                    "{} has no {}: {e}",
+                    "{} has no {}: {}",
                     path.display(),
-                    String::from_utf8_lossy(&$name[..$name.len() - 1])
+                    String::from_utf8_lossy(&$name[..$name.len() - 1]),
+                    with_source(&e)
                 )
             })?
         };
@@ -162,6 +163,15 @@ fn load(path: &Path) -> std::result::Result<&'static Driver, String> {
     // The function pointers above must stay valid for the process.
     std::mem::forget(library);
     Ok(Box::leak(Box::new(driver)))
+}
+
+/// An error and what caused it (libloading keeps the loader's own words,
+/// `dlerror()`'s, in the source).
+fn with_source(error: &dyn std::error::Error) -> String {
+    match error.source() {
+        Some(source) => format!("{error} ({source})"),
+        None => error.to_string(),
+    }
 }
 
 impl Driver {

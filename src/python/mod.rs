@@ -4,6 +4,7 @@ pub(crate) mod array_dunder;
 pub(crate) mod array_interface;
 pub(crate) mod buffer;
 pub(crate) mod convert;
+pub(crate) mod cuda_array_interface;
 pub(crate) mod discover;
 pub(crate) mod dlpack;
 pub(crate) mod dtype_arg;
@@ -295,6 +296,16 @@ fn from_array_interface(obj: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     Ok(PyTensor::new(array_interface::import(obj)?))
 }
 
+/// A `__cuda_array_interface__` exporter as a CUDA Tensor, zero-copy. Its
+/// `stream` is synchronised on first (a CUDA driver is needed for that)
+/// unless `sync=False`: then ordering the producer's work before any use
+/// is the caller's.
+#[pyfunction]
+#[pyo3(signature = (obj, *, sync=true))]
+fn from_cuda_array_interface(obj: &Bound<'_, PyAny>, sync: bool) -> PyResult<PyTensor> {
+    Ok(PyTensor::new(cuda_array_interface::import(obj, sync)?))
+}
+
 /// Rust-owned zero-filled memory.
 #[pyfunction]
 #[pyo3(signature = (shape, dtype=None))]
@@ -337,6 +348,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(from_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(from_array_interface, m)?)?;
+    m.add_function(wrap_pyfunction!(from_cuda_array_interface, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_array_interface::_cuda_driver, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
