@@ -79,7 +79,9 @@ static STATE: Mutex<State> = Mutex::new(State {
 /// earlier load gave. A library loaded before stays mapped (nothing it
 /// handed out is ever dangling).
 pub fn use_library(path: Option<&Path>) {
-    let mut state = STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     state.path = path.map(Path::to_path_buf);
     state.loaded = None;
 }
@@ -97,12 +99,11 @@ pub fn available() -> Result<()> {
 }
 
 fn driver(doing: &str) -> Result<&'static Driver> {
-    let mut state = STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if state.loaded.is_none() {
-        let path = state
-            .path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(LIBRARY));
+        let path = state.path.clone().unwrap_or_else(|| PathBuf::from(LIBRARY));
         state.loaded = Some(load(&path));
     }
     match state.loaded.as_ref() {
@@ -119,8 +120,13 @@ fn load(path: &Path) -> std::result::Result<&'static Driver, String> {
     // SAFETY: loading runs the library's initialisers; the CUDA driver's are
     // made to run in any process (every CUDA program dlopens it so). A path
     // given to `use_library` is the caller's to trust, as LD_LIBRARY_PATH.
-    let library = unsafe { libloading::Library::new(path) }
-        .map_err(|e| format!("cannot load {}: {}", path.display(), with_source(&e)))?;
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
+        format!(
+            "cannot load the CUDA driver library {}: {}",
+            path.display(),
+            with_source(&e)
+        )
+    })?;
     macro_rules! symbol {
         ($name:literal) => {
             // SAFETY: the type is the symbol's C prototype in cuda.h (CUresult
@@ -207,7 +213,12 @@ impl Driver {
     /// Runs `body` with the primary context of `device` current (the
     /// context PyTorch, CuPy, Numba and JAX create their streams in), and
     /// makes the previous context current again.
-    fn in_context(&self, device: Device, doing: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
+    fn in_context(
+        &self,
+        device: Device,
+        doing: &str,
+        body: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let mut ordinal: c_int = 0;
         // SAFETY: cuDeviceGet writes one int.
         self.check(
@@ -223,7 +234,11 @@ impl Driver {
             doing,
         )?;
         // SAFETY: a context handle the driver just returned.
-        let pushed = self.check(unsafe { (self.ctx_push)(context) }, "cuCtxPushCurrent", doing);
+        let pushed = self.check(
+            unsafe { (self.ctx_push)(context) },
+            "cuCtxPushCurrent",
+            doing,
+        );
         let outcome = pushed.and_then(|()| {
             let outcome = body();
             let mut popped: Handle = std::ptr::null_mut();
@@ -361,7 +376,9 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "dlopen is foreign code")]
     fn a_missing_library_is_a_clear_refusal() {
-        let error = load(Path::new("/nonexistent/dir/libcuda.so.1")).err().unwrap();
+        let error = load(Path::new("/nonexistent/dir/libcuda.so.1"))
+            .err()
+            .unwrap();
         assert!(error.contains("/nonexistent/dir/libcuda.so.1"), "{error}");
     }
 

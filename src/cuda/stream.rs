@@ -45,7 +45,12 @@ impl Stream {
                  synchronisation, 1 the legacy default stream, 2 the per-thread default stream)",
             ));
         }
-        Self::handle_of(value, "__cuda_array_interface__ stream")
+        Self::handle_of(value).ok_or_else(|| {
+            Error::value(
+                Cause::Stream,
+                format!("__cuda_array_interface__ stream {value} is not a CUDA stream handle"),
+            )
+        })
     }
 
     /// The `stream` argument of `__dlpack__` for a CUDA tensor, which is not
@@ -64,21 +69,21 @@ impl Stream {
                 "__dlpack__ stream 0 is disallowed for CUDA (None or 1 is the legacy default \
                  stream, 2 the per-thread default stream, -1 no synchronisation)",
             )),
-            _ => Self::handle_of(value, "__dlpack__ stream").map(Some),
+            _ => Self::handle_of(value).map(Some).ok_or_else(|| {
+                Error::value(
+                    Cause::Stream,
+                    format!("__dlpack__ stream {value} is not a CUDA stream handle"),
+                )
+            }),
         }
     }
 
-    fn handle_of(value: i128, what: &str) -> Result<Self> {
+    /// A positive, pointer-sized value.
+    fn handle_of(value: i128) -> Option<Self> {
         usize::try_from(value)
             .ok()
             .and_then(NonZeroUsize::new)
             .map(Self)
-            .ok_or_else(|| {
-                Error::value(
-                    Cause::Stream,
-                    format!("{what} {value} is not a CUDA stream handle"),
-                )
-            })
     }
 }
 
@@ -115,7 +120,9 @@ mod tests {
         }
         assert_eq!(Stream::LEGACY.to_string(), "the legacy default stream");
         assert_eq!(
-            Stream::from_cuda_array_interface(0xabc).unwrap().to_string(),
+            Stream::from_cuda_array_interface(0xabc)
+                .unwrap()
+                .to_string(),
             "stream 0xabc"
         );
     }

@@ -293,7 +293,10 @@ mod tests {
         ] {
             let (k, c, message) = refusal(bad);
             assert_eq!((k, c), (kind, cause), "{message}");
-            assert!(message.contains(fragment), "{fragment:?} not in {message:?}");
+            assert!(
+                message.contains(fragment),
+                "{fragment:?} not in {message:?}"
+            );
         }
     }
 }

@@ -189,8 +189,9 @@ fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
     }))
 }
 
-/// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack, the
-/// buffer protocol, `__array_struct__`, `__array_interface__`, and, for an
+/// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack,
+/// `__cuda_array_interface__`, the buffer protocol, `__array_struct__`,
+/// `__array_interface__`, and, for an
 /// object that speaks none of them, `__array__` (called as NumPy 2 calls
 /// it; with `copy=False`, a producer that cannot promise no copy is a
 /// ValueError).

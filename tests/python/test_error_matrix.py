@@ -18,6 +18,7 @@ import dlbridge
 from dlpack_structs import DLDataType, DLDevice, DLManagedTensorVersioned, DLTensor, capsule, capsule_pointer, versioned_header
 from array_interface_structs import PyArrayInterface
 from cbuild import load
+from cuda_error_cases import CASES as CUDA_CASES
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -366,6 +367,9 @@ CASES = {
     "dtype-string-kind": lambda: dlbridge.zeros(3, dtype="U3"),
     "dtype-structured": lambda: dlbridge.zeros(3, dtype=np.dtype("f4,i4")),
 }
+
+
+CASES.update(CUDA_CASES)  # docs/errors.md's "CUDA refusals" (tests/python/cuda_error_cases.py)
 
 
 def test_every_row_has_a_case_and_every_case_a_row():

@@ -109,7 +109,10 @@ fn import_dict(
         Some(value) => value.extract::<i64>().map_err(|_| {
             PyErr::from(Error::value(
                 Cause::Version,
-                format!("{WHAT} version {} is not supported (dlbridge reads versions 2 and 3)", shown(&value)),
+                format!(
+                    "{WHAT} version {} is not supported (dlbridge reads versions 2 and 3)",
+                    shown(&value)
+                ),
             ))
         })?,
         None => {
@@ -204,7 +207,10 @@ fn int_tuple(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
     let tuple = value.cast::<PyTuple>().map_err(|_| {
         PyErr::from(Error::type_error(
             Cause::Layout,
-            format!("{WHAT} {what} must be a tuple of ints, got {}", shown(value)),
+            format!(
+                "{WHAT} {what} must be a tuple of ints, got {}",
+                shown(value)
+            ),
         ))
     })?;
     if tuple.len() > MAX_NDIM {
@@ -243,7 +249,10 @@ fn pointer_data(data: &Bound<'_, PyAny>) -> PyResult<(usize, bool)> {
         .ok_or_else(|| {
             PyErr::from(Error::type_error(
                 Cause::Capsule,
-                format!("{WHAT} data must be a (pointer, readonly) 2-tuple, got {}", shown(data)),
+                format!(
+                    "{WHAT} data must be a (pointer, readonly) 2-tuple, got {}",
+                    shown(data)
+                ),
             ))
         })?;
     let address = pair.get_item(0)?;
@@ -263,21 +272,30 @@ fn stream_value(stream: &Bound<'_, PyAny>) -> PyResult<i128> {
     if !stream.is_instance_of::<pyo3::types::PyInt>() {
         return Err(Error::type_error(
             Cause::Stream,
-            format!("{WHAT} stream must be None or an int, got {}", shown(stream)),
+            format!(
+                "{WHAT} stream must be None or an int, got {}",
+                shown(stream)
+            ),
         )
         .into());
     }
     stream.extract::<i128>().map_err(|_| {
         Error::value(
             Cause::Stream,
-            format!("{WHAT} stream {} is not a CUDA stream handle", shown(stream)),
+            format!(
+                "{WHAT} stream {} does not fit in 128 bits, so it is no CUDA stream handle",
+                shown(stream)
+            ),
         )
         .into()
     })
 }
 
 /// `Tensor.__cuda_array_interface__`: a fresh version 3 dict.
-pub(crate) fn interface_dict<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn interface_dict<'py>(
+    py: Python<'py>,
+    tensor: &Tensor,
+) -> PyResult<Bound<'py, PyDict>> {
     core::ensure_exportable(tensor)?;
     let typestr = typestr::typestr_of(tensor.dtype());
     let layout = tensor.layout();

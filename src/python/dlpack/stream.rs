@@ -14,21 +14,30 @@ use crate::tensor::Tensor;
 /// `None` and `1` (the legacy default stream, where the tensor is ready)
 /// and `-1` ("do not synchronise"); an event and `cuStreamWaitEvent`
 /// otherwise, which needs the CUDA driver.
-pub(crate) fn order_for_consumer(tensor: &Tensor, stream: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+pub(crate) fn order_for_consumer(
+    tensor: &Tensor,
+    stream: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
     let Some(stream) = stream.filter(|s| !s.is_none()) else {
         return Ok(());
     };
     if !stream.is_instance_of::<PyInt>() {
         return Err(Error::type_error(
             Cause::Stream,
-            format!("__dlpack__ stream must be None or an int, got {}", shown(stream)),
+            format!(
+                "__dlpack__ stream must be None or an int, got {}",
+                shown(stream)
+            ),
         )
         .into());
     }
     let value: i128 = stream.extract().map_err(|_| {
         PyErr::from(Error::value(
             Cause::Stream,
-            format!("__dlpack__ stream {} is not a CUDA stream handle", shown(stream)),
+            format!(
+                "__dlpack__ stream {} does not fit in 128 bits, so it is no CUDA stream handle",
+                shown(stream)
+            ),
         ))
     })?;
     if let Some(consumer) = Stream::from_dlpack(value)? {
