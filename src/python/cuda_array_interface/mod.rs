@@ -55,14 +55,19 @@ const WHAT: &str = "__cuda_array_interface__";
 fn attribute<'py>(object: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = object.py();
     let name = intern!(py, "__cuda_array_interface__");
-    if on_type(object, name) == OnType::Off {
-        return Ok(None);
-    }
-    match object.getattr(name) {
-        Ok(value) => Ok((!value.is_none()).then_some(value)),
-        Err(err) if err.is_instance_of::<PyAttributeError>(py) => Ok(None),
-        Err(err) => Err(err),
-    }
+    let value = match on_type(object, name) {
+        OnType::Off => return Ok(None),
+        // An instance attribute, or one a `__getattr__` provides (the
+        // cheapest miss: no Python exception object where CPython has
+        // PyObject_GetOptionalAttr).
+        OnType::Absent => object.getattr_opt(name)?,
+        OnType::Defined => match object.getattr(name) {
+            Ok(value) => Some(value),
+            Err(err) if err.is_instance_of::<PyAttributeError>(py) => None,
+            Err(err) => return Err(err),
+        },
+    };
+    Ok(value.filter(|value| !value.is_none()))
 }
 
 /// Discovery's importer: `Ok(None)` when the object does not speak the
