@@ -117,6 +117,10 @@ fn driver(doing: &str) -> Result<&'static Driver> {
 }
 
 fn load(path: &Path) -> std::result::Result<&'static Driver, String> {
+    if cfg!(miri) {
+        // Miri runs no foreign code: as if no driver were installed.
+        return Err(format!("cannot load {} under Miri", path.display()));
+    }
     // SAFETY: loading runs the library's initialisers; the CUDA driver's are
     // made to run in any process (every CUDA program dlopens it so). A path
     // given to `use_library` is the caller's to trust, as LD_LIBRARY_PATH.
@@ -247,8 +251,8 @@ impl Driver {
 fn stream_handle(stream: Stream) -> Handle {
     // A handle the driver issued (or CU_STREAM_LEGACY / PER_THREAD), passed
     // back to it as the pointer type its prototype names; dlbridge never
-    // dereferences it.
-    std::ptr::with_exposed_provenance_mut(stream.handle())
+    // dereferences it, so it needs no provenance.
+    std::ptr::without_provenance_mut(stream.handle())
 }
 
 /// Where the driver says the device memory at `address` lives: `Ok(None)`

@@ -114,7 +114,9 @@ pub fn describe(
     let (address, readonly) = fields.data;
     let descriptor = Descriptor::new(Parts {
         what: "__cuda_array_interface__",
-        base: std::ptr::with_exposed_provenance_mut(address),
+        // Device memory: an address dlbridge never dereferences, so a pointer
+        // without provenance (Miri's strict provenance accepts it).
+        base: std::ptr::without_provenance_mut(address),
         offset: 0,
         layout,
         dtype,
