@@ -143,8 +143,9 @@ fn import_dict(
         _ => None,
     };
     let data = pointer_data(&required(dict, "data")?)?;
+    // Version 2 has no `stream`: one there is not read.
     let stream = match dict.get_item(intern!(py, "stream"))? {
-        Some(stream) if !stream.is_none() => Some(stream_value(&stream)?),
+        Some(stream) if version >= 3 && !stream.is_none() => Some(stream_value(&stream)?),
         _ => None,
     };
     let fields = Fields {
@@ -156,7 +157,8 @@ fn import_dict(
         masked,
         stream,
     };
-    let device = device_of(data.0)?;
+    // The first lookup loads the driver (and cuInit can take a while).
+    let device = py.detach(|| device_of(data.0))?;
     let (descriptor, stream) = core::describe(&fields, device, |n| resolve_void(object, n))?;
     let owner = PyOwner::new(object.clone().unbind());
     if let Some(stream) = stream
@@ -174,7 +176,7 @@ fn import_dict(
 
 /// The device the driver names for `address`, or `cuda:0` when there is no
 /// driver to ask (or nothing to ask about: an empty array's `0`).
-fn device_of(address: usize) -> PyResult<Device> {
+fn device_of(address: usize) -> crate::error::Result<Device> {
     let declared = Device {
         device_type: cuda::CUDA,
         device_id: 0,
