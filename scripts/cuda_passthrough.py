@@ -1,17 +1,24 @@
-"""DLPack pass-through with real CUDA tensors (run on a GPU machine; CI has none).
+"""DLPack and CUDA array interface pass-through with real CUDA tensors (run on
+a GPU machine; CI has none).
 
 dlbridge never touches device memory: a CUDA tensor must come in and go out
-through DLPack with its device, pointer and strides unchanged, every
-host-only protocol must refuse it with BufferError, and the producer's memory
-must be released once the last view is gone. Prints one line per check and
-exits non-zero if any fails; then times the exchanges beside torch's own.
+through DLPack and `__cuda_array_interface__` with its device, pointer and
+strides unchanged, every host-only protocol must refuse it with BufferError,
+streams must be ordered as docs/cuda.md says, and the producer's memory must
+be released once the last view is gone. PyTorch, CuPy (`cupy-cuda12x`) and
+Numba (`numba-cuda`) are the producers and consumers, each both ways; CuPy
+and Numba are optional (reported when missing). Prints one line per check
+and exits non-zero if any fails (2 without a CUDA device); then times the
+exchanges beside torch's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
 import timeit
+import traceback
 
 import torch
 
@@ -36,8 +43,160 @@ def refuses(func) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def section(name: str):
+    """One group of checks: a missing optional library is reported, any other
+    exception is a failure of the group (the run goes on)."""
+    print(f"-- {name}")
+    try:
+        yield
+    except ImportError as exc:
+        print(f"  (skipped: {exc})")
+    except Exception as exc:  # noqa: BLE001 - report whatever it was, go on
+        traceback.print_exc()
+        check(f"{name} ran to the end", False, f"{type(exc).__name__}: {exc}")
+
+
+def spin(stream) -> None:
+    """Keeps `stream` busy for a while (~50 ms), so work queued behind it is
+    still pending when the other side looks: an unordered read would see the
+    old values."""
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(100_000_000)
+
+
+def cuda_array_interface_checks() -> None:
+    """torch, CuPy and Numba to dlbridge and back through __cuda_array_interface__."""
+    device = torch.cuda.current_device()
+    with section("torch <-> dlbridge through __cuda_array_interface__"):
+        x = torch.arange(12, dtype=torch.float32, device="cuda").reshape(3, 4)
+        t = dlbridge.from_cuda_array_interface(x)  # torch's interface is version 2
+        check("torch -> dlbridge: pointer, device, strides",
+              t.data_ptr == x.data_ptr() and t.device == (2, device) and t.strides == (16, 4)
+              and t.source == "cuda_array_interface", repr(t))
+        interface = t.__cuda_array_interface__
+        check("export: version 3, stream 1, same pointer",
+              interface["version"] == 3 and interface["stream"] == 1 and interface["data"] == (x.data_ptr(), False),
+              str(interface))
+        y = torch.as_tensor(t, device="cuda")  # torch reads __cuda_array_interface__
+        check("dlbridge -> torch: same memory", y.data_ptr() == x.data_ptr(), f"{y.data_ptr():#x}")
+        y.mul_(2)  # a kernel writing through one view ...
+        torch.cuda.synchronize()
+        check("kernel write through torch's view read through the producer", x[2, 3].item() == 22.0)
+        v = x.t()
+        tv = dlbridge.from_cuda_array_interface(v)
+        check("transposed view: strides kept", tv.strides == (4, 16) and tv.data_ptr == v.data_ptr(), str(tv.strides))
+        check("CPU tensor declines", not hasattr(dlbridge.zeros(2), "__cuda_array_interface__"))
+        del x, t, y, v, tv
+    with section("CuPy <-> dlbridge"):
+        import cupy
+
+        c = cupy.arange(10, dtype=cupy.float64)
+        tc = dlbridge.from_cuda_array_interface(c)
+        check("cupy -> dlbridge (interface): pointer", tc.data_ptr == c.data.ptr and tc.device == (2, device))
+        ta = dlbridge.asarray(c)
+        check("cupy -> dlbridge (asarray): pointer", ta.data_ptr == c.data.ptr, ta.source)
+        back = cupy.asarray(tc)  # CuPy reads __cuda_array_interface__
+        check("dlbridge -> cupy: same memory", back.data.ptr == c.data.ptr)
+        back += 1  # a CuPy kernel through the round trip
+        cupy.cuda.Device().synchronize()
+        check("CuPy kernel write read through the producer", float(c[3]) == 4.0)
+        x = torch.zeros(8, device="cuda")
+        cx = cupy.asarray(dlbridge.asarray(x))
+        cx[:] = 5
+        cupy.cuda.Device().synchronize()
+        check("torch -> dlbridge -> cupy: a CuPy write seen by torch", x.sum().item() == 40.0)
+        del c, tc, ta, back, x, cx
+    with section("Numba <-> dlbridge"):
+        import numpy as np
+        from numba import cuda as ncuda
+
+        @ncuda.jit
+        def add_one(a):
+            i = ncuda.grid(1)
+            if i < a.size:
+                a[i] += 1
+
+        x = torch.zeros(64, device="cuda")
+        nd = ncuda.as_cuda_array(dlbridge.asarray(x))  # Numba reads __cuda_array_interface__ (stream 1)
+        check("dlbridge -> numba: same memory", nd.__cuda_array_interface__["data"][0] == x.data_ptr())
+        add_one[1, 64](nd)
+        ncuda.synchronize()
+        check("Numba kernel write read through torch", x.sum().item() == 64.0)
+        n = ncuda.to_device(np.arange(6, dtype=np.int32))
+        tn = dlbridge.from_cuda_array_interface(n)
+        check("numba -> dlbridge: pointer", tn.data_ptr == n.__cuda_array_interface__["data"][0] and tn.dtype == "int32")
+        yn = torch.from_dlpack(tn)
+        yn += 10
+        torch.cuda.synchronize()
+        check("numba -> dlbridge -> torch: a torch write seen by Numba", list(n.copy_to_host()) == list(range(10, 16)))
+        del x, nd, n, tn, yn
+
+
+def stream_checks() -> None:
+    """Non-default streams: dlbridge waits on a CUDA array interface producer's
+    stream, and makes a DLPack consumer's stream wait."""
+    with section("streams"):
+        producer = torch.cuda.Stream()
+        z = torch.zeros(1 << 20, device="cuda")
+        torch.cuda.synchronize()
+        spin(producer)
+        with torch.cuda.stream(producer):
+            z.fill_(3)  # queued behind the spin
+
+        class OnStream:
+            # torch's interface (version 2) names no stream: this one does.
+            __cuda_array_interface__ = {**z.__cuda_array_interface__, "version": 3, "stream": producer.cuda_stream}
+
+        tz = dlbridge.from_cuda_array_interface(OnStream())
+        check("import waited on the producer's stream", producer.query(), "the stream still had work queued")
+        spin(producer)
+        with torch.cuda.stream(producer):
+            z.fill_(4)
+        dlbridge.from_cuda_array_interface(OnStream(), sync=False)
+        check("sync=False does not wait", not producer.query())
+        producer.synchronize()
+
+        consumer = torch.cuda.Stream()
+        w = torch.zeros(1 << 20, device="cuda")
+        tw = dlbridge.asarray(w)
+        legacy = torch.cuda.default_stream()
+        spin(legacy)
+        with torch.cuda.stream(legacy):
+            w.fill_(7)  # queued on the legacy default stream, where dlbridge's tensors are ready
+        cap = tw.__dlpack__(stream=consumer.cuda_stream, max_version=(1, 0))
+        with torch.cuda.stream(consumer):
+            seen = torch.from_dlpack(cap).sum()
+        consumer.synchronize()
+        check("__dlpack__(stream=s): s waited for the legacy default stream", seen.item() == 7.0 * (1 << 20), str(seen.item()))
+        for value in (None, 1, -1, 2):
+            tw.__dlpack__(stream=value)
+        check("__dlpack__ stream values None, 1, -1, 2 accepted", True)
+        del z, tz, w, tw, cap, seen
+
+
+def lifetime_checks() -> None:
+    """Memory freed after the last view, through the CUDA array interface."""
+    with section("lifetime through __cuda_array_interface__"):
+        big = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
+        torch.cuda.synchronize()
+        with_big = torch.cuda.memory_allocated()
+        tb = dlbridge.from_cuda_array_interface(big)
+        view = torch.as_tensor(tb, device="cuda")
+        del big
+        check("producer dropped first: memory still held", torch.cuda.memory_allocated() == with_big)
+        del tb
+        check("dlbridge tensor dropped: still held by torch's view", torch.cuda.memory_allocated() == with_big)
+        del view
+        torch.cuda.synchronize()
+        check("last view gone: memory released", torch.cuda.memory_allocated() < with_big)
+
+
 def main() -> int:
-    assert torch.cuda.is_available(), "needs a CUDA device"
+    if not torch.cuda.is_available():
+        print("cuda_passthrough.py needs a CUDA device and a CUDA build of torch; none here "
+              f"(torch {torch.__version__}, torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
     print(f"dlbridge {dlbridge.__version__}, torch {torch.__version__}, {torch.cuda.get_device_name()}")
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
@@ -104,6 +263,11 @@ def main() -> int:
     del yb
     torch.cuda.synchronize()
     check("last view gone: memory released", torch.cuda.memory_allocated() < with_big)
+
+    cuda_array_interface_checks()
+    stream_checks()
+    lifetime_checks()
+    torch.cuda.synchronize()
 
     rounds = []
     xs = torch.ones(4, 4, device="cuda")

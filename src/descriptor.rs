@@ -70,6 +70,8 @@ pub enum Source {
     ArrayStruct,
     /// An `__array_interface__` dict.
     ArrayInterface,
+    /// A `__cuda_array_interface__` dict (device memory).
+    CudaArrayInterface,
     /// Memory allocated or handed over by Rust.
     Rust,
 }
@@ -83,6 +85,7 @@ impl Source {
             Self::Buffer => "buffer",
             Self::ArrayStruct => "array_struct",
             Self::ArrayInterface => "array_interface",
+            Self::CudaArrayInterface => "cuda_array_interface",
             Self::Rust => "rust",
         }
     }

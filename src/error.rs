@@ -10,6 +10,7 @@
 //! | `Value` | `ValueError` | a malformed descriptor or argument value |
 //! | `Buffer` | `BufferError` | a valid array that cannot go where it was asked |
 //! | `Memory` | `MemoryError` | an allocation the system cannot satisfy (as NumPy) |
+//! | `Attribute` | `AttributeError` | a protocol attribute the object cannot offer, so that consumers move on |
 //!
 //! The two are independent: a [`Cause::DType`] is a `ValueError` for a
 //! malformed typestr and a `BufferError` for a valid dtype DLPack cannot
@@ -46,6 +47,7 @@ use std::fmt;
 ///     ErrorKind::Value => "ValueError",
 ///     ErrorKind::Buffer => "BufferError",
 ///     ErrorKind::Memory => "MemoryError",
+///     ErrorKind::Attribute => "AttributeError",
 /// };
 /// assert_eq!(exception, "TypeError");
 /// ```
@@ -59,6 +61,10 @@ pub enum ErrorKind {
     Buffer,
     /// `MemoryError`: the allocator could not satisfy a request.
     Memory,
+    /// `AttributeError`: a protocol attribute this object cannot offer (a
+    /// CPU tensor's `__cuda_array_interface__`), which tells a consumer that
+    /// probes with `hasattr` to move on to another protocol.
+    Attribute,
 }
 
 /// Why a conversion was refused: one variant per cause, for Rust callers to
@@ -135,6 +141,10 @@ pub enum Cause {
     /// may still reach, other views or exports of it, or strides under which
     /// two indices reach one element.
     Aliasing,
+    /// A CUDA stream: a value the protocol disallows (`0`, a negative
+    /// handle), or a synchronisation that could not be made (no CUDA driver
+    /// to load, a driver call that failed).
+    Stream,
 }
 
 /// A refusal with a message that names the offending value.
@@ -188,6 +198,12 @@ impl Error {
     /// A `MemoryError`-class refusal (an allocation that failed).
     pub fn memory(cause: Cause, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Memory, cause, message)
+    }
+
+    /// An `AttributeError`-class refusal (an attribute the object cannot
+    /// offer; consumers that probe with `hasattr` move on).
+    pub fn attribute(cause: Cause, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Attribute, cause, message)
     }
 
     /// The exception class this error maps to.

@@ -38,6 +38,7 @@
 // one that can panic says when (`# Panics`).
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
+pub mod cuda;
 pub mod descriptor;
 pub mod device;
 pub mod dtype;

@@ -16,6 +16,7 @@ __all__ = [
     "from_dlpack",
     "from_buffer",
     "from_array_interface",
+    "from_cuda_array_interface",
     "zeros",
     "empty",
     "live_buffers",
@@ -72,6 +73,9 @@ class Tensor:
     def __array_interface__(self) -> dict[str, Any]: ...
     @property
     def __array_struct__(self) -> CapsuleType: ...
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]:
+        """The CUDA array interface (version 3, stream 1) of CUDA memory; AttributeError on other devices."""
     def __dlpack__(
         self,
         *,
@@ -108,9 +112,9 @@ class Tensor:
 def asarray(obj: Any, *, copy: bool | None = None) -> Tensor:
     """Any array-like as a Tensor, zero-copy unless copy=True.
 
-    DLPack, the buffer protocol, __array_struct__, __array_interface__, then, for an object that
-    speaks none of them, __array__ (with copy=False, a producer that cannot promise no copy is a
-    ValueError).
+    DLPack, __cuda_array_interface__, the buffer protocol, __array_struct__, __array_interface__,
+    then, for an object that speaks none of them, __array__ (with copy=False, a producer that
+    cannot promise no copy is a ValueError).
     """
 def from_dlpack(
     obj: Any, /, *, device: str | _DeviceTuple | None = None, copy: bool | None = None, legacy_writable: bool = False
@@ -123,6 +127,11 @@ def from_buffer(
     offset: int | None = None,
 ) -> Tensor: ...
 def from_array_interface(obj: Any) -> Tensor: ...
+def from_cuda_array_interface(obj: Any, *, sync: bool = True) -> Tensor:
+    """A __cuda_array_interface__ exporter as a CUDA Tensor, zero-copy.
+
+    Its stream is synchronised on first (this needs a CUDA driver) unless sync=False.
+    """
 def zeros(shape: int | tuple[int, ...], dtype: Any = None) -> Tensor: ...
 def empty(shape: int | tuple[int, ...], dtype: Any = None) -> Tensor: ...
 def live_buffers() -> int: ...

@@ -16,6 +16,7 @@
 
 pub mod array_interface;
 pub mod buffer;
+pub mod cuda_array_interface;
 pub(crate) mod dlpack;
 pub mod pep3118;
 pub mod typestr;

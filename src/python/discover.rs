@@ -1,8 +1,8 @@
 //! `asarray`'s discovery: which spoke takes an object, in one table.
 //!
-//! The order is the contract's (`docs/architecture.md`): DLPack, the buffer
-//! protocol, the array interface (`__array_struct__`, then
-//! `__array_interface__`). A spoke that does not speak to the object says
+//! The order is the contract's (`docs/architecture.md`): DLPack, the CUDA
+//! array interface, the buffer protocol, the array interface
+//! (`__array_struct__`, then `__array_interface__`). A spoke that does not speak to the object says
 //! so (`Ok(None)`) without raising; one that refuses with `BufferError`
 //! passes the object on to the next; any other error is the answer.
 //!
@@ -21,15 +21,16 @@ use crate::error::{Cause, Error};
 
 use super::array_dunder;
 use super::lookup::{self, OnType};
-use crate::python::{array_interface, buffer, dlpack};
+use crate::python::{array_interface, buffer, cuda_array_interface, dlpack};
 use crate::tensor::Tensor;
 
 /// One protocol's importer: `Ok(None)` when the object does not speak it.
 type Importer = fn(&Bound<'_, PyAny>) -> PyResult<Option<Tensor>>;
 
 /// `asarray`'s order: the protocol's name (for messages) and its importer.
-const PROTOCOLS: [(&str, Importer); 3] = [
+const PROTOCOLS: [(&str, Importer); 4] = [
     ("DLPack", dlpack_importer),
+    (CUDA_ARRAY_INTERFACE, cuda_array_interface_importer),
     ("buffer protocol", buffer_importer),
     ("array interface", array_interface::try_import),
 ];
@@ -41,6 +42,19 @@ fn dlpack_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
         return Ok(None);
     }
     dlpack::import_object(obj, None, None, false).map(Some)
+}
+
+/// The CUDA array interface's name in [`PROTOCOLS`]: it is not asked once
+/// another protocol has refused (see [`discover`]).
+const CUDA_ARRAY_INTERFACE: &str = "CUDA array interface";
+
+/// An object that exports a buffer is host memory: the CUDA array interface
+/// is not looked up for it (a lookup that misses costs an exception).
+fn cuda_array_interface_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+    if buffer::has_buffer(obj) {
+        return Ok(None);
+    }
+    cuda_array_interface::try_import(obj)
 }
 
 fn buffer_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
@@ -60,6 +74,11 @@ fn buffer_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
 fn discover(obj: &Bound<'_, PyAny>, refusals: &mut Vec<String>) -> PyResult<Option<Tensor>> {
     let py = obj.py();
     for (name, importer) in PROTOCOLS {
+        // A DLPack refusal carries the producer's meaning (a torch tensor's
+        // negative bit, which its CUDA array interface drops): not bypassed.
+        if name == CUDA_ARRAY_INTERFACE && !refusals.is_empty() {
+            continue;
+        }
         match importer(obj) {
             Ok(Some(tensor)) => return Ok(Some(tensor)),
             Ok(None) => {}
@@ -120,7 +139,8 @@ pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> 
 }
 
 /// The protocols [`discover`] tries, for messages.
-const PROTOCOL_LIST: &str = "DLPack, the buffer protocol, __array_struct__, __array_interface__";
+const PROTOCOL_LIST: &str =
+    "DLPack, __cuda_array_interface__, the buffer protocol, __array_struct__, __array_interface__";
 
 /// The error when no protocol took an object: a `TypeError` when none spoke
 /// to it, the `BufferError` of every refusal otherwise.

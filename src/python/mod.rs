@@ -7,6 +7,7 @@ pub(crate) mod arrow;
 pub(crate) mod buffer;
 pub(crate) mod consumers;
 pub(crate) mod convert;
+pub(crate) mod cuda_array_interface;
 pub(crate) mod discover;
 pub(crate) mod dlpack;
 pub(crate) mod dtype_arg;
@@ -193,8 +194,9 @@ fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
     }))
 }
 
-/// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack, the
-/// buffer protocol, `__array_struct__`, `__array_interface__`, and, for an
+/// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack,
+/// `__cuda_array_interface__`, the buffer protocol, `__array_struct__`,
+/// `__array_interface__`, and, for an
 /// object that speaks none of them, `__array__` (called as NumPy 2 calls
 /// it; with `copy=False`, a producer that cannot promise no copy is a
 /// ValueError).
@@ -300,6 +302,16 @@ fn from_array_interface(obj: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     Ok(PyTensor::new(array_interface::import(obj)?))
 }
 
+/// A `__cuda_array_interface__` exporter as a CUDA Tensor, zero-copy. Its
+/// `stream` is synchronised on first (a CUDA driver is needed for that)
+/// unless `sync=False`: then ordering the producer's work before any use
+/// is the caller's.
+#[pyfunction]
+#[pyo3(signature = (obj, *, sync=true))]
+fn from_cuda_array_interface(obj: &Bound<'_, PyAny>, sync: bool) -> PyResult<PyTensor> {
+    Ok(PyTensor::new(cuda_array_interface::import(obj, sync)?))
+}
+
 /// Rust-owned zero-filled memory.
 #[pyfunction]
 #[pyo3(signature = (shape, dtype=None))]
@@ -342,6 +354,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(from_dlpack, m)?)?;
     m.add_function(wrap_pyfunction!(from_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(from_array_interface, m)?)?;
+    m.add_function(wrap_pyfunction!(from_cuda_array_interface, m)?)?;
+    m.add_function(wrap_pyfunction!(cuda_array_interface::_cuda_driver, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;

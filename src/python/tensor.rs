@@ -148,6 +148,13 @@ impl PyTensor {
         array_interface::structs::struct_capsule(py, &self.inner)
     }
 
+    /// The CUDA array interface, version 3 (a fresh dict), for CUDA memory;
+    /// `AttributeError` on any other device, so consumers move on.
+    #[getter]
+    fn __cuda_array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        crate::python::cuda_array_interface::interface_dict(py, &self.inner)
+    }
+
     /// The same bytes as another dtype of the same itemsize.
     fn view(&self, dtype: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(Self::new(self.inner.view(parse_dtype(dtype)?)?))

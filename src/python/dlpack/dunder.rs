@@ -33,7 +33,9 @@ A DLPack capsule of this tensor (a fresh one per call).
 
 `max_version` at (1, x) or later gives a versioned capsule, otherwise a
 legacy one; `dl_device` must be this tensor's device; `copy=True` exports
-a private copy; `stream` must be None for CPU tensors.";
+a private copy; `stream` must be None for CPU tensors, and for CUDA
+tensors is made to wait for the tensor's work (None, 1 and -1 need
+nothing; 0 is refused).";
 
 /// The keyword parameters, in order.
 const NAMES: [&str; 4] = ["stream", "max_version", "dl_device", "copy"];

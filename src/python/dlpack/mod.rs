@@ -5,6 +5,7 @@
 pub(crate) mod dunder;
 pub(crate) mod exchange;
 pub(crate) mod ndarray_fields;
+pub(crate) mod stream;
 pub(crate) mod torch;
 
 use std::ffi::{CStr, c_char};
@@ -363,6 +364,11 @@ pub(crate) fn export(
             }
             .into());
         }
+    }
+    // Last, once nothing else can refuse: the wait is queued for a capsule
+    // that will be handed out.
+    if crate::cuda::is_cuda(tensor.device()) {
+        stream::order_for_consumer(tensor, stream)?;
     }
     match (versioned, copy == Some(true)) {
         (true, false) => into_capsule(py, tensor.to_dlpack_versioned()?),
