@@ -58,5 +58,5 @@ pub use error::{Cause, Error, ErrorKind, Result};
 pub use layout::{Layout, MAX_NDIM};
 pub use owner::{Allocation, live_buffers};
 #[cfg(feature = "python")]
-pub use python::borrow::{ReadonlyTensor, ReadwriteTensor};
+pub use python::borrow::{self, ReadonlyTensor, ReadwriteTensor};
 pub use tensor::Tensor;

@@ -2,7 +2,7 @@
 
 pub(crate) mod array_dunder;
 pub(crate) mod array_interface;
-pub(crate) mod borrow;
+pub mod borrow;
 pub(crate) mod buffer;
 pub(crate) mod convert;
 pub(crate) mod discover;

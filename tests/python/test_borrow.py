@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -315,3 +316,78 @@ def test_a_broken_registry_attribute_is_refused():
             print(type(e).__name__, e)
     """)
     assert out.startswith("ValueError the borrow registry at sys._dlbridge_borrow_registry has version 0")
+
+
+# --- docs/errors.md, "Borrow refusals": one case per row ----------------------
+
+def readonly_array() -> np.ndarray:
+    a = np.arange(3.0)
+    a.flags.writeable = False
+    return a
+
+
+def in_fresh_process(setup: str, call: str):
+    """Runs `call` after `setup` in a new interpreter; re-raises what it raised."""
+    out = fresh_process(f"""
+        import ctypes, sys
+        import numpy as np
+        import dlbridge_example as ex
+        {setup}
+        a = np.arange(4.0)
+        try:
+            {call}
+        except Exception as e:
+            print(type(e).__name__)
+            print(e)
+    """)
+    name, _, message = out.partition("\n")
+    raise {"BufferError": BufferError, "TypeError": TypeError, "ValueError": ValueError}[name](message.strip())
+
+
+def held_while_held(a: np.ndarray):
+    ex.hold_mut(a, lambda: ex.add_one(a))
+
+
+def out_is_input(a: np.ndarray):
+    ex.add(a, np.ones(3), a)
+
+
+VERSION_ZERO = ("new = ctypes.pythonapi.PyCapsule_New; "
+                "new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]; "
+                "version = (ctypes.c_uint64 * 8)(); "
+                "sys._dlbridge_borrow_registry = new(ctypes.addressof(version), b'dlbridge.borrow_registry', None)")
+
+BORROW_CASES = {
+    "borrow-conflict-mutable": lambda: held_while_held(np.arange(3.0)),
+    "borrow-conflict-shared": lambda: out_is_input(np.arange(3.0)),
+    "borrow-rust-numpy": lambda: in_fresh_process("ex.np_add_one_inplace(np.zeros(1))",
+                                                  "ex.np_hold_mut(a, lambda: ex.add_one(a))"),
+    "borrow-readonly": lambda: ex.add_one(readonly_array()),
+    "borrow-self-overlap": lambda: ex.add_one(np.lib.stride_tricks.as_strided(np.zeros(3), (3,), (0,))),
+    "borrow-registry-not-capsule": lambda: in_fresh_process("sys._dlbridge_borrow_registry = 3", "ex.add_one(a)"),
+    "borrow-registry-version": lambda: in_fresh_process(VERSION_ZERO, "ex.add_one(a)"),
+}
+
+
+def borrow_rows() -> dict[str, tuple[str, str]]:
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text()
+    section = doc.split("## Borrow refusals", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("borrow-"):
+            rows[cells[0]] = (cells[2], cells[3])
+    return rows
+
+
+def test_every_borrow_row_has_a_case_and_every_case_a_row():
+    assert sorted(borrow_rows()) == sorted(BORROW_CASES)
+
+
+@pytest.mark.parametrize("row", sorted(BORROW_CASES))
+def test_borrow_row(row):
+    exception, fragment = borrow_rows()[row]
+    with pytest.raises(Exception) as info:
+        BORROW_CASES[row]()
+    assert type(info.value).__name__ == exception, f"{row}: {type(info.value).__name__}: {info.value}"
+    assert fragment in str(info.value), f"{row}: {fragment!r} not in {str(info.value)!r}"

@@ -31,7 +31,7 @@
 //! **Keys are memory, not objects.** rust-numpy keys a borrow by the NumPy
 //! base object and the byte range within it; dlbridge imports from many
 //! producers that share memory without sharing objects, so a borrow is
-//! keyed by what it covers ([`key`]): the byte range `[start, end)` of its
+//! keyed by what it covers: the byte range `[start, end)` of its
 //! elements, and the lattice its elements start on (the data pointer and
 //! the gcd of the strides of the axes longer than 1). Two borrows conflict
 //! when their ranges overlap *and* some element of one may share a byte with
@@ -44,14 +44,42 @@
 //! *no overlap*, not an exact one: `a[:, ::3]` and `a[:, 1::3]` of a 10×10
 //! array are refused though they share nothing (as in rust-numpy).
 //!
-//! **One registry per process, whichever binary made it** ([`capsule`]).
+//! **One registry per process, whichever binary made it.**
 //! Each extension links its own copy of dlbridge, perhaps another version,
 //! so the registry is a versioned C ABI in a capsule at
 //! `sys._dlbridge_borrow_registry`: the first binary to borrow creates it,
 //! every other one uses its functions. A mutable borrow held by one
-//! extension blocks every overlapping borrow in any other.
+//! extension blocks every overlapping borrow in any other. The ABI, in C:
 //!
-//! **rust-numpy joins in** ([`rust_numpy`]): when no rust-numpy extension has
+//! ```c
+//! typedef struct {            /* BorrowKey */
+//!     uintptr_t start, end;   /* bytes covered: [start, end); start == end: none */
+//!     uintptr_t data;         /* address of element [0, ..., 0] */
+//!     size_t itemsize;        /* bytes per element */
+//!     size_t gcd;             /* gcd of |byte strides| of axes of extent > 1; 0: none */
+//! } BorrowKey;
+//! typedef struct {            /* Conflict: the held borrow that refused */
+//!     BorrowKey key;
+//!     int32_t exclusive;      /* 1: held mutably; 0: shared */
+//!     size_t readers;         /* shared borrows of that key */
+//! } Conflict;
+//! typedef struct {            /* the capsule's pointer, named "dlbridge.borrow_registry" */
+//!     uint64_t version;       /* 1; later versions only append fields */
+//!     void *state;
+//!     int (*acquire)(void *state, const BorrowKey *, int exclusive, Conflict *out); /* 0 or -1 */
+//!     int (*release)(void *state, const BorrowKey *, int exclusive);   /* 0, or -1: not held */
+//!     size_t (*held)(void *state);                                     /* keys held */
+//! } BorrowApi;
+//! ```
+//!
+//! Every call is made by an attached thread (the GIL held). A binary that
+//! knows version N accepts any version ≥ N; this one needs 1.
+//! `tests/python/helpers/borrow_peer.c` is a whole client (and registry) in
+//! C. Why `sys`: it exists before any extension loads, needs no import and
+//! belongs to no package, so extensions built on different dlbridge
+//! versions, or run without the `dlbridge` Python package, meet there.
+//!
+//! **rust-numpy joins in:** when no rust-numpy extension has
 //! published its registry yet, dlbridge publishes one in its place that
 //! forwards to dlbridge's, so both libraries share one registry keyed by
 //! memory; when one has, dlbridge also takes every borrow of a
@@ -96,7 +124,7 @@
 //!   one, and the two would not see each other's borrows. Likewise a NumPy
 //!   first imported while a borrow is held, or a NumPy array reached through
 //!   another object while rust-numpy keeps its own registry, escapes
-//!   rust-numpy's view (see [`rust_numpy`]).
+//!   rust-numpy's view.
 //!
 //! [`Cause::Aliasing`]: crate::Cause::Aliasing
 //! [`Cause::Readonly`]: crate::Cause::Readonly

@@ -51,19 +51,25 @@ fn conflict_error(tensor: &Tensor, key: &BorrowKey, exclusive: bool, held: &Conf
     let how = if exclusive { "mutably" } else { "for reading" };
     let (start, end) = (key.start, key.end);
     let (held_start, held_end) = (held.key.start, held.key.end);
-    let message = if held.exclusive != 0 {
-        format!(
-            "cannot borrow {what} {how}: its bytes {start:#x}..{end:#x} overlap a mutable borrow \
-             already held (bytes {held_start:#x}..{held_end:#x}) by another argument or a call still running"
+    let error = if held.exclusive != 0 {
+        Error::buffer(
+            Cause::Aliasing,
+            format!(
+                "cannot borrow {what} {how}: its bytes {start:#x}..{end:#x} overlap a mutable borrow \
+                 already held (bytes {held_start:#x}..{held_end:#x}) by another argument or a call still running"
+            ),
         )
     } else {
-        format!(
-            "cannot borrow {what} mutably: its bytes {start:#x}..{end:#x} overlap {} shared borrow(s) \
-             already held (bytes {held_start:#x}..{held_end:#x}) by another argument or a call still running",
-            held.readers
+        Error::buffer(
+            Cause::Aliasing,
+            format!(
+                "cannot borrow {what} mutably: its bytes {start:#x}..{end:#x} overlap {} shared borrow(s) \
+                 already held (bytes {held_start:#x}..{held_end:#x}) by another argument or a call still running",
+                held.readers
+            ),
         )
     };
-    Error::buffer(Cause::Aliasing, message).into()
+    error.into()
 }
 
 impl<'py> Guard<'py> {
@@ -171,8 +177,8 @@ macro_rules! accessors {
 /// memory, checked for element type `T` and rank `D` (as [`TypedTensor`]):
 /// any number may coexist, and while one lives no [`ReadwriteTensor`]
 /// (in this extension or any other, or a rust-numpy `PyReadwriteArray` of
-/// the same NumPy array) can borrow overlapping memory. See
-/// `dlbridge::borrow`'s model in the crate's `python::borrow` module docs.
+/// the same NumPy array) can borrow overlapping memory. The model and its
+/// limits: [`crate::borrow`].
 ///
 /// ```no_run
 /// use dlbridge::ReadonlyTensor;
@@ -199,7 +205,8 @@ pub struct ReadonlyTensor<'py, T: Element, D: Dimension = IxDyn> {
 /// another extension (whatever dlbridge version it links), or by a
 /// rust-numpy extension (NumPy arrays). Interleaved slices (`a[::2]` and
 /// `a[1::2]`) do not overlap and may be borrowed together. The borrow ends
-/// when the value is dropped, on return or on an error.
+/// when the value is dropped, on return or on an error. The model and its
+/// limits (what the registry cannot see): [`crate::borrow`].
 ///
 /// ```no_run
 /// use dlbridge::{ReadonlyTensor, ReadwriteTensor};
