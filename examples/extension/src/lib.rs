@@ -6,6 +6,11 @@
 //! copy; results are Rust-owned arrays handed out as `dlbridge.Tensor`s, which
 //! `np.from_dlpack` / `torch.from_dlpack` take with no copy.
 //!
+//! `add_one` and `add` write into their arguments in safe code: a
+//! `ReadwriteTensor` argument holds an exclusive, tracked borrow of the
+//! array's memory (refused for `add(a, b, a)`, overlapping slices, or memory
+//! another extension holds), `ReadonlyTensor` a shared one.
+//!
 //! The `np_*` functions are the same operations written the usual way, with
 //! rust-numpy: the NumPy-only baseline of `bench.py`'s timings (they refuse
 //! anything but a NumPy array of the exact dtype).
