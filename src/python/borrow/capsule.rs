@@ -1,29 +1,12 @@
 //! The registry shared by every binary in the process: a versioned C ABI in
 //! a capsule at `sys._dlbridge_borrow_registry`.
 //!
-//! ```c
-//! typedef struct {            /* BorrowKey */
-//!     uintptr_t start, end;   /* bytes covered: [start, end); start == end: none */
-//!     uintptr_t data;         /* address of element [0, ..., 0] */
-//!     size_t itemsize;        /* bytes per element */
-//!     size_t gcd;             /* gcd of |byte strides| of axes of extent > 1; 0: none */
-//! } BorrowKey;
-//! typedef struct {            /* Conflict: the held borrow that refused */
-//!     BorrowKey key;
-//!     int32_t exclusive;      /* 1: held mutably; 0: shared */
-//!     size_t readers;         /* shared borrows of that key */
-//! } Conflict;
-//! typedef struct {            /* the capsule's pointer, named "dlbridge.borrow_registry" */
-//!     uint64_t version;       /* 1; later versions only append fields */
-//!     void *state;
-//!     int (*acquire)(void *state, const BorrowKey *, int exclusive, Conflict *out); /* 0 or -1 */
-//!     int (*release)(void *state, const BorrowKey *, int exclusive);   /* 0, or -1: not held */
-//!     size_t (*held)(void *state);                                     /* keys held */
-//! } BorrowApi;
-//! ```
+//! Its C declaration is in the parent module's docs (`dlbridge::borrow`).
 //!
 //! Every call is made with the GIL held (an attached thread); the state also
-//! sits behind a mutex, so a free-threaded build stays consistent. The first
+//! sits behind a mutex, so a free-threaded build keeps it consistent (there,
+//! two binaries borrowing for the first time at the same instant could each
+//! create one; with the GIL, the check and the set cannot interleave). The first
 //! binary that needs the registry creates it and sets the attribute; every
 //! later one (another extension, linking any dlbridge version, or code in
 //! another language that speaks this ABI) finds it there and uses its
