@@ -139,7 +139,8 @@ pub enum Cause {
     Allocation,
     /// A mutable view whose exclusivity cannot be proved: memory a producer
     /// may still reach, other views or exports of it, or strides under which
-    /// two indices reach one element.
+    /// two indices reach one element; or a tracked borrow (`ReadonlyTensor`,
+    /// `ReadwriteTensor`) of memory that overlaps a conflicting one held.
     Aliasing,
     /// A CUDA stream: a value the protocol disallows (`0`, a negative
     /// handle), or a synchronisation that could not be made (no CUDA driver

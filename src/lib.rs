@@ -65,6 +65,8 @@ pub mod extension_guide {}
 #[cfg(feature = "python")]
 pub use python::arg::{TensorRef, TypedRef};
 #[cfg(feature = "python")]
+pub use python::borrow::{self, ReadonlyTensor, ReadwriteTensor};
+#[cfg(feature = "python")]
 pub use python::fast_path::fast_path_counts;
 #[cfg(feature = "python")]
 pub use python::framework::{Framework, Native};

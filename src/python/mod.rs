@@ -4,6 +4,7 @@ pub(crate) mod arg;
 pub(crate) mod array_dunder;
 pub(crate) mod array_interface;
 pub(crate) mod arrow;
+pub mod borrow;
 pub(crate) mod buffer;
 pub(crate) mod consumers;
 pub(crate) mod convert;

@@ -60,13 +60,14 @@
 //!   while a view lives, no Python code can run, so the assumption holds;
 //!   releasing the GIL while viewing Python memory puts the duty on the
 //!   extension author.
-//! - **No borrow tracking.** Two tensors imported from one NumPy array share
-//!   no owner, so nothing in dlbridge relates their views. That is why the
-//!   mutable path for imported memory is `unsafe` rather than checked at run
-//!   time: a registry of borrowed address ranges (rust-numpy's approach)
-//!   would catch Rust-side aliasing, but could not make the foreign side
-//!   sound, and every shared view would pay a global lock and be a guard
-//!   instead of a plain `ArrayView`.
+//! - **No borrow tracking here.** Two tensors imported from one NumPy array
+//!   share no owner, so nothing in these views relates them, and they stay
+//!   plain `ArrayView`s with no guard and no global lookup. Tracked borrows
+//!   are a separate pair of argument types for Python extensions
+//!   (`ReadonlyTensor` and `ReadwriteTensor`, feature `python`): a registry
+//!   of borrowed address ranges shared by every extension in the process
+//!   gives them a safe mutable path for imported memory. The views of this
+//!   module take no part in it (their module docs say what that means).
 //! - **Conservative.** The safe mutable path refuses all imported memory
 //!   (even when it happens to be exclusive) and Rust-owned memory with a
 //!   live clone or export; self-overlap is judged by a sufficient test

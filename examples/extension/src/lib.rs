@@ -6,6 +6,11 @@
 //! copy; results are Rust-owned arrays handed out as `dlbridge.Tensor`s, which
 //! `np.from_dlpack` / `torch.from_dlpack` take with no copy.
 //!
+//! `add_one` and `add` write into their arguments in safe code: a
+//! `ReadwriteTensor` argument holds an exclusive, tracked borrow of the
+//! array's memory (refused for `add(a, b, a)`, overlapping slices, or memory
+//! another extension holds), `ReadonlyTensor` a shared one.
+//!
 //! The `np_*` functions are the same operations written the usual way, with
 //! rust-numpy: the NumPy-only baseline of `bench.py`'s timings (they refuse
 //! anything but a NumPy array of the exact dtype).
@@ -13,10 +18,13 @@
 use std::thread;
 
 use dlbridge::constraints::{CContig, Checked, Cpu, FContig, Shape2, Writable};
-use dlbridge::{Element, Framework, Native, Tensor, TensorRef, TypedRef, TypedTensor};
+use dlbridge::{
+    Element, Framework, Native, ReadonlyTensor, ReadwriteTensor, Tensor, TensorRef, TypedRef,
+    TypedTensor,
+};
 use ndarray::{ArrayD, Ix1, Ix2, IxDyn};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 /// Element types this example computes with, read as `f64`.
@@ -179,6 +187,57 @@ fn add_one_as<T: Element + std::ops::AddAssign + From<u8>>(x: &Tensor) -> PyResu
 #[pyfunction]
 fn add_one_inplace(x: Tensor) -> PyResult<()> {
     dispatch!(&x, add_one_as, [f64, f32, i64, i32, i16, u64, u32, u16, u8])
+}
+
+// --- Safe writes: tracked borrows ----------------------------------------
+
+/// Adds one to every element of a float64 array, in place, in safe code:
+/// the exclusive borrow is refused (`BufferError`) for readonly memory and
+/// for memory another borrow holds (here or in another extension).
+#[pyfunction]
+fn add_one(mut x: ReadwriteTensor<'_, f64>) {
+    x.view_mut().mapv_inplace(|v| v + 1.0);
+}
+
+/// `out[...] = x + y` (float64, one shape). `out` may not overlap `x` or `y`
+/// (`add(a, b, a)`, or `out` a slice overlapping one of them, is a
+/// `BufferError`); `x` and `y` may be the same array.
+#[pyfunction]
+fn add(
+    x: ReadonlyTensor<'_, f64>,
+    y: ReadonlyTensor<'_, f64>,
+    mut out: ReadwriteTensor<'_, f64>,
+) -> PyResult<()> {
+    if x.shape() != y.shape() || x.shape() != out.shape() {
+        return Err(PyValueError::new_err(format!(
+            "add: shapes {:?}, {:?} and out {:?} differ",
+            x.shape(),
+            y.shape(),
+            out.shape()
+        )));
+    }
+    ndarray::Zip::from(out.view_mut())
+        .and(&x.view())
+        .and(&y.view())
+        .for_each(|o, &a, &b| *o = a + b);
+    Ok(())
+}
+
+/// Calls `callback()` while holding an exclusive borrow of `x` (what a long
+/// computation that calls back into Python looks like to the registry).
+#[pyfunction]
+fn hold_mut(x: ReadwriteTensor<'_, f64>, callback: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let result = callback.call0()?.unbind();
+    drop(x);
+    Ok(result)
+}
+
+/// Calls `callback()` while holding a shared borrow of `x`.
+#[pyfunction]
+fn hold(x: ReadonlyTensor<'_, f64>, callback: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let result = callback.call0()?.unbind();
+    drop(x);
+    Ok(result)
 }
 
 /// The address of the first element as this extension saw it: equal to the
@@ -353,6 +412,17 @@ fn np_add_one_inplace(mut x: PyReadwriteArrayDyn<'_, f64>) {
     x.as_array_mut().mapv_inplace(|v| v + 1.0);
 }
 
+/// Calls `callback()` while rust-numpy holds a `PyReadwriteArray` of `x`.
+#[pyfunction]
+fn np_hold_mut(
+    x: PyReadwriteArrayDyn<'_, f64>,
+    callback: &Bound<'_, PyAny>,
+) -> PyResult<Py<PyAny>> {
+    let result = callback.call0()?.unbind();
+    drop(x);
+    Ok(result)
+}
+
 #[pymodule]
 fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sum, m)?)?;
@@ -362,6 +432,10 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scale, m)?)?;
     m.add_function(wrap_pyfunction!(arange, m)?)?;
     m.add_function(wrap_pyfunction!(add_one_inplace, m)?)?;
+    m.add_function(wrap_pyfunction!(add_one, m)?)?;
+    m.add_function(wrap_pyfunction!(add, m)?)?;
+    m.add_function(wrap_pyfunction!(hold_mut, m)?)?;
+    m.add_function(wrap_pyfunction!(hold, m)?)?;
     m.add_function(wrap_pyfunction!(data_ptr, m)?)?;
     m.add_function(wrap_pyfunction!(describe, m)?)?;
     m.add_function(wrap_pyfunction!(identity, m)?)?;
@@ -383,5 +457,6 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(np_scale, m)?)?;
     m.add_function(wrap_pyfunction!(np_arange, m)?)?;
     m.add_function(wrap_pyfunction!(np_add_one_inplace, m)?)?;
+    m.add_function(wrap_pyfunction!(np_hold_mut, m)?)?;
     Ok(())
 }
