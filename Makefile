@@ -66,10 +66,15 @@ test-extension: develop-extension ## Lint the example extension and pytest it (t
 	cargo fmt --check --manifest-path $(EXTENSION)
 	CARGO_TARGET_DIR=$(CURDIR)/target cargo clippy -q --all-targets --manifest-path $(EXTENSION) -- -D warnings
 	$(PY) -m pytest -q -W error tests/python/test_extension.py tests/python/test_extension_returns.py tests/python/test_extension_constraints.py tests/python/test_borrow.py
+	# The benchmark still runs (two seconds, no peer needed; never fails on a ratio).
+	$(PY) examples/extension/bench.py --quick >/dev/null
 
+# The nanobind peer (benches/nanobind_peer) is built here only, from the
+# venv's nanobind, cmake and ninja. Options: ARGS='--quick', ARGS='--json out.json'.
 .PHONY: bench-extension
-bench-extension: develop-extension ## Per-call timings: the example extension vs its rust-numpy baseline
-	$(PY) examples/extension/bench.py
+bench-extension: develop-extension ## Extension timings: dlbridge vs rust-numpy, nanobind, tvm-ffi (medians, ratios, targets)
+	bash scripts/build_nanobind_peer.sh >/dev/null
+	$(PY) examples/extension/bench.py $(ARGS)
 
 # Strict provenance: no integer-to-pointer casts. Isolated calls (proptest's
 # getcwd for its failure file) fail softly instead of aborting. Skipped:
