@@ -78,6 +78,7 @@ impl Object {
 
 /// `obj` as a tensor that may borrow its memory for `'a` (see the module
 /// docs), and whether it does.
+#[inline(always)]
 fn import_for_call(obj: Borrowed<'_, '_, PyAny>) -> PyResult<(Tensor, bool)> {
     if is_home_binary()
         && let Ok(tensor) = obj.cast::<PyTensor>()
@@ -116,6 +117,7 @@ pub struct TensorRef<'a> {
 impl<'a, 'py> FromPyObject<'a, 'py> for TensorRef<'a> {
     type Error = PyErr;
 
+    #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let (tensor, lent) = import_for_call(obj)?;
         Ok(Self {
@@ -213,6 +215,7 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
 {
     type Error = PyErr;
 
+    #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let (tensor, lent) = import_for_call(obj)?;
         Ok(Self {

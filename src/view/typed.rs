@@ -58,6 +58,7 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
     /// stride that is not a whole number of elements; `Value` for a `bool`
     /// tensor holding a byte other than 0 or 1; `Type` from the first
     /// constraint of `C` it fails.
+    #[inline]
     pub fn new(tensor: Tensor) -> Result<Self> {
         let raw = RawView::new(&tensor)?;
         C::check(&tensor)?;

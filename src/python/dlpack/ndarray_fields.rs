@@ -214,6 +214,7 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
 ///
 /// The tensor, and everything made from it, must be gone before the
 /// borrow of `object` ends.
+#[inline(always)]
 pub(crate) unsafe fn import_lent(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let Some(descriptor) = read(object)? else {
         return Ok(None);
@@ -245,6 +246,7 @@ impl Lent {
 
 /// The checked descriptor of an exact `numpy.ndarray`'s fields, or `None`
 /// when the array must go through `__dlpack__`.
+#[inline(always)]
 fn read(object: &Bound<'_, PyAny>) -> PyResult<Option<Descriptor>> {
     if !is_exact_ndarray(object) {
         return Ok(None);
