@@ -259,18 +259,30 @@ impl Tensor {
         self.owner
     }
 
-    /// The same view with another owner.
-    ///
-    /// # Safety
-    ///
-    /// `owner` must keep the memory alive, as [`Tensor::from_descriptor`]
-    /// requires of its owner.
+    /// The descriptor and the owner, taken apart (the inverse of
+    /// [`Tensor::from_descriptor`]).
     #[cfg_attr(not(feature = "python"), allow(dead_code))] // the layers above use it
-    pub(crate) unsafe fn with_owner(&self, owner: Owner) -> Self {
-        Self {
+    pub(crate) fn into_parts(self) -> (Descriptor, Owner) {
+        let Self {
+            data,
+            layout,
+            dtype,
+            device,
+            readonly,
+            source,
             owner,
-            ..self.clone()
-        }
+        } = self;
+        (
+            Descriptor {
+                data,
+                layout,
+                dtype,
+                device,
+                readonly,
+                source,
+            },
+            owner,
+        )
     }
 
     /// A read-only view of the same memory.

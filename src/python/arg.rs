@@ -8,19 +8,20 @@
 //! argument while it runs needs none of that: the caller holds the argument
 //! for the whole call. `TensorRef<'a>` and `TypedRef<'a, T, D, C>` borrow it
 //! for `'a` instead (as rust-numpy's `PyReadonlyArray` and nanobind's
-//! `nb::ndarray` do). An exact `numpy.ndarray` then comes in with no
-//! allocation and no reference count touched; every other producer comes in
-//! as for `Tensor` (its owner is needed to release what the import
-//! acquired: a DLPack deleter, a `Py_buffer`).
+//! `nb::ndarray` do). An exact `numpy.ndarray` then comes in as its checked
+//! descriptor alone (the same checks as its import as a `Tensor`), with no
+//! owner: no allocation, no reference count touched, nothing to release;
+//! every other producer comes in as for `Tensor` and keeps the import's
+//! owner (needed to release what the import acquired: a DLPack deleter, a
+//! `Py_buffer`).
 //!
 //! # Why it is sound
 //!
-//! The tensor inside a borrowed argument may have no owner of its own, so
-//! it must not outlive the borrow: neither type hands out the tensor itself
-//! (a `&Tensor` could be cloned into a value that outlives the call), only
-//! metadata and views that borrow the argument, and [`TensorRef::to_tensor`]
-//! / [`TypedRef::to_typed`] make an owning tensor (with the producer's
-//! reference) when one must outlive the call. The `'a` lifetime ties the
+//! A borrowed argument may hold no owner at all, so nothing it holds may
+//! outlive the borrow: neither type hands out a tensor (there is none to
+//! clone), only metadata and views that borrow the argument, and
+//! [`TensorRef::to_tensor`] / [`TypedRef::to_typed`] make an owning tensor
+//! (with the producer's reference) when one must outlive the call. The `'a` lifetime ties the
 //! argument to PyO3's borrow of the Python object, so the argument itself
 //! cannot be kept either.
 //!
@@ -49,13 +50,16 @@ use pyo3::prelude::*;
 use super::convert::is_home_binary;
 use super::discover::import_any;
 use super::dlpack::ndarray_fields;
+use super::owner::PyOwner;
 use super::tensor::PyTensor;
+use crate::descriptor::Descriptor;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::error::Result;
+use crate::owner::Owner;
 use crate::tensor::Tensor;
-use crate::view::TypedTensor;
 use crate::view::constraints::Constraint;
+use crate::view::{TypedParts, TypedTensor};
 
 /// The argument's Python object, borrowed (no reference held) for the
 /// argument's `'a`.
@@ -76,54 +80,49 @@ impl Object {
     }
 }
 
-/// `obj` as a tensor that may borrow its memory for `'a` (see the module
-/// docs), and whether it does.
-#[inline(always)]
-fn import_for_call(obj: Borrowed<'_, '_, PyAny>) -> PyResult<(Tensor, bool)> {
-    if is_home_binary()
-        && let Ok(tensor) = obj.cast::<PyTensor>()
-    {
-        return Ok((tensor.get().inner.clone(), false));
-    }
-    // SAFETY: the tensor goes into a borrowed argument whose lifetime is
-    // PyO3's borrow of `obj`, and the argument never lets it (or anything
-    // made from it) outlive that borrow.
-    if let Some(tensor) = unsafe { ndarray_fields::import_lent(&obj)? } {
-        return Ok((tensor, true));
-    }
-    Ok((import_any(&obj)?, false))
-}
-
-/// The owning tensor for a borrowed one: the producer's reference in place
-/// of the borrow.
-fn owned(tensor: &Tensor, lent: bool, object: &Bound<'_, PyAny>) -> Tensor {
-    if !lent {
-        return tensor.clone();
-    }
-    let owner = std::sync::Arc::new(super::owner::PyOwner::new(object.clone().unbind()));
-    // SAFETY: the borrowed tensor's memory is `object`'s (an exact ndarray),
-    // which the new owner keeps alive.
-    unsafe { tensor.with_owner(owner) }
-}
-
 /// Any array-like argument, borrowed for the call (see the module docs).
+/// An exact `numpy.ndarray` is held as its checked descriptor alone.
 pub struct TensorRef<'a> {
-    tensor: Tensor,
-    lent: bool,
+    descriptor: Descriptor,
+    /// What keeps the memory alive when the import needed an owner (any
+    /// producer but an exact ndarray); `None` while it is only borrowed.
+    owner: Option<Owner>,
     object: Object,
     _borrow: PhantomData<&'a ()>,
 }
+
+// SAFETY: the descriptor points into memory kept alive by the caller's
+// borrow or by `owner` (`Send + Sync`), read only through shared views.
+unsafe impl Send for TensorRef<'_> {}
+// SAFETY: as above; `&TensorRef` hands out shared views only.
+unsafe impl Sync for TensorRef<'_> {}
 
 impl<'a, 'py> FromPyObject<'a, 'py> for TensorRef<'a> {
     type Error = PyErr;
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let (tensor, lent) = import_for_call(obj)?;
+        let object = Object(obj.as_ptr());
+        if let Some(descriptor) = ndarray_fields::read_lent(&obj)? {
+            return Ok(Self {
+                descriptor,
+                owner: None,
+                object,
+                _borrow: PhantomData,
+            });
+        }
+        let tensor = if is_home_binary()
+            && let Ok(tensor) = obj.cast::<PyTensor>()
+        {
+            tensor.get().inner.clone()
+        } else {
+            import_any(&obj)?
+        };
+        let (descriptor, owner) = tensor.into_parts();
         Ok(Self {
-            tensor,
-            lent,
-            object: Object(obj.as_ptr()),
+            descriptor,
+            owner: Some(owner),
+            object,
             _borrow: PhantomData,
         })
     }
@@ -132,47 +131,47 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TensorRef<'a> {
 impl TensorRef<'_> {
     /// Extents per axis.
     pub fn shape(&self) -> &[usize] {
-        self.tensor.shape()
+        self.descriptor.layout.shape()
     }
 
     /// Byte strides per axis.
     pub fn strides(&self) -> &[isize] {
-        self.tensor.strides()
+        self.descriptor.layout.strides()
     }
 
     /// Number of axes.
     pub fn ndim(&self) -> usize {
-        self.tensor.ndim()
+        self.descriptor.layout.ndim()
     }
 
     /// Number of elements.
     pub fn size(&self) -> usize {
-        self.tensor.size()
+        self.descriptor.layout.size()
     }
 
     /// Bytes the elements take.
     pub fn nbytes(&self) -> usize {
-        self.tensor.nbytes()
+        self.descriptor.layout.nbytes()
     }
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.tensor.dtype()
+        self.descriptor.dtype
     }
 
     /// Where the memory lives.
     pub fn device(&self) -> Device {
-        self.tensor.device()
+        self.descriptor.device
     }
 
     /// Whether the producer forbids writes.
     pub fn readonly(&self) -> bool {
-        self.tensor.readonly()
+        self.descriptor.readonly
     }
 
     /// Address of the first logical element.
     pub fn data_ptr(&self) -> *mut u8 {
-        self.tensor.data_ptr()
+        self.descriptor.data
     }
 
     /// A shared view with dynamic rank.
@@ -181,7 +180,47 @@ impl TensorRef<'_> {
     ///
     /// Those of [`Tensor::as_ndarray`].
     pub fn as_ndarray<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
-        self.tensor.as_ndarray::<T>()
+        self.as_ndarray_dim::<T, IxDyn>()
+    }
+
+    /// The elements as one slice in memory order, when the memory is
+    /// contiguous (C or Fortran order); `None` for any other layout (use
+    /// [`TensorRef::as_ndarray`]). The cheapest read there is: no view is
+    /// built.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::as_ndarray`]: `Type` for another dtype, `Buffer` for
+    /// memory not on the CPU or a misaligned pointer, `Value` for a `bool`
+    /// tensor holding a byte other than 0 or 1.
+    pub fn as_slice<T: Element>(&self) -> Result<Option<&[T]>> {
+        let d = &self.descriptor;
+        let contiguous = d.layout.is_c_contiguous() || d.layout.is_f_contiguous();
+        if T::DTYPE == DType::BOOL || !contiguous || d.dtype != T::DTYPE || !d.device.is_cpu() {
+            // The view's checks (and their messages) decide; a bool slice
+            // needs its bytes checked, which the view does.
+            let view = self.as_ndarray::<T>()?;
+            return Ok(if contiguous {
+                view.to_slice_memory_order()
+            } else {
+                None
+            });
+        }
+        let len = d.layout.size();
+        if len == 0 {
+            return Ok(Some(&[]));
+        }
+        let ptr = d.data.cast::<T>();
+        if !ptr.is_aligned() {
+            // The view's check says so with its message.
+            self.as_ndarray::<T>()?;
+        }
+        // SAFETY: a contiguous layout of `len` elements of `T` (the dtype
+        // checked) starting at its lowest address, the data pointer (its
+        // strides are positive); validated at import to lie inside memory
+        // that the caller's borrow or `owner` keeps alive for `&self`;
+        // aligned (checked above); shared reads only.
+        Ok(Some(unsafe { std::slice::from_raw_parts(ptr, len) }))
     }
 
     /// A shared view of rank `D`.
@@ -190,25 +229,50 @@ impl TensorRef<'_> {
     ///
     /// Those of [`Tensor::as_ndarray_dim`].
     pub fn as_ndarray_dim<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
-        self.tensor.as_ndarray_dim::<T, D>()
+        let d = &self.descriptor;
+        let parts =
+            TypedParts::<T, D>::check::<()>(d.data, &d.layout, d.dtype, d.device, d.readonly)?;
+        // SAFETY: the memory is alive for the borrow of `self`: the caller's
+        // borrow of the argument (`'a` outlives `self`) or `owner` keeps it.
+        Ok(unsafe { parts.into_view() })
     }
 
     /// An owning [`Tensor`] of the same memory, which may outlive the call
     /// (it holds the producer as a `Tensor` argument would).
     pub fn to_tensor(&self) -> Tensor {
-        Python::attach(|py| owned(&self.tensor, self.lent, &self.object.bind(py)))
+        let owner = match &self.owner {
+            Some(owner) => owner.clone(),
+            None => Python::attach(|py| -> Owner {
+                std::sync::Arc::new(PyOwner::new(self.object.bind(py).unbind()))
+            }),
+        };
+        // SAFETY: the descriptor's memory is kept alive by `owner`: the
+        // import's own owner, or a reference to the exact ndarray it read.
+        unsafe { Tensor::from_descriptor(self.descriptor.clone(), owner) }
     }
 }
 
 /// An array argument of element type `T`, rank `D` and constraints `C`,
 /// borrowed for the call: [`TypedTensor`]'s checks with [`TensorRef`]'s
-/// cost (see the module docs).
+/// cost (see the module docs). An exact `numpy.ndarray` is checked where its
+/// fields lie and held as a view recipe alone: no tensor is built or moved.
 pub struct TypedRef<'a, T: Element, D: Dimension = IxDyn, C: Constraint = ()> {
-    typed: TypedTensor<T, D, C>,
-    lent: bool,
+    parts: TypedParts<T, D>,
+    /// What keeps the memory alive when the import needed an owner (any
+    /// producer but an exact ndarray); `None` while it is only borrowed.
+    /// Never read: it is held to be dropped with the argument.
+    _owner: Option<Owner>,
     object: Object,
-    _borrow: PhantomData<&'a ()>,
+    _borrow: PhantomData<(&'a (), fn() -> C)>,
 }
+
+// SAFETY: the view recipe points into memory kept alive by the caller's
+// borrow or by `owner` (`Send + Sync`); it is read only through shared
+// views, under the same rules as `TypedTensor`, whose `T: Element` is
+// `Send + Sync`.
+unsafe impl<T: Element, D: Dimension, C: Constraint> Send for TypedRef<'_, T, D, C> {}
+// SAFETY: as above; `&TypedRef` hands out shared views only.
+unsafe impl<T: Element, D: Dimension, C: Constraint> Sync for TypedRef<'_, T, D, C> {}
 
 impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
     for TypedRef<'a, T, D, C>
@@ -217,11 +281,27 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let (tensor, lent) = import_for_call(obj)?;
+        let object = Object(obj.as_ptr());
+        if let Some(d) = ndarray_fields::read_lent(&obj)? {
+            let parts = TypedParts::check::<C>(d.data, &d.layout, d.dtype, d.device, d.readonly)?;
+            return Ok(Self {
+                parts,
+                _owner: None,
+                object,
+                _borrow: PhantomData,
+            });
+        }
+        let tensor = if is_home_binary()
+            && let Ok(tensor) = obj.cast::<PyTensor>()
+        {
+            tensor.get().inner.clone()
+        } else {
+            import_any(&obj)?
+        };
         Ok(Self {
-            typed: TypedTensor::new(tensor)?,
-            lent,
-            object: Object(obj.as_ptr()),
+            parts: TypedParts::of::<C>(&tensor)?,
+            _owner: Some(tensor.into_owner()),
+            object,
             _borrow: PhantomData,
         })
     }
@@ -230,38 +310,38 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
 impl<T: Element, D: Dimension, C: Constraint> TypedRef<'_, T, D, C> {
     /// A shared view (no checks left to make).
     pub fn view(&self) -> ArrayView<'_, T, D> {
-        self.typed.view()
+        // SAFETY: the memory is alive for the borrow of `self`: the caller's
+        // borrow of the argument (`'a` outlives `self`) or `owner` keeps it.
+        unsafe { self.parts.view() }
     }
 
     /// Extents per axis.
     pub fn shape(&self) -> &[usize] {
-        self.typed.shape()
-    }
-
-    /// Byte strides per axis.
-    pub fn strides(&self) -> &[isize] {
-        self.typed.strides()
+        self.parts.shape()
     }
 
     /// Whether the producer forbids writes.
     pub fn readonly(&self) -> bool {
-        self.typed.readonly()
+        self.parts.readonly()
     }
 
     /// Address of the first logical element.
     pub fn data_ptr(&self) -> *mut u8 {
-        self.typed.data_ptr()
+        self.parts.data_ptr()
     }
 
     /// An owning [`TypedTensor`] of the same memory, which may outlive the
-    /// call.
+    /// call (the argument imported again, with the producer's reference).
     ///
     /// # Errors
     ///
-    /// None in practice: the checks already passed once.
-    pub fn to_typed(&self) -> Result<TypedTensor<T, D, C>> {
-        let tensor =
-            Python::attach(|py| owned(self.typed.tensor(), self.lent, &self.object.bind(py)));
-        TypedTensor::new(tensor)
+    /// None in practice: the same object passed the same checks once; a
+    /// producer that answers differently the second time is refused as it
+    /// would be at the boundary.
+    pub fn to_typed(&self) -> PyResult<TypedTensor<T, D, C>> {
+        Python::attach(|py| {
+            let tensor: Tensor = self.object.bind(py).extract()?;
+            Ok(TypedTensor::new(tensor)?)
+        })
     }
 }

@@ -31,22 +31,73 @@
 
 use crate::device::Device;
 use crate::error::{Cause, Error, Result};
+use crate::layout::Layout;
 use crate::tensor::Tensor;
+
+/// What a constraint looks at: a tensor's layout, writability and device
+/// (a borrowed argument has these without a [`Tensor`] around them).
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    layout: &'a Layout,
+    readonly: bool,
+    device: Device,
+}
+
+impl<'a> Subject<'a> {
+    /// The parts of `tensor`.
+    pub fn of(tensor: &'a Tensor) -> Self {
+        Self::new(tensor.layout(), tensor.readonly(), tensor.device())
+    }
+
+    /// A layout, whether the memory is read-only, and where it lives.
+    pub fn new(layout: &'a Layout, readonly: bool, device: Device) -> Self {
+        Self {
+            layout,
+            readonly,
+            device,
+        }
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &'a Layout {
+        self.layout
+    }
+
+    /// Extents per axis.
+    pub fn shape(&self) -> &'a [usize] {
+        self.layout.shape()
+    }
+
+    /// Byte strides per axis.
+    pub fn strides(&self) -> &'a [isize] {
+        self.layout.strides()
+    }
+
+    /// Whether the producer forbids writes.
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// Where the memory lives.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+}
 
 /// A check a tensor must pass to become a `TypedTensor<T, D, C>`.
 pub trait Constraint {
-    /// Checks `tensor`.
+    /// Checks the tensor described by `subject`.
     ///
     /// # Errors
     ///
     /// `Type` naming what was expected and what came.
-    fn check(tensor: &Tensor) -> Result<()>;
+    fn check(subject: &Subject<'_>) -> Result<()>;
 }
 
 /// No constraint.
 impl Constraint for () {
     #[inline(always)]
-    fn check(_: &Tensor) -> Result<()> {
+    fn check(_: &Subject<'_>) -> Result<()> {
         Ok(())
     }
 }
@@ -56,8 +107,8 @@ macro_rules! tuple_constraint {
         /// Every constraint of the tuple, in order.
         impl<$($c: Constraint),+> Constraint for ($($c,)+) {
             #[inline(always)]
-            fn check(tensor: &Tensor) -> Result<()> {
-                $($c::check(tensor)?;)+
+            fn check(subject: &Subject<'_>) -> Result<()> {
+                $($c::check(subject)?;)+
                 Ok(())
             }
         }
@@ -85,8 +136,8 @@ fn extents(shape: &[isize]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-fn check_shape(tensor: &Tensor, expected: &[isize]) -> Result<()> {
-    let shape = tensor.shape();
+fn check_shape(subject: &Subject<'_>, expected: &[isize]) -> Result<()> {
+    let shape = subject.shape();
     let fits = shape.len() == expected.len()
         && shape
             .iter()
@@ -108,8 +159,8 @@ macro_rules! shape_constraint {
         pub struct $name<$(const $n: isize),+>;
 
         impl<$(const $n: isize),+> Constraint for $name<$($n),+> {
-            fn check(tensor: &Tensor) -> Result<()> {
-                check_shape(tensor, &[$($n),+])
+            fn check(subject: &Subject<'_>) -> Result<()> {
+                check_shape(subject, &[$($n),+])
             }
         }
     };
@@ -137,7 +188,7 @@ shape_constraint!(
 pub struct CContig;
 
 impl Constraint for CContig {
-    fn check(tensor: &Tensor) -> Result<()> {
+    fn check(tensor: &Subject<'_>) -> Result<()> {
         if tensor.layout().is_c_contiguous() {
             return Ok(());
         }
@@ -157,7 +208,7 @@ impl Constraint for CContig {
 pub struct FContig;
 
 impl Constraint for FContig {
-    fn check(tensor: &Tensor) -> Result<()> {
+    fn check(tensor: &Subject<'_>) -> Result<()> {
         if tensor.layout().is_f_contiguous() {
             return Ok(());
         }
@@ -178,7 +229,7 @@ impl Constraint for FContig {
 pub struct Writable;
 
 impl Constraint for Writable {
-    fn check(tensor: &Tensor) -> Result<()> {
+    fn check(tensor: &Subject<'_>) -> Result<()> {
         if !tensor.readonly() {
             return Ok(());
         }
@@ -205,7 +256,7 @@ pub type Cpu = OnDevice<1>;
 pub type Cuda = OnDevice<2>;
 
 impl<const DEVICE_TYPE: u32> Constraint for OnDevice<DEVICE_TYPE> {
-    fn check(tensor: &Tensor) -> Result<()> {
+    fn check(tensor: &Subject<'_>) -> Result<()> {
         let device = tensor.device();
         if device.device_type == DEVICE_TYPE {
             return Ok(());
@@ -249,7 +300,7 @@ impl<C: Constraint> Checked<C> {
     ///
     /// `Type` from the first constraint it fails.
     pub fn new(tensor: Tensor) -> Result<Self> {
-        C::check(&tensor)?;
+        C::check(&Subject::of(&tensor))?;
         Ok(Self {
             tensor,
             _constraint: std::marker::PhantomData,

@@ -86,6 +86,7 @@ mod methods;
 mod raw;
 mod typed;
 
+pub(crate) use typed::TypedParts;
 pub use typed::TypedTensor;
 
 #[cfg(test)]

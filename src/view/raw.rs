@@ -52,6 +52,58 @@ impl<T: Element, D: Dimension> RawView<T, D> {
     /// Checks `tensor` for a view as `T` with dimension `D`: dtype, rank,
     /// device, alignment and element strides.
     pub(super) fn new(tensor: &Tensor) -> Result<Self> {
+        Self::from_parts(
+            tensor.data_ptr(),
+            tensor.layout(),
+            tensor.dtype(),
+            tensor.device(),
+        )
+    }
+
+    /// As [`RawView::new`], from a tensor's parts (a borrowed argument's
+    /// descriptor has no tensor around it).
+    #[inline]
+    pub(super) fn from_parts(
+        data: *mut u8,
+        layout: &crate::layout::Layout,
+        dtype: crate::dtype::DType,
+        device: crate::device::Device,
+    ) -> Result<Self> {
+        struct Parts<'a> {
+            data: *mut u8,
+            layout: &'a crate::layout::Layout,
+            dtype: crate::dtype::DType,
+            device: crate::device::Device,
+        }
+        impl Parts<'_> {
+            fn dtype(&self) -> crate::dtype::DType {
+                self.dtype
+            }
+            fn shape(&self) -> &[usize] {
+                self.layout.shape()
+            }
+            fn strides(&self) -> &[isize] {
+                self.layout.strides()
+            }
+            fn ndim(&self) -> usize {
+                self.layout.ndim()
+            }
+            fn size(&self) -> usize {
+                self.layout.size()
+            }
+            fn device(&self) -> crate::device::Device {
+                self.device
+            }
+            fn data_ptr(&self) -> *mut u8 {
+                self.data
+            }
+        }
+        let tensor = Parts {
+            data,
+            layout,
+            dtype,
+            device,
+        };
         if tensor.dtype() != T::DTYPE {
             return Err(Error::type_error(
                 Cause::DType,

@@ -61,7 +61,7 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
     #[inline]
     pub fn new(tensor: Tensor) -> Result<Self> {
         let raw = RawView::new(&tensor)?;
-        C::check(&tensor)?;
+        C::check(&super::constraints::Subject::of(&tensor))?;
         Ok(Self {
             tensor,
             raw,
@@ -174,5 +174,82 @@ impl<T: Element, D: Dimension, C: Constraint> TryFrom<Tensor> for TypedTensor<T,
 impl<T: Element, D: Dimension, C: Constraint> From<TypedTensor<T, D, C>> for Tensor {
     fn from(typed: TypedTensor<T, D, C>) -> Self {
         typed.tensor
+    }
+}
+
+/// A typed view recipe checked once, with no owner: what a borrowed
+/// argument holds while a layer above keeps the memory alive (the Python
+/// layer's `TypedRef`, for the length of a call). It never moves a
+/// [`Tensor`]: the checks read the parts where they lie.
+pub(crate) struct TypedParts<T, D> {
+    raw: RawView<T, D>,
+    data: *mut u8,
+    readonly: bool,
+}
+
+impl<T: Element, D: Dimension> TypedParts<T, D> {
+    /// Runs [`TypedTensor::new`]'s checks on a tensor's parts.
+    #[inline]
+    pub(crate) fn check<C: Constraint>(
+        data: *mut u8,
+        layout: &crate::layout::Layout,
+        dtype: crate::dtype::DType,
+        device: crate::device::Device,
+        readonly: bool,
+    ) -> Result<Self> {
+        let raw = RawView::from_parts(data, layout, dtype, device)?;
+        C::check(&super::constraints::Subject::new(layout, readonly, device))?;
+        Ok(Self {
+            raw,
+            data,
+            readonly,
+        })
+    }
+
+    /// The parts of an owned tensor, checked.
+    pub(crate) fn of<C: Constraint>(tensor: &Tensor) -> Result<Self> {
+        Self::check::<C>(
+            tensor.data_ptr(),
+            tensor.layout(),
+            tensor.dtype(),
+            tensor.device(),
+            tensor.readonly(),
+        )
+    }
+
+    /// A shared view.
+    ///
+    /// # Safety
+    ///
+    /// The memory the parts were checked over must still be alive, and
+    /// written by no one, for as long as the view lives.
+    pub(crate) unsafe fn view(&self) -> ArrayView<'_, T, D> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.raw.clone().view() }
+    }
+
+    /// A shared view of any lifetime.
+    ///
+    /// # Safety
+    ///
+    /// As for [`TypedParts::view`], for all of `'b`.
+    pub(crate) unsafe fn into_view<'b>(self) -> ArrayView<'b, T, D> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.raw.view() }
+    }
+
+    /// Extents per axis.
+    pub(crate) fn shape(&self) -> &[usize] {
+        self.raw.dim.slice()
+    }
+
+    /// Address of the first logical element.
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        self.data
+    }
+
+    /// Whether the producer forbids writes.
+    pub(crate) fn readonly(&self) -> bool {
+        self.readonly
     }
 }

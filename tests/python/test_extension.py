@@ -347,3 +347,27 @@ def test_a_borrowed_argument_made_owning_outlives_the_call():
     assert np.from_dlpack(kept).tolist() == [0.0, 1.0, 2.0, 3.0]
     kept_torch = ex.keep(torch.arange(3.0))  # owned import: cloned
     assert torch.from_dlpack(kept_torch).tolist() == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.arange(12.0).reshape(3, 4),  # C order: the slice path
+        lambda: np.asfortranarray(np.arange(12.0).reshape(3, 4)),  # F order: the slice path
+        lambda: np.arange(24.0).reshape(4, 6)[:, ::2],  # strided: the view path
+        lambda: np.arange(12.0).reshape(3, 4)[::-1],  # reversed: the view path
+        lambda: np.zeros((0, 3)),  # empty
+        lambda: np.frombuffer(bytes(17), dtype=np.uint8)[1:].view(np.float64),  # misaligned
+    ],
+    ids=["c", "f", "strided", "reversed", "empty", "misaligned"],
+)
+def test_slice_and_view_paths_agree(make):
+    """`TensorRef::as_slice` (contiguous memory) and the view path give the
+    same sum as NumPy; a misaligned pointer is refused by either path."""
+    x = make()
+    if x.ctypes.data % 8:
+        with pytest.raises(BufferError, match="is not aligned for float64"):
+            ex.sum(x)
+        return
+    assert ex.sum(x) == float(x.sum())
+    assert ex.sum(np.asarray(x, dtype=np.float32)) == float(x.sum())

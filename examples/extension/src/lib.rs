@@ -73,6 +73,11 @@ macro_rules! dispatch {
 }
 
 fn sum_as<T: Real>(x: &TensorRef<'_>) -> PyResult<f64> {
+    // Contiguous memory (either order) is summed as a slice: a
+    // dynamic-rank ndarray view costs more than the 16 additions it drives.
+    if let Some(values) = x.as_slice::<T>()? {
+        return Ok(values.iter().map(|&v| v.to_f64()).sum());
+    }
     Ok(x.as_ndarray::<T>()?.iter().map(|&v| v.to_f64()).sum())
 }
 

@@ -205,43 +205,16 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     }))
 }
 
-/// As [`import`], for a tensor that lives no longer than `object` is
-/// borrowed (an extension's argument, `python::arg`): the owner is the one
-/// shared [`Lent`] marker, so the import takes no reference, allocates
-/// nothing and releases nothing.
-///
-/// # Safety
-///
-/// The tensor, and everything made from it, must be gone before the
-/// borrow of `object` ends.
+/// The checked descriptor of an exact `numpy.ndarray`, for an argument that
+/// borrows it for the length of a call and keeps no owner at all (counted as
+/// a lent argument); `None` when it must be imported another way.
 #[inline(always)]
-pub(crate) unsafe fn import_lent(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
-    let Some(descriptor) = read(object)? else {
-        return Ok(None);
-    };
-    crate::python::fast_path::LENT_ARGUMENTS.hit();
-    // SAFETY: as in `import`, with the caller's borrow of `object` in place
-    // of an owner's reference.
-    Ok(Some(unsafe {
-        Tensor::from_descriptor(descriptor, Lent::owner())
-    }))
-}
-
-/// The owner of a tensor that borrows its memory for the length of a call:
-/// it keeps nothing alive (the caller's borrow does) and releases nothing.
-pub(crate) struct Lent;
-
-impl crate::owner::Allocation for Lent {}
-
-impl Lent {
-    /// The one shared `Lent` owner: cloning it is one reference-count
-    /// increment, where a `PyOwner` costs an allocation, a Python reference
-    /// and, on drop, attaching to the interpreter and a free.
-    pub(crate) fn owner() -> Arc<dyn crate::owner::Allocation> {
-        static LENT: std::sync::LazyLock<Arc<dyn crate::owner::Allocation>> =
-            std::sync::LazyLock::new(|| Arc::new(Lent));
-        LENT.clone()
+pub(crate) fn read_lent(object: &Bound<'_, PyAny>) -> PyResult<Option<Descriptor>> {
+    let descriptor = read(object)?;
+    if descriptor.is_some() {
+        crate::python::fast_path::LENT_ARGUMENTS.hit();
     }
+    Ok(descriptor)
 }
 
 /// The checked descriptor of an exact `numpy.ndarray`'s fields, or `None`
