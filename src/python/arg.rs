@@ -263,7 +263,8 @@ pub struct TypedRef<'a, T: Element, D: Dimension = IxDyn, C: Constraint = ()> {
     /// Never read: it is held to be dropped with the argument.
     _owner: Option<Owner>,
     object: Object,
-    _borrow: PhantomData<(&'a (), fn() -> C)>,
+    _borrow: PhantomData<&'a ()>,
+    _constraint: PhantomData<fn() -> C>,
 }
 
 // SAFETY: the view recipe points into memory kept alive by the caller's
@@ -289,6 +290,7 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
                 _owner: None,
                 object,
                 _borrow: PhantomData,
+                _constraint: PhantomData,
             });
         }
         let tensor = if is_home_binary()
@@ -303,6 +305,7 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
             _owner: Some(tensor.into_owner()),
             object,
             _borrow: PhantomData,
+            _constraint: PhantomData,
         })
     }
 }

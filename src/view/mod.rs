@@ -86,6 +86,7 @@ mod methods;
 mod raw;
 mod typed;
 
+#[cfg(feature = "python")] // the borrowed arguments of the Python layer
 pub(crate) use typed::TypedParts;
 pub use typed::TypedTensor;
 

@@ -181,12 +181,14 @@ impl<T: Element, D: Dimension, C: Constraint> From<TypedTensor<T, D, C>> for Ten
 /// argument holds while a layer above keeps the memory alive (the Python
 /// layer's `TypedRef`, for the length of a call). It never moves a
 /// [`Tensor`]: the checks read the parts where they lie.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python layer
 pub(crate) struct TypedParts<T, D> {
     raw: RawView<T, D>,
     data: *mut u8,
     readonly: bool,
 }
 
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
 impl<T: Element, D: Dimension> TypedParts<T, D> {
     /// Runs [`TypedTensor::new`]'s checks on a tensor's parts.
     #[inline]
