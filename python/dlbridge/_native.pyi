@@ -112,7 +112,7 @@ class Tensor:
 def asarray(obj: Any, *, copy: bool | None = None) -> Tensor:
     """Any array-like as a Tensor, zero-copy unless copy=True.
 
-    DLPack, __cuda_array_interface__, the buffer protocol, __array_struct__, __array_interface__,
+    DLPack, the buffer protocol, __array_struct__, __array_interface__, __cuda_array_interface__,
     then, for an object that speaks none of them, __array__ (with copy=False, a producer that
     cannot promise no copy is a ValueError).
     """

@@ -67,6 +67,49 @@ pub(crate) fn on_type(object: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> 
     }
 }
 
+/// The instance attribute `name` of an object whose type does not define
+/// it (`OnType::Absent`), without an exception for a miss. With the generic
+/// attribute lookup (no `__getattr__`, no custom `tp_getattro`) that can
+/// only be an entry of the instance `__dict__`, read directly: a miss costs
+/// a dictionary probe, where `getattr` on CPython before 3.13 built and
+/// discarded an `AttributeError` (about half a microsecond, more than a
+/// whole import). Any other type is asked through `getattr`.
+pub(crate) fn instance_attribute<'py>(
+    object: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    use pyo3::ffi;
+    let obj = object.as_ptr();
+    // SAFETY: `obj` is live; its type's slots are plain reads.
+    let (generic, has_dict) = unsafe {
+        let ty = ffi::Py_TYPE(obj);
+        (
+            // CPython's exported function, which a type without its own
+            // lookup inherits in this slot: one address, compared as such.
+            (*ty).tp_getattro.is_some_and(|getattro| {
+                std::ptr::fn_addr_eq(getattro, ffi::PyObject_GenericGetAttr as ffi::getattrofunc)
+            }),
+            (*ty).tp_dictoffset != 0 || (*ty).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0,
+        )
+    };
+    if !generic {
+        return object.getattr_opt(name);
+    }
+    if !has_dict {
+        return Ok(None);
+    }
+    // SAFETY: the type has an instance dict (checked above); the call
+    // returns a new reference to it, or NULL with an exception set.
+    let dict = unsafe { ffi::PyObject_GenericGetDict(obj, std::ptr::null_mut()) };
+    if dict.is_null() {
+        return Err(PyErr::fetch(object.py()));
+    }
+    // SAFETY: a new, non-NULL reference.
+    let dict = unsafe { Bound::from_owned_ptr(object.py(), dict) };
+    let dict = dict.cast::<pyo3::types::PyDict>()?;
+    pyo3::types::PyDictMethods::get_item(dict, name)
+}
+
 fn none_ptr() -> *mut pyo3::ffi::PyObject {
     // SAFETY: `Py_None` returns the address of the immortal `None` singleton.
     unsafe { pyo3::ffi::Py_None() }
@@ -85,7 +128,7 @@ pub(crate) fn protocol_attribute<'py>(
         OnType::Defined => object.getattr(name)?,
         // An instance attribute, or one a `__getattr__` provides: missing
         // here is an `AttributeError` from the lookup itself.
-        OnType::Absent => match object.getattr_opt(name)? {
+        OnType::Absent => match instance_attribute(object, name)? {
             Some(value) => value,
             None => return Ok(None),
         },

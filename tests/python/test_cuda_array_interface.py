@@ -221,14 +221,21 @@ def test_an_instance_attribute_is_read():
     assert dlbridge.asarray(obj).source == "cuda_array_interface"
 
 
-def test_discovery_order_dlpack_first_then_the_cuda_array_interface():
+def test_discovery_order_dlpack_first_the_cuda_array_interface_last():
+    """DLPack first; the CUDA array interface after the host protocols, so
+    host imports never pay for its lookup: an object offering both a host
+    `__array_interface__` and a device interface is read as host memory."""
+
     class Both(Producer):
         def __init__(self):
             super().__init__()
             self.array = np.zeros(3)
             self.__array_interface__ = self.array.__array_interface__
 
-    assert dlbridge.asarray(Both()).source == "cuda_array_interface"
+    both = Both()
+    t = dlbridge.asarray(both)
+    assert t.source == "array_interface" and t.data_ptr == both.array.ctypes.data
+    assert dlbridge.from_cuda_array_interface(both).source == "cuda_array_interface"
 
     class WithDlpack(Producer):
         def __dlpack__(self, **kwargs):

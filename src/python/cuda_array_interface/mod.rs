@@ -60,7 +60,7 @@ fn attribute<'py>(object: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAn
         // An instance attribute, or one a `__getattr__` provides (the
         // cheapest miss: no Python exception object where CPython has
         // PyObject_GetOptionalAttr).
-        OnType::Absent => object.getattr_opt(name)?,
+        OnType::Absent => crate::python::lookup::instance_attribute(object, name)?,
         OnType::Defined => match object.getattr(name) {
             Ok(value) => Some(value),
             Err(err) if err.is_instance_of::<PyAttributeError>(py) => None,
