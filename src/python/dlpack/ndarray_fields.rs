@@ -191,6 +191,7 @@ fn native_byteorder(byteorder: c_char) -> bool {
 
 /// Imports an exact `numpy.ndarray` as its DLPack export would, or `None`
 /// when the array must go through `__dlpack__` (see the module docs).
+#[inline(always)]
 pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let Some(descriptor) = read(object)? else {
         return Ok(None);
