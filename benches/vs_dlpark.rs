@@ -27,6 +27,7 @@
 //!
 //! Every routine consumes a fresh input made outside the timing.
 //!
+//! `VS_DLPARK_SUMMARY_ONLY=1` skips Criterion and prints the summary alone.
 //! For a profile, `VS_DLPARK_ONLY=<row>:<dlbridge|dlpark>` (e.g.
 //! `export/4x4:dlbridge`) skips Criterion and runs that one routine on
 //! 100,000 inputs, e.g. under
@@ -242,11 +243,31 @@ fn summary(rows: &[Box<dyn Timed>]) {
     }
 }
 
+/// Criterion's options that take a value (which is then no filter).
+const VALUE_FLAGS: [&str; 12] = [
+    "--warm-up-time",
+    "--measurement-time",
+    "--sample-size",
+    "--save-baseline",
+    "--baseline",
+    "--baseline-lenient",
+    "--profile-time",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--nresamples",
+    "--color",
+];
+
 /// Calls of the one routine `VS_DLPARK_ONLY` names.
 const PROFILE_CALLS: usize = 100_000;
 
 fn main() {
     let rows = rows();
+    if std::env::var_os("VS_DLPARK_SUMMARY_ONLY").is_some() {
+        summary(&rows);
+        return;
+    }
     if let Ok(only) = std::env::var("VS_DLPARK_ONLY") {
         let (name, side) = only.split_once(':').expect("VS_DLPARK_ONLY=<row>:<side>");
         let row = rows
@@ -269,7 +290,9 @@ fn main() {
     // only checks that each routine runs). A filter narrows Criterion's
     // rows, and the summary is then left out.
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let filtered = args.iter().any(|arg| !arg.starts_with('-'));
+    let filtered = args.iter().enumerate().any(|(i, arg)| {
+        !arg.starts_with('-') && (i == 0 || !VALUE_FLAGS.contains(&args[i - 1].as_str()))
+    });
     if args.iter().any(|arg| arg == "--bench") && !filtered {
         summary(&rows);
     }

@@ -224,6 +224,26 @@ impl Layout {
         Self::finish(dims, byte_strides.is_none(), itemsize)
     }
 
+    /// Validates an `ndarray` array's shape and element strides (scaled to
+    /// bytes here, overflow-checked), with the checks of [`Layout::new`];
+    /// the strides are written into the layout directly instead of through
+    /// a byte-stride buffer of [`MAX_NDIM`] entries.
+    pub(crate) fn from_ndarray(
+        shape: &[usize],
+        element_strides: &[isize],
+        itemsize: usize,
+    ) -> Result<Self> {
+        let mut dims = Self::dims_for(shape.len(), Some(element_strides))?;
+        let (extents, steps) = dims.parts_mut();
+        extents.copy_from_slice(shape);
+        for (axis, (&s, out)) in element_strides.iter().zip(steps.iter_mut()).enumerate() {
+            *out = s
+                .checked_mul(itemsize as isize)
+                .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
+        }
+        Self::finish(dims, false, itemsize)
+    }
+
     /// Storage for `ndim` axes, once the rank and the strides' length agree.
     #[inline(always)]
     fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Dims> {

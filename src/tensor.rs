@@ -252,6 +252,12 @@ impl Tensor {
         &self.owner
     }
 
+    /// This view's share of the owner, for an export that consumes the
+    /// tensor (no reference-count round trip).
+    pub(crate) fn into_owner(self) -> Owner {
+        self.owner
+    }
+
     /// A read-only view of the same memory.
     pub fn to_readonly(&self) -> Self {
         Self {

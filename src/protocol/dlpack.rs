@@ -6,6 +6,8 @@
 //! immediately, if validation refuses it). Export builds a fresh managed
 //! tensor per call whose `manager_ctx` is a clone of the tensor's owner.
 
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use dlpark::dlpack::FromRawError;
@@ -116,12 +118,6 @@ where
 /// Axes whose shape and strides live inside the export block itself.
 const INLINE_EXPORT_NDIM: usize = 6;
 
-/// Shape then strides, as DLPack's `int64_t` arrays.
-enum ExportDims {
-    Inline([i64; 2 * INLINE_EXPORT_NDIM]),
-    Heap(Box<[i64]>),
-}
-
 /// One heap block per export: the managed-tensor header, its shape and
 /// strides, and a share of the tensor's owner. The header is the first
 /// field of a `repr(C)` struct, so the deleter turns the `self` pointer it
@@ -134,18 +130,27 @@ enum ExportDims {
 /// means one `malloc` and one `free` per export; `make bench-rust` measures
 /// it (`dlpack_export`, beside `dlpack_import`), and the exchange benchmark
 /// row `np.from_dlpack(t)` is where it shows against NumPy's own export.
+///
+/// The block is filled in place on the heap (`Box::new` of a finished
+/// block built it on the stack and copied its 200 bytes over), and only
+/// the `2 * ndim` dims slots in use are written.
 #[repr(C)]
 struct ExportBlock<M> {
     header: M,
-    dims: ExportDims,
     _owner: Owner,
+    /// Shape then strides (DLPack's `int64_t` arrays) beyond
+    /// [`INLINE_EXPORT_NDIM`] axes; `None` when `inline` holds them.
+    heap: Option<Box<[i64]>>,
+    /// Shape then strides for up to [`INLINE_EXPORT_NDIM`] axes; the slots
+    /// past `2 * ndim` are never written.
+    inline: [MaybeUninit<i64>; 2 * INLINE_EXPORT_NDIM],
 }
 
 /// The deleter of every managed tensor dlbridge exports.
 ///
 /// # Safety
 ///
-/// `header` must come from [`Tensor::export`] and not have been deleted.
+/// `header` must come from [`finish_block`] and not have been deleted.
 unsafe extern "C" fn delete_export<M>(header: *mut M) {
     // No panic may cross into the consumer's C code: dropping the owner
     // runs foreign release code, so contain anything that unwinds.
@@ -213,62 +218,96 @@ impl Tensor {
     }
 }
 
-impl Tensor {
-    fn export<M: ManagedTensorBase>(&self, flags: DlpackFlags) -> Result<Managed<M>> {
-        let ndim = self.ndim();
-        let mut dims = if ndim <= INLINE_EXPORT_NDIM {
-            ExportDims::Inline([0; 2 * INLINE_EXPORT_NDIM])
-        } else {
-            ExportDims::Heap(vec![0; 2 * ndim].into_boxed_slice())
-        };
-        let slots = match &mut dims {
-            ExportDims::Inline(values) => &mut values[..2 * ndim],
-            ExportDims::Heap(values) => &mut values[..],
-        };
-        let (shape, strides) = slots.split_at_mut(ndim);
-        for (out, &extent) in shape.iter_mut().zip(self.shape()) {
-            *out = extent as i64;
+/// An export block with everything but its owner written: the header
+/// (deleter included), the shape and the element strides.
+///
+/// Everything that can fail runs before the block leaves its `Box`, so a
+/// refusal frees it (`MaybeUninit` contents are never dropped) and leaks
+/// nothing.
+fn fill_block<M: ManagedTensorBase>(
+    tensor: &Tensor,
+    flags: DlpackFlags,
+) -> Result<NonNull<ExportBlock<M>>> {
+    let ndim = tensor.ndim();
+    let mut block = Box::<ExportBlock<M>>::new_uninit();
+    let fields = block.as_mut_ptr();
+    let mut heap = (ndim > INLINE_EXPORT_NDIM).then(|| vec![0i64; 2 * ndim].into_boxed_slice());
+    let dims: &mut [i64] = match &mut heap {
+        Some(values) => values,
+        None => {
+            // SAFETY: `fields` points at the uninitialised block this
+            // function owns; the first `2 * ndim <= 12` inline slots are
+            // initialised (zeroed) before the slice over them is formed.
+            unsafe {
+                let slots = (&raw mut (*fields).inline).cast::<i64>();
+                slots.write_bytes(0, 2 * ndim);
+                std::slice::from_raw_parts_mut(slots, 2 * ndim)
+            }
         }
-        self.layout().element_strides_into(strides)?;
-        let descriptor = DLTensor {
-            data: self.data_ptr().cast(),
-            device: self.device().to_dlpack(),
+    };
+    let (shape, strides) = dims.split_at_mut(ndim);
+    for (out, &extent) in shape.iter_mut().zip(tensor.shape()) {
+        *out = extent as i64;
+    }
+    tensor.layout().element_strides_into(strides)?;
+    let dims = dims.as_mut_ptr();
+    let mut header = M::from_parts(
+        DLTensor {
+            data: tensor.data_ptr().cast(),
+            device: tensor.device().to_dlpack(),
             ndim: ndim as i32,
-            dtype: self.dtype().to_dlpack(),
+            dtype: tensor.dtype().to_dlpack(),
             shape: std::ptr::null_mut(),
             strides: std::ptr::null_mut(),
             byte_offset: 0,
-        };
-        let block = Box::into_raw(Box::new(ExportBlock {
-            header: M::from_parts(descriptor, std::ptr::null_mut(), Some(delete_export::<M>)),
-            dims,
-            _owner: Arc::clone(self.owner()),
-        }));
-        // SAFETY: `block` is a fresh, exclusively owned allocation; the dims
-        // arrays live inside it, so pointing the header at them is stable
-        // until the deleter frees the whole block. READ_ONLY mirrors this
-        // tensor's flag, and IS_COPIED is only passed for a private copy.
-        unsafe {
-            let dims = match &mut (*block).dims {
-                ExportDims::Inline(values) => values.as_mut_ptr(),
-                ExportDims::Heap(values) => values.as_mut_ptr(),
-            };
-            let header = &mut (*block).header;
-            header.set_flags_unchecked(flags);
-            if ndim > 0 {
-                let tensor = header.tensor_mut();
-                tensor.shape = dims;
-                tensor.strides = dims.add(ndim);
-            }
-        }
-        // SAFETY: the block's header is a complete managed tensor whose
-        // deleter frees the block exactly once; its version is dlpark's own.
-        unsafe { Managed::from_raw(block.cast::<M>()) }.map_err(|e| {
-            Error::buffer(
-                from_raw_cause(&e),
-                format!("cannot build a DLPack tensor: {e}"),
-            )
-        })
+        },
+        std::ptr::null_mut(),
+        Some(delete_export::<M>),
+    );
+    // SAFETY: READ_ONLY mirrors the tensor's flag, IS_SUBBYTE_TYPE_PADDED
+    // its dtype, and IS_COPIED is only passed for a private copy.
+    unsafe { header.set_flags_unchecked(flags) };
+    if ndim > 0 {
+        // The dims live inside the block (or its `heap` box, which the
+        // block keeps): stable until the deleter frees it all.
+        let described = header.tensor_mut();
+        described.shape = dims;
+        // SAFETY: `dims` holds `2 * ndim` values.
+        described.strides = unsafe { dims.add(ndim) };
+    }
+    // SAFETY: the header and `heap` are written into the block this
+    // function owns (the inline dims above); only the owner is left.
+    unsafe {
+        (&raw mut (*fields).header).write(header);
+        (&raw mut (*fields).heap).write(heap);
+    }
+    Ok(NonNull::from(Box::leak(block)).cast())
+}
+
+/// Hands `owner` to a block from [`fill_block`] and makes it a managed
+/// tensor.
+fn finish_block<M: ManagedTensorBase>(
+    block: NonNull<ExportBlock<M>>,
+    owner: Owner,
+) -> Result<Managed<M>> {
+    let block = block.as_ptr();
+    // SAFETY: the block is fully written but for its owner, which this
+    // writes; from here the deleter frees it whole.
+    unsafe { (&raw mut (*block)._owner).write(owner) };
+    // SAFETY: the block's header is a complete managed tensor whose
+    // deleter frees the block exactly once; its version is dlpark's own.
+    unsafe { Managed::from_raw(block.cast::<M>()) }.map_err(|e| {
+        Error::buffer(
+            from_raw_cause(&e),
+            format!("cannot build a DLPack tensor: {e}"),
+        )
+    })
+}
+
+impl Tensor {
+    fn export<M: ManagedTensorBase>(&self, flags: DlpackFlags) -> Result<Managed<M>> {
+        let block = fill_block(self, flags)?;
+        finish_block(block, Arc::clone(self.owner()))
     }
 
     /// The flags every versioned export carries: `READ_ONLY` for a readonly
@@ -320,7 +359,10 @@ impl Tensor {
     ///
     /// As [`Tensor::to_dlpack_versioned`].
     pub fn into_dlpack(self) -> Result<versioned::Dlpack> {
-        self.to_dlpack_versioned()
+        // The tensor's own share of the owner moves into the export: no
+        // reference count goes up here and down again when `self` drops.
+        let block = fill_block(&self, self.export_flags())?;
+        finish_block(block, self.into_owner())
     }
 
     /// A fresh legacy managed tensor viewing this memory. The legacy ABI
