@@ -72,6 +72,7 @@ impl Dims {
         }
     }
 
+    #[inline(always)]
     fn parts_mut(&mut self) -> (&mut [usize], &mut [isize]) {
         match self {
             Self::Inline {
@@ -86,6 +87,7 @@ impl Dims {
         }
     }
 
+    #[inline(always)]
     fn shape(&self) -> &[usize] {
         match self {
             Self::Inline { ndim, shape, .. } => &shape[..usize::from(*ndim)],
@@ -93,6 +95,7 @@ impl Dims {
         }
     }
 
+    #[inline(always)]
     fn strides(&self) -> &[isize] {
         match self {
             Self::Inline { ndim, strides, .. } => &strides[..usize::from(*ndim)],
@@ -458,6 +461,7 @@ fn narrow(itemsize: usize) -> Result<u32> {
 }
 
 /// The element count, checked so that it and the byte size fit in isize.
+#[inline(always)]
 fn checked_size(shape: &[usize], itemsize: usize) -> Result<usize> {
     let mut size: usize = 1;
     for &extent in shape {
@@ -472,6 +476,7 @@ fn checked_size(shape: &[usize], itemsize: usize) -> Result<usize> {
     Ok(size)
 }
 
+#[inline(always)]
 fn c_strides(shape: &[usize], itemsize: usize, strides: &mut [isize]) {
     let mut step = itemsize as isize;
     for (stride, &extent) in strides.iter_mut().zip(shape).rev() {
@@ -481,6 +486,7 @@ fn c_strides(shape: &[usize], itemsize: usize, strides: &mut [isize]) {
 }
 
 /// The byte range touched, relative to the first element; checked in isize.
+#[inline(always)]
 fn span(
     shape: &[usize],
     strides: &[isize],
@@ -510,6 +516,7 @@ fn span(
     Ok((low, high))
 }
 
+#[inline(always)]
 fn is_contiguous<'a>(
     itemsize: usize,
     size: usize,

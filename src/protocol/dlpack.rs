@@ -43,6 +43,7 @@ enum LegacyWrites {
 
 /// Reads and checks a managed tensor's descriptor. `legacy` is `None` for a
 /// versioned tensor, whose `READ_ONLY` flag decides.
+#[inline(always)]
 fn parse<M: ManagedTensorBase>(
     managed: &Managed<M>,
     legacy: Option<LegacyWrites>,
@@ -104,6 +105,7 @@ fn parse<M: ManagedTensorBase>(
     })
 }
 
+#[inline(always)]
 fn import<M: ManagedTensorBase>(managed: Managed<M>, legacy: Option<LegacyWrites>) -> Result<Tensor>
 where
     Managed<M>: Allocation,
@@ -174,6 +176,7 @@ impl TryFrom<versioned::Dlpack> for Tensor {
     /// Those of [`Tensor::from_dlpack_legacy_writable`]; a float4/float6
     /// element is accepted when the tensor is flagged
     /// `IS_SUBBYTE_TYPE_PADDED`.
+    #[inline]
     fn try_from(managed: versioned::Dlpack) -> Result<Self> {
         import(managed, None)
     }
