@@ -187,8 +187,8 @@ impl Layout {
         unit: i64,
         itemsize: usize,
     ) -> Result<Self> {
-        let mut dims = Self::dims_for(shape.len(), strides)?;
-        let (extents, steps) = dims.parts_mut();
+        let mut layout = Self::blank(shape.len(), strides)?;
+        let (extents, steps) = layout.dims.parts_mut();
         for (axis, (&extent, out)) in shape.iter().zip(extents.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(
@@ -206,7 +206,8 @@ impl Layout {
                     .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
             }
         }
-        Self::finish(dims, strides.is_none(), itemsize)
+        layout.complete(strides.is_none(), itemsize)?;
+        Ok(layout)
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
@@ -218,13 +219,14 @@ impl Layout {
     /// size or byte span that does not fit in `isize` (or an itemsize above
     /// `u32::MAX`).
     pub fn new(shape: &[usize], byte_strides: Option<&[isize]>, itemsize: usize) -> Result<Self> {
-        let mut dims = Self::dims_for(shape.len(), byte_strides)?;
-        let (extents, steps) = dims.parts_mut();
+        let mut layout = Self::blank(shape.len(), byte_strides)?;
+        let (extents, steps) = layout.dims.parts_mut();
         extents.copy_from_slice(shape);
         if let Some(strides) = byte_strides {
             steps.copy_from_slice(strides);
         }
-        Self::finish(dims, byte_strides.is_none(), itemsize)
+        layout.complete(byte_strides.is_none(), itemsize)?;
+        Ok(layout)
     }
 
     /// Validates an `ndarray` array's shape and element strides (scaled to
@@ -236,20 +238,21 @@ impl Layout {
         element_strides: &[isize],
         itemsize: usize,
     ) -> Result<Self> {
-        let mut dims = Self::dims_for(shape.len(), Some(element_strides))?;
-        let (extents, steps) = dims.parts_mut();
+        let mut layout = Self::blank(shape.len(), Some(element_strides))?;
+        let (extents, steps) = layout.dims.parts_mut();
         extents.copy_from_slice(shape);
         for (axis, (&s, out)) in element_strides.iter().zip(steps.iter_mut()).enumerate() {
             *out = s
                 .checked_mul(itemsize as isize)
                 .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
         }
-        Self::finish(dims, false, itemsize)
+        layout.complete(false, itemsize)?;
+        Ok(layout)
     }
 
-    /// Storage for `ndim` axes, once the rank and the strides' length agree.
+    /// Whether `ndim` axes (and as many strides, if given) may be stored.
     #[inline(always)]
-    fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Dims> {
+    fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<()> {
         if ndim > MAX_NDIM {
             return Err(Error::value(
                 Cause::Layout,
@@ -267,14 +270,33 @@ impl Layout {
                 ),
             ));
         }
-        Ok(Dims::zeroed(ndim))
+        Ok(())
     }
 
-    /// The checks and derived facts, in one pass over the filled-in axes;
+    /// A layout of `ndim` zero extents and strides (once the rank and the
+    /// strides' length agree), for a constructor to fill in place and
+    /// [`Layout::complete`]. Built where it is returned, the layout is not
+    /// copied from a `Dims` temporary into it (112 bytes, and the copy
+    /// stalled on store forwarding).
+    #[inline(always)]
+    fn blank<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Self> {
+        Self::dims_for(ndim, strides)?;
+        Ok(Self {
+            dims: Dims::zeroed(ndim),
+            itemsize: 0,
+            size: 0,
+            low: 0,
+            high: 0,
+            c_contiguous: false,
+            f_contiguous: false,
+        })
+    }
+
+    /// The checks and derived facts over the filled-in axes, in place;
     /// `contiguous` asks for C strides to be written first.
     #[inline(always)]
-    fn finish(mut dims: Dims, contiguous: bool, itemsize: usize) -> Result<Self> {
-        let (shape, strides) = dims.parts_mut();
+    fn complete(&mut self, contiguous: bool, itemsize: usize) -> Result<()> {
+        let (shape, strides) = self.dims.parts_mut();
         let size = checked_size(shape, itemsize)?;
         if contiguous {
             // `size * itemsize` fits in isize, so every suffix product does.
@@ -284,15 +306,13 @@ impl Layout {
         let c_contiguous = contiguous
             || is_contiguous(itemsize, size, shape.iter().rev().zip(strides.iter().rev()));
         let f_contiguous = is_contiguous(itemsize, size, shape.iter().zip(strides.iter()));
-        Ok(Self {
-            dims,
-            itemsize: narrow(itemsize)?,
-            size,
-            low,
-            high,
-            c_contiguous,
-            f_contiguous,
-        })
+        self.itemsize = narrow(itemsize)?;
+        self.size = size;
+        self.low = low;
+        self.high = high;
+        self.c_contiguous = c_contiguous;
+        self.f_contiguous = f_contiguous;
+        Ok(())
     }
 
     /// A C-contiguous layout for `shape`: the spans and flags follow from
@@ -304,7 +324,8 @@ impl Layout {
     /// element count or byte size that does not fit in `isize` (or an
     /// itemsize above `u32::MAX`).
     pub fn contiguous(shape: &[usize], itemsize: usize) -> Result<Self> {
-        let mut dims = Self::dims_for::<isize>(shape.len(), None)?;
+        Self::dims_for::<isize>(shape.len(), None)?;
+        let mut dims = Dims::zeroed(shape.len());
         let (extents, strides) = dims.parts_mut();
         extents.copy_from_slice(shape);
         let size = checked_size(extents, itemsize)?;
