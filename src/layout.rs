@@ -173,6 +173,9 @@ impl Layout {
     ///
     /// As [`Layout::from_signed`]; a stride that overflows when scaled to
     /// bytes is among them.
+    // Inlined into the DLPack import, the layout is built where the
+    // descriptor keeps it instead of being copied out of a return slot.
+    #[inline(always)]
     pub fn from_element_strides(
         shape: &[i64],
         element_strides: Option<&[i64]>,
@@ -181,6 +184,7 @@ impl Layout {
         Self::from_signed_scaled(shape, element_strides, itemsize as i64, itemsize)
     }
 
+    #[inline(always)]
     fn from_signed_scaled(
         shape: &[i64],
         strides: Option<&[i64]>,
@@ -233,6 +237,7 @@ impl Layout {
     /// bytes here, overflow-checked), with the checks of [`Layout::new`];
     /// the strides are written into the layout directly instead of through
     /// a byte-stride buffer of [`MAX_NDIM`] entries.
+    #[inline(always)]
     pub(crate) fn from_ndarray(
         shape: &[usize],
         element_strides: &[isize],
