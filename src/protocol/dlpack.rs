@@ -224,67 +224,65 @@ impl Tensor {
 /// An export block with everything but its owner written: the header
 /// (deleter included), the shape and the element strides.
 ///
-/// Everything that can fail runs before the block leaves its `Box`, so a
-/// refusal frees it (`MaybeUninit` contents are never dropped) and leaks
-/// nothing.
+/// Everything that can fail runs before the block is allocated, so a
+/// refusal leaks nothing; the block is then written in place through one
+/// raw pointer (the dims a header points at are derived from the block
+/// itself, after they are in place).
 fn fill_block<M: ManagedTensorBase>(
     tensor: &Tensor,
     flags: DlpackFlags,
 ) -> Result<NonNull<ExportBlock<M>>> {
     let ndim = tensor.ndim();
-    let mut block = Box::<ExportBlock<M>>::new_uninit();
-    let fields = block.as_mut_ptr();
+    let mut inline = [0i64; 2 * INLINE_EXPORT_NDIM];
     let mut heap = (ndim > INLINE_EXPORT_NDIM).then(|| vec![0i64; 2 * ndim].into_boxed_slice());
     let dims: &mut [i64] = match &mut heap {
         Some(values) => values,
-        None => {
-            // SAFETY: `fields` points at the uninitialised block this
-            // function owns; the first `2 * ndim <= 12` inline slots are
-            // initialised (zeroed) before the slice over them is formed.
-            unsafe {
-                let slots = (&raw mut (*fields).inline).cast::<i64>();
-                slots.write_bytes(0, 2 * ndim);
-                std::slice::from_raw_parts_mut(slots, 2 * ndim)
-            }
-        }
+        None => &mut inline[..2 * ndim],
     };
     let (shape, strides) = dims.split_at_mut(ndim);
     for (out, &extent) in shape.iter_mut().zip(tensor.shape()) {
         *out = extent as i64;
     }
     tensor.layout().element_strides_into(strides)?;
-    let dims = dims.as_mut_ptr();
-    let mut header = M::from_parts(
-        DLTensor {
-            data: tensor.data_ptr().cast(),
-            device: tensor.device().to_dlpack(),
-            ndim: ndim as i32,
-            dtype: tensor.dtype().to_dlpack(),
-            shape: std::ptr::null_mut(),
-            strides: std::ptr::null_mut(),
-            byte_offset: 0,
-        },
-        std::ptr::null_mut(),
-        Some(delete_export::<M>),
-    );
-    // SAFETY: READ_ONLY mirrors the tensor's flag, IS_SUBBYTE_TYPE_PADDED
-    // its dtype, and IS_COPIED is only passed for a private copy.
-    unsafe { header.set_flags_unchecked(flags) };
-    if ndim > 0 {
-        // The dims live inside the block (or its `heap` box, which the
-        // block keeps): stable until the deleter frees it all.
-        let described = header.tensor_mut();
-        described.shape = dims;
-        // SAFETY: `dims` holds `2 * ndim` values.
-        described.strides = unsafe { dims.add(ndim) };
-    }
-    // SAFETY: the header and `heap` are written into the block this
-    // function owns (the inline dims above); only the owner is left.
+    let block = Box::into_raw(Box::<ExportBlock<M>>::new_uninit()).cast::<ExportBlock<M>>();
+    // SAFETY: `block` is a fresh allocation for an `ExportBlock<M>`, owned
+    // here; each field is written once through it, and the dims pointer is
+    // taken from the block's own fields once they hold the values, so it
+    // stays valid until the deleter frees the block (and its `heap` box).
     unsafe {
-        (&raw mut (*fields).header).write(header);
-        (&raw mut (*fields).heap).write(heap);
+        let slots = (&raw mut (*block).inline).cast::<i64>();
+        if heap.is_none() {
+            slots.copy_from_nonoverlapping(inline.as_ptr(), 2 * ndim);
+        }
+        (&raw mut (*block).heap).write(heap);
+        let dims = match &mut *(&raw mut (*block).heap) {
+            Some(values) => values.as_mut_ptr(),
+            None => slots,
+        };
+        let mut header = M::from_parts(
+            DLTensor {
+                data: tensor.data_ptr().cast(),
+                device: tensor.device().to_dlpack(),
+                ndim: ndim as i32,
+                dtype: tensor.dtype().to_dlpack(),
+                shape: std::ptr::null_mut(),
+                strides: std::ptr::null_mut(),
+                byte_offset: 0,
+            },
+            std::ptr::null_mut(),
+            Some(delete_export::<M>),
+        );
+        // READ_ONLY mirrors the tensor's flag, IS_SUBBYTE_TYPE_PADDED its
+        // dtype, and IS_COPIED is only passed for a private copy.
+        header.set_flags_unchecked(flags);
+        if ndim > 0 {
+            let described = header.tensor_mut();
+            described.shape = dims;
+            described.strides = dims.add(ndim);
+        }
+        (&raw mut (*block).header).write(header);
+        Ok(NonNull::new_unchecked(block))
     }
-    Ok(NonNull::from(Box::leak(block)).cast())
 }
 
 /// Hands `owner` to a block from [`fill_block`] and makes it a managed
