@@ -48,10 +48,25 @@ enum Dims {
         shape: [usize; INLINE_NDIM],
         strides: [isize; INLINE_NDIM],
     },
-    Heap {
-        shape: Box<[usize]>,
-        strides: Box<[isize]>,
-    },
+    /// Shape then strides (as `usize` bits) in one allocation: one
+    /// `malloc` and `free` per layout of more than [`INLINE_NDIM`] axes,
+    /// not two.
+    Heap { values: Box<[usize]> },
+}
+
+/// `values` (a `usize` slice) read as `isize`s.
+#[inline(always)]
+fn as_isizes(values: &[usize]) -> &[isize] {
+    // SAFETY: `usize` and `isize` have the same size and alignment, and
+    // every bit pattern is valid for both; the borrow is carried over.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<isize>(), values.len()) }
+}
+
+/// `values` read as `isize`s, mutably.
+#[inline(always)]
+fn as_isizes_mut(values: &mut [usize]) -> &mut [isize] {
+    // SAFETY: as in `as_isizes`; the exclusive borrow is carried over.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<isize>(), values.len()) }
 }
 
 impl Dims {
@@ -66,8 +81,7 @@ impl Dims {
             }
         } else {
             Self::Heap {
-                shape: vec![0; ndim].into(),
-                strides: vec![0; ndim].into(),
+                values: vec![0; 2 * ndim].into(),
             }
         }
     }
@@ -83,7 +97,10 @@ impl Dims {
                 let ndim = usize::from(*ndim);
                 (&mut shape[..ndim], &mut strides[..ndim])
             }
-            Self::Heap { shape, strides } => (shape, strides),
+            Self::Heap { values } => {
+                let (shape, strides) = values.split_at_mut(values.len() / 2);
+                (shape, as_isizes_mut(strides))
+            }
         }
     }
 
@@ -91,7 +108,7 @@ impl Dims {
     fn shape(&self) -> &[usize] {
         match self {
             Self::Inline { ndim, shape, .. } => &shape[..usize::from(*ndim)],
-            Self::Heap { shape, .. } => shape,
+            Self::Heap { values } => &values[..values.len() / 2],
         }
     }
 
@@ -99,7 +116,7 @@ impl Dims {
     fn strides(&self) -> &[isize] {
         match self {
             Self::Inline { ndim, strides, .. } => &strides[..usize::from(*ndim)],
-            Self::Heap { strides, .. } => strides,
+            Self::Heap { values } => as_isizes(&values[values.len() / 2..]),
         }
     }
 }

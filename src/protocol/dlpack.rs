@@ -6,7 +6,6 @@
 //! immediately, if validation refuses it). Export builds a fresh managed
 //! tensor per call whose `manager_ctx` is a clone of the tensor's owner.
 
-use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -117,13 +116,12 @@ where
     Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(managed)) })
 }
 
-/// Axes whose shape and strides live inside the export block itself.
-const INLINE_EXPORT_NDIM: usize = 6;
-
-/// One heap block per export: the managed-tensor header, its shape and
-/// strides, and a share of the tensor's owner. The header is the first
-/// field of a `repr(C)` struct, so the deleter turns the `self` pointer it
-/// is given back into the box and frees everything at once, exactly once.
+/// One heap block per export: the managed-tensor header, a share of the
+/// tensor's owner, and the shape and strides right after them (DLPack's
+/// `int64_t` arrays, `2 * ndim` of them, however many axes). The header
+/// is the first field of a `repr(C)` struct, so the deleter turns the
+/// `self` pointer it is given back into the block and frees everything at
+/// once, exactly once.
 ///
 /// Why not dlpark's own export (`Managed` over a `ManagerCtx` holding a
 /// shape-and-strides provider): that path allocates the context, its shape
@@ -132,20 +130,27 @@ const INLINE_EXPORT_NDIM: usize = 6;
 /// means one `malloc` and one `free` per export; `make bench-rust` measures
 /// it (`dlpack_export`, beside `dlpack_import`), and the exchange benchmark
 /// row `np.from_dlpack(t)` is where it shows against NumPy's own export.
-///
-/// The block is filled in place on the heap (`Box::new` of a finished
-/// block built it on the stack and copied its 200 bytes over), and only
-/// the `2 * ndim` dims slots in use are written.
+/// The dims trail the head (sized per export, as dlpark's own dynamic
+/// allocation does) rather than sitting in a fixed inline array with a
+/// second allocation past six axes: one block for any rank, and no unused
+/// slots to allocate.
 #[repr(C)]
-struct ExportBlock<M> {
+struct ExportHead<M> {
     header: M,
-    _owner: Owner,
-    /// Shape then strides (DLPack's `int64_t` arrays) beyond
-    /// [`INLINE_EXPORT_NDIM`] axes; `None` when `inline` holds them.
-    heap: Option<Box<[i64]>>,
-    /// Shape then strides for up to [`INLINE_EXPORT_NDIM`] axes; the slots
-    /// past `2 * ndim` are never written.
-    inline: [MaybeUninit<i64>; 2 * INLINE_EXPORT_NDIM],
+    owner: Owner,
+    /// The axes, which size the block (kept here, out of the consumer's
+    /// reach, rather than read back from the header).
+    ndim: usize,
+}
+
+/// The layout of an export block for `ndim` axes and the byte offset of
+/// its dims; `ndim <= MAX_NDIM`, so the sizes cannot overflow.
+fn block_layout<M>(ndim: usize) -> (std::alloc::Layout, usize) {
+    let dims = std::alloc::Layout::array::<i64>(2 * ndim).unwrap_or_else(|_| unreachable!());
+    let (layout, offset) = std::alloc::Layout::new::<ExportHead<M>>()
+        .extend(dims)
+        .unwrap_or_else(|_| unreachable!());
+    (layout.pad_to_align(), offset)
 }
 
 /// The deleter of every managed tensor dlbridge exports.
@@ -157,8 +162,15 @@ unsafe extern "C" fn delete_export<M>(header: *mut M) {
     // No panic may cross into the consumer's C code: dropping the owner
     // runs foreign release code, so contain anything that unwinds.
     let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `header` is the first field of a leaked `ExportBlock<M>`.
-        drop(unsafe { Box::from_raw(header.cast::<ExportBlock<M>>()) });
+        let head = header.cast::<ExportHead<M>>();
+        // SAFETY: `header` is the first field of a live block that
+        // `fill_block` allocated with `block_layout::<M>(ndim)` and
+        // `finish_block` completed; it is dropped and freed once, here.
+        unsafe {
+            let (layout, _) = block_layout::<M>((*head).ndim);
+            std::ptr::drop_in_place(head);
+            std::alloc::dealloc(head.cast(), layout);
+        }
     }));
     if freed.is_err() {
         std::process::abort();
@@ -224,77 +236,85 @@ impl Tensor {
 /// An export block with everything but its owner written: the header
 /// (deleter included), the shape and the element strides.
 ///
-/// Everything that can fail runs before the block is allocated, so a
-/// refusal leaks nothing; the block is then written in place through one
-/// raw pointer (the dims a header points at are derived from the block
-/// itself, after they are in place).
+/// The dims are written straight into the new block; if the strides are
+/// refused, the block (nothing in it needs dropping yet) is freed before
+/// returning.
 fn fill_block<M: ManagedTensorBase>(
     tensor: &Tensor,
     flags: DlpackFlags,
-) -> Result<NonNull<ExportBlock<M>>> {
+) -> Result<NonNull<ExportHead<M>>> {
     let ndim = tensor.ndim();
-    let mut inline = [0i64; 2 * INLINE_EXPORT_NDIM];
-    let mut heap = (ndim > INLINE_EXPORT_NDIM).then(|| vec![0i64; 2 * ndim].into_boxed_slice());
-    let dims: &mut [i64] = match &mut heap {
-        Some(values) => values,
-        None => &mut inline[..2 * ndim],
-    };
-    let (shape, strides) = dims.split_at_mut(ndim);
-    for (out, &extent) in shape.iter_mut().zip(tensor.shape()) {
-        *out = extent as i64;
+    let (layout, offset) = block_layout::<M>(ndim);
+    // SAFETY: the layout has a non-zero size (the head is never empty).
+    let raw = unsafe { std::alloc::alloc(layout) };
+    if raw.is_null() {
+        std::alloc::handle_alloc_error(layout);
     }
-    tensor.layout().element_strides_into(strides)?;
-    let block = Box::into_raw(Box::<ExportBlock<M>>::new_uninit()).cast::<ExportBlock<M>>();
-    // SAFETY: `block` is a fresh allocation for an `ExportBlock<M>`, owned
-    // here; each field is written once through it, and the dims pointer is
-    // taken from the block's own fields once they hold the values, so it
-    // stays valid until the deleter frees the block (and its `heap` box).
+    // SAFETY: `offset` and `2 * ndim` values lie inside the block just
+    // allocated, which nothing else can see; they are zeroed before the
+    // slice over them is formed.
+    let dims = unsafe {
+        let dims = raw.add(offset).cast::<i64>();
+        dims.write_bytes(0, 2 * ndim);
+        dims
+    };
+    {
+        // SAFETY: as above; the slice is gone before `dims` is used again.
+        let values = unsafe { std::slice::from_raw_parts_mut(dims, 2 * ndim) };
+        let (shape, strides) = values.split_at_mut(ndim);
+        for (out, &extent) in shape.iter_mut().zip(tensor.shape()) {
+            *out = extent as i64;
+        }
+        if let Err(refused) = tensor.layout().element_strides_into(strides) {
+            // SAFETY: allocated above with this layout; nothing in it is
+            // initialised that needs dropping.
+            unsafe { std::alloc::dealloc(raw, layout) };
+            return Err(refused);
+        }
+    }
+    let mut header = M::from_parts(
+        DLTensor {
+            data: tensor.data_ptr().cast(),
+            device: tensor.device().to_dlpack(),
+            ndim: ndim as i32,
+            dtype: tensor.dtype().to_dlpack(),
+            shape: std::ptr::null_mut(),
+            strides: std::ptr::null_mut(),
+            byte_offset: 0,
+        },
+        std::ptr::null_mut(),
+        Some(delete_export::<M>),
+    );
+    // SAFETY: READ_ONLY mirrors the tensor's flag, IS_SUBBYTE_TYPE_PADDED
+    // its dtype, and IS_COPIED is only passed for a private copy.
+    unsafe { header.set_flags_unchecked(flags) };
+    if ndim > 0 {
+        let described = header.tensor_mut();
+        described.shape = dims;
+        // SAFETY: `dims` holds `2 * ndim` values.
+        described.strides = unsafe { dims.add(ndim) };
+    }
+    let head = raw.cast::<ExportHead<M>>();
+    // SAFETY: the block starts with room for an `ExportHead<M>` (offset 0
+    // of its layout, suitably aligned); the header and the axis count are
+    // written in place, the owner is left to `finish_block`.
     unsafe {
-        let slots = (&raw mut (*block).inline).cast::<i64>();
-        if heap.is_none() {
-            slots.copy_from_nonoverlapping(inline.as_ptr(), 2 * ndim);
-        }
-        (&raw mut (*block).heap).write(heap);
-        let dims = match &mut *(&raw mut (*block).heap) {
-            Some(values) => values.as_mut_ptr(),
-            None => slots,
-        };
-        let mut header = M::from_parts(
-            DLTensor {
-                data: tensor.data_ptr().cast(),
-                device: tensor.device().to_dlpack(),
-                ndim: ndim as i32,
-                dtype: tensor.dtype().to_dlpack(),
-                shape: std::ptr::null_mut(),
-                strides: std::ptr::null_mut(),
-                byte_offset: 0,
-            },
-            std::ptr::null_mut(),
-            Some(delete_export::<M>),
-        );
-        // READ_ONLY mirrors the tensor's flag, IS_SUBBYTE_TYPE_PADDED its
-        // dtype, and IS_COPIED is only passed for a private copy.
-        header.set_flags_unchecked(flags);
-        if ndim > 0 {
-            let described = header.tensor_mut();
-            described.shape = dims;
-            described.strides = dims.add(ndim);
-        }
-        (&raw mut (*block).header).write(header);
-        Ok(NonNull::new_unchecked(block))
+        (&raw mut (*head).header).write(header);
+        (&raw mut (*head).ndim).write(ndim);
+        Ok(NonNull::new_unchecked(head))
     }
 }
 
 /// Hands `owner` to a block from [`fill_block`] and makes it a managed
 /// tensor.
 fn finish_block<M: ManagedTensorBase>(
-    block: NonNull<ExportBlock<M>>,
+    block: NonNull<ExportHead<M>>,
     owner: Owner,
 ) -> Result<Managed<M>> {
     let block = block.as_ptr();
     // SAFETY: the block is fully written but for its owner, which this
     // writes; from here the deleter frees it whole.
-    unsafe { (&raw mut (*block)._owner).write(owner) };
+    unsafe { (&raw mut (*block).owner).write(owner) };
     // SAFETY: the block's header is a complete managed tensor whose
     // deleter frees the block exactly once; its version is dlpark's own.
     unsafe { Managed::from_raw(block.cast::<M>()) }.map_err(|e| {
