@@ -469,12 +469,21 @@ impl Layout {
                 (stride % itemsize == 0).then(|| stride / itemsize)
             }
         };
+        // The shape and strides are read once (each accessor matches on the
+        // inline or heap storage), not per axis.
+        let (shape, strides) = (self.shape(), self.strides());
+        // Panics (as documented) when `out` is too short.
+        let out = &mut out[..shape.len()];
         let mut compact: i64 = 1;
-        for axis in (0..self.ndim()).rev() {
-            let stride = self.strides()[axis];
-            out[axis] = if let Some(elements) = whole(stride) {
+        for (axis, (out, (&extent, &stride))) in out
+            .iter_mut()
+            .zip(shape.iter().zip(strides))
+            .enumerate()
+            .rev()
+        {
+            *out = if let Some(elements) = whole(stride) {
                 elements as i64
-            } else if self.shape()[axis] <= 1 || self.size == 0 {
+            } else if extent <= 1 || self.size == 0 {
                 compact
             } else {
                 return Err(Error::buffer(
@@ -486,7 +495,7 @@ impl Layout {
                     ),
                 ));
             };
-            compact = compact.saturating_mul(self.shape()[axis].max(1) as i64);
+            compact = compact.saturating_mul(extent.max(1) as i64);
         }
         Ok(())
     }
