@@ -251,7 +251,7 @@ impl Layout {
     }
 
     /// Validates an `ndarray` array's shape and element strides (scaled to
-    /// bytes here, overflow-checked), with the checks of [`Layout::new`];
+    /// bytes here, saturating), with the checks of [`Layout::new`];
     /// the strides are written into the layout directly instead of through
     /// a byte-stride buffer of [`MAX_NDIM`] entries.
     #[inline(always)]
@@ -263,10 +263,13 @@ impl Layout {
         let mut layout = Self::blank(shape.len(), Some(element_strides))?;
         let (extents, steps) = layout.dims.parts_mut();
         extents.copy_from_slice(shape);
-        for (axis, (&s, out)) in element_strides.iter().zip(steps.iter_mut()).enumerate() {
-            *out = s
-                .checked_mul(itemsize as isize)
-                .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
+        // ndarray keeps every element's offset in isize, so a stride times
+        // the itemsize overflows only where it is never applied (an axis of
+        // length 1, or an empty array), and such strides may be anything.
+        // Saturated, they stay harmless there; anywhere else the span check
+        // below refuses them, as it would any stride too large to address.
+        for (&s, out) in element_strides.iter().zip(steps.iter_mut()) {
+            *out = s.saturating_mul(itemsize as isize);
         }
         layout.complete(false, itemsize)?;
         Ok(layout)
