@@ -169,6 +169,12 @@ bench-pickle: develop ## Pickling 256 MiB with protocol 5 (out of band and in ba
 bench-rust: ## Rust-level Criterion benches, no Python (DLPack in/out, Layout, alloc, ndarray, copy)
 	cargo bench --no-default-features --bench paths $(ARGS)
 
+# dlbridge against plain dlpark 0.10 (its ndarray feature) on the Rust-only
+# DLPack jobs; an interleaved summary prints the medians and ratios last.
+.PHONY: bench-dlpark
+bench-dlpark: ## Rust-only DLPack export / import to ArrayView / round trip: dlbridge vs dlpark 0.10, with ratios
+	cargo bench --no-default-features --bench vs_dlpark $(ARGS)
+
 .PHONY: fmt
 fmt: ## Format the Rust code
 	cargo fmt

@@ -48,10 +48,25 @@ enum Dims {
         shape: [usize; INLINE_NDIM],
         strides: [isize; INLINE_NDIM],
     },
-    Heap {
-        shape: Box<[usize]>,
-        strides: Box<[isize]>,
-    },
+    /// Shape then strides (as `usize` bits) in one allocation: one
+    /// `malloc` and `free` per layout of more than [`INLINE_NDIM`] axes,
+    /// not two.
+    Heap { values: Box<[usize]> },
+}
+
+/// `values` (a `usize` slice) read as `isize`s.
+#[inline(always)]
+fn as_isizes(values: &[usize]) -> &[isize] {
+    // SAFETY: `usize` and `isize` have the same size and alignment, and
+    // every bit pattern is valid for both; the borrow is carried over.
+    unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<isize>(), values.len()) }
+}
+
+/// `values` read as `isize`s, mutably.
+#[inline(always)]
+fn as_isizes_mut(values: &mut [usize]) -> &mut [isize] {
+    // SAFETY: as in `as_isizes`; the exclusive borrow is carried over.
+    unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<isize>(), values.len()) }
 }
 
 impl Dims {
@@ -66,12 +81,12 @@ impl Dims {
             }
         } else {
             Self::Heap {
-                shape: vec![0; ndim].into(),
-                strides: vec![0; ndim].into(),
+                values: vec![0; 2 * ndim].into(),
             }
         }
     }
 
+    #[inline(always)]
     fn parts_mut(&mut self) -> (&mut [usize], &mut [isize]) {
         match self {
             Self::Inline {
@@ -82,21 +97,26 @@ impl Dims {
                 let ndim = usize::from(*ndim);
                 (&mut shape[..ndim], &mut strides[..ndim])
             }
-            Self::Heap { shape, strides } => (shape, strides),
+            Self::Heap { values } => {
+                let (shape, strides) = values.split_at_mut(values.len() / 2);
+                (shape, as_isizes_mut(strides))
+            }
         }
     }
 
+    #[inline(always)]
     fn shape(&self) -> &[usize] {
         match self {
             Self::Inline { ndim, shape, .. } => &shape[..usize::from(*ndim)],
-            Self::Heap { shape, .. } => shape,
+            Self::Heap { values } => &values[..values.len() / 2],
         }
     }
 
+    #[inline(always)]
     fn strides(&self) -> &[isize] {
         match self {
             Self::Inline { ndim, strides, .. } => &strides[..usize::from(*ndim)],
-            Self::Heap { strides, .. } => strides,
+            Self::Heap { values } => as_isizes(&values[values.len() / 2..]),
         }
     }
 }
@@ -170,6 +190,9 @@ impl Layout {
     ///
     /// As [`Layout::from_signed`]; a stride that overflows when scaled to
     /// bytes is among them.
+    // Inlined into the DLPack import, the layout is built where the
+    // descriptor keeps it instead of being copied out of a return slot.
+    #[inline(always)]
     pub fn from_element_strides(
         shape: &[i64],
         element_strides: Option<&[i64]>,
@@ -178,14 +201,15 @@ impl Layout {
         Self::from_signed_scaled(shape, element_strides, itemsize as i64, itemsize)
     }
 
+    #[inline(always)]
     fn from_signed_scaled(
         shape: &[i64],
         strides: Option<&[i64]>,
         unit: i64,
         itemsize: usize,
     ) -> Result<Self> {
-        let mut dims = Self::dims_for(shape.len(), strides)?;
-        let (extents, steps) = dims.parts_mut();
+        let mut layout = Self::blank(shape.len(), strides)?;
+        let (extents, steps) = layout.dims.parts_mut();
         for (axis, (&extent, out)) in shape.iter().zip(extents.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(
@@ -203,7 +227,8 @@ impl Layout {
                     .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
             }
         }
-        Self::finish(dims, strides.is_none(), itemsize)
+        layout.complete(strides.is_none(), itemsize)?;
+        Ok(layout)
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
@@ -215,18 +240,44 @@ impl Layout {
     /// size or byte span that does not fit in `isize` (or an itemsize above
     /// `u32::MAX`).
     pub fn new(shape: &[usize], byte_strides: Option<&[isize]>, itemsize: usize) -> Result<Self> {
-        let mut dims = Self::dims_for(shape.len(), byte_strides)?;
-        let (extents, steps) = dims.parts_mut();
+        let mut layout = Self::blank(shape.len(), byte_strides)?;
+        let (extents, steps) = layout.dims.parts_mut();
         extents.copy_from_slice(shape);
         if let Some(strides) = byte_strides {
             steps.copy_from_slice(strides);
         }
-        Self::finish(dims, byte_strides.is_none(), itemsize)
+        layout.complete(byte_strides.is_none(), itemsize)?;
+        Ok(layout)
     }
 
-    /// Storage for `ndim` axes, once the rank and the strides' length agree.
+    /// Validates an `ndarray` array's shape and element strides (scaled to
+    /// bytes here, saturating), with the checks of [`Layout::new`];
+    /// the strides are written into the layout directly instead of through
+    /// a byte-stride buffer of [`MAX_NDIM`] entries.
     #[inline(always)]
-    fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Dims> {
+    pub(crate) fn from_ndarray(
+        shape: &[usize],
+        element_strides: &[isize],
+        itemsize: usize,
+    ) -> Result<Self> {
+        let mut layout = Self::blank(shape.len(), Some(element_strides))?;
+        let (extents, steps) = layout.dims.parts_mut();
+        extents.copy_from_slice(shape);
+        // ndarray keeps every element's offset in isize, so a stride times
+        // the itemsize overflows only where it is never applied (an axis of
+        // length 1, or an empty array), and such strides may be anything.
+        // Saturated, they stay harmless there; anywhere else the span check
+        // below refuses them, as it would any stride too large to address.
+        for (&s, out) in element_strides.iter().zip(steps.iter_mut()) {
+            *out = s.saturating_mul(itemsize as isize);
+        }
+        layout.complete(false, itemsize)?;
+        Ok(layout)
+    }
+
+    /// Whether `ndim` axes (and as many strides, if given) may be stored.
+    #[inline(always)]
+    fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<()> {
         if ndim > MAX_NDIM {
             return Err(Error::value(
                 Cause::Layout,
@@ -244,14 +295,33 @@ impl Layout {
                 ),
             ));
         }
-        Ok(Dims::zeroed(ndim))
+        Ok(())
     }
 
-    /// The checks and derived facts, in one pass over the filled-in axes;
+    /// A layout of `ndim` zero extents and strides (once the rank and the
+    /// strides' length agree), for a constructor to fill in place and
+    /// [`Layout::complete`]. Built where it is returned, the layout is not
+    /// copied from a `Dims` temporary into it (112 bytes, and the copy
+    /// stalled on store forwarding).
+    #[inline(always)]
+    fn blank<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Self> {
+        Self::dims_for(ndim, strides)?;
+        Ok(Self {
+            dims: Dims::zeroed(ndim),
+            itemsize: 0,
+            size: 0,
+            low: 0,
+            high: 0,
+            c_contiguous: false,
+            f_contiguous: false,
+        })
+    }
+
+    /// The checks and derived facts over the filled-in axes, in place;
     /// `contiguous` asks for C strides to be written first.
     #[inline(always)]
-    fn finish(mut dims: Dims, contiguous: bool, itemsize: usize) -> Result<Self> {
-        let (shape, strides) = dims.parts_mut();
+    fn complete(&mut self, contiguous: bool, itemsize: usize) -> Result<()> {
+        let (shape, strides) = self.dims.parts_mut();
         let size = checked_size(shape, itemsize)?;
         if contiguous {
             // `size * itemsize` fits in isize, so every suffix product does.
@@ -261,15 +331,13 @@ impl Layout {
         let c_contiguous = contiguous
             || is_contiguous(itemsize, size, shape.iter().rev().zip(strides.iter().rev()));
         let f_contiguous = is_contiguous(itemsize, size, shape.iter().zip(strides.iter()));
-        Ok(Self {
-            dims,
-            itemsize: narrow(itemsize)?,
-            size,
-            low,
-            high,
-            c_contiguous,
-            f_contiguous,
-        })
+        self.itemsize = narrow(itemsize)?;
+        self.size = size;
+        self.low = low;
+        self.high = high;
+        self.c_contiguous = c_contiguous;
+        self.f_contiguous = f_contiguous;
+        Ok(())
     }
 
     /// A C-contiguous layout for `shape`: the spans and flags follow from
@@ -281,7 +349,8 @@ impl Layout {
     /// element count or byte size that does not fit in `isize` (or an
     /// itemsize above `u32::MAX`).
     pub fn contiguous(shape: &[usize], itemsize: usize) -> Result<Self> {
-        let mut dims = Self::dims_for::<isize>(shape.len(), None)?;
+        Self::dims_for::<isize>(shape.len(), None)?;
+        let mut dims = Dims::zeroed(shape.len());
         let (extents, strides) = dims.parts_mut();
         extents.copy_from_slice(shape);
         let size = checked_size(extents, itemsize)?;
@@ -403,12 +472,21 @@ impl Layout {
                 (stride % itemsize == 0).then(|| stride / itemsize)
             }
         };
+        // The shape and strides are read once (each accessor matches on the
+        // inline or heap storage), not per axis.
+        let (shape, strides) = (self.shape(), self.strides());
+        // Panics (as documented) when `out` is too short.
+        let out = &mut out[..shape.len()];
         let mut compact: i64 = 1;
-        for axis in (0..self.ndim()).rev() {
-            let stride = self.strides()[axis];
-            out[axis] = if let Some(elements) = whole(stride) {
+        for (axis, (out, (&extent, &stride))) in out
+            .iter_mut()
+            .zip(shape.iter().zip(strides))
+            .enumerate()
+            .rev()
+        {
+            *out = if let Some(elements) = whole(stride) {
                 elements as i64
-            } else if self.shape()[axis] <= 1 || self.size == 0 {
+            } else if extent <= 1 || self.size == 0 {
                 compact
             } else {
                 return Err(Error::buffer(
@@ -420,7 +498,7 @@ impl Layout {
                     ),
                 ));
             };
-            compact = compact.saturating_mul(self.shape()[axis].max(1) as i64);
+            compact = compact.saturating_mul(extent.max(1) as i64);
         }
         Ok(())
     }
@@ -438,6 +516,7 @@ fn narrow(itemsize: usize) -> Result<u32> {
 }
 
 /// The element count, checked so that it and the byte size fit in isize.
+#[inline(always)]
 fn checked_size(shape: &[usize], itemsize: usize) -> Result<usize> {
     let mut size: usize = 1;
     for &extent in shape {
@@ -452,6 +531,7 @@ fn checked_size(shape: &[usize], itemsize: usize) -> Result<usize> {
     Ok(size)
 }
 
+#[inline(always)]
 fn c_strides(shape: &[usize], itemsize: usize, strides: &mut [isize]) {
     let mut step = itemsize as isize;
     for (stride, &extent) in strides.iter_mut().zip(shape).rev() {
@@ -461,6 +541,7 @@ fn c_strides(shape: &[usize], itemsize: usize, strides: &mut [isize]) {
 }
 
 /// The byte range touched, relative to the first element; checked in isize.
+#[inline(always)]
 fn span(
     shape: &[usize],
     strides: &[isize],
@@ -490,6 +571,7 @@ fn span(
     Ok((low, high))
 }
 
+#[inline(always)]
 fn is_contiguous<'a>(
     itemsize: usize,
     size: usize,

@@ -252,9 +252,8 @@ impl Tensor {
         &self.owner
     }
 
-    /// The shared owner, moved out (the tensor is consumed without touching
-    /// the reference count).
-    #[cfg_attr(not(feature = "python"), allow(dead_code))] // the layers above use it
+    /// This view's share of the owner, for an export that consumes the
+    /// tensor (no reference-count round trip).
     pub(crate) fn into_owner(self) -> Owner {
         self.owner
     }

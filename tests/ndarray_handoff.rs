@@ -576,3 +576,21 @@ fn array_with_more_than_64_axes_is_refused_not_a_panic() {
     let fine = ndarray::ArrayD::<u8>::zeros(ndarray::IxDyn(&[1; 64]));
     assert_eq!(Tensor::try_from(fine).unwrap().ndim(), 64);
 }
+
+#[test]
+fn a_huge_stride_on_a_length_one_axis_is_harmless() {
+    let _serial = serial();
+    // ndarray lets a length-1 axis have any stride, since it is never
+    // applied; times the itemsize this one does not fit in isize.
+    let array =
+        Array::from_shape_vec((1, 2).strides((1usize << 62, 1)), vec![1.0f32, 2.0]).unwrap();
+    let t = Tensor::from(array);
+    assert_eq!(t.shape(), &[1, 2]);
+    assert_eq!(
+        t.as_ndarray_dim::<f32, Ix2>().unwrap(),
+        array![[1.0f32, 2.0]]
+    );
+    let back = Tensor::try_from(t.to_dlpack_versioned().unwrap()).unwrap();
+    assert_eq!(back.data_ptr(), t.data_ptr());
+    assert_eq!(back.as_ndarray::<f32>().unwrap().sum(), 3.0);
+}

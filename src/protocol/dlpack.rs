@@ -6,6 +6,7 @@
 //! immediately, if validation refuses it). Export builds a fresh managed
 //! tensor per call whose `manager_ctx` is a clone of the tensor's owner.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use dlpark::dlpack::FromRawError;
@@ -41,6 +42,7 @@ enum LegacyWrites {
 
 /// Reads and checks a managed tensor's descriptor. `legacy` is `None` for a
 /// versioned tensor, whose `READ_ONLY` flag decides.
+#[inline(always)]
 fn parse<M: ManagedTensorBase>(
     managed: &Managed<M>,
     legacy: Option<LegacyWrites>,
@@ -102,6 +104,7 @@ fn parse<M: ManagedTensorBase>(
     })
 }
 
+#[inline(always)]
 fn import<M: ManagedTensorBase>(managed: Managed<M>, legacy: Option<LegacyWrites>) -> Result<Tensor>
 where
     Managed<M>: Allocation,
@@ -113,19 +116,12 @@ where
     Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(managed)) })
 }
 
-/// Axes whose shape and strides live inside the export block itself.
-const INLINE_EXPORT_NDIM: usize = 6;
-
-/// Shape then strides, as DLPack's `int64_t` arrays.
-enum ExportDims {
-    Inline([i64; 2 * INLINE_EXPORT_NDIM]),
-    Heap(Box<[i64]>),
-}
-
-/// One heap block per export: the managed-tensor header, its shape and
-/// strides, and a share of the tensor's owner. The header is the first
-/// field of a `repr(C)` struct, so the deleter turns the `self` pointer it
-/// is given back into the box and frees everything at once, exactly once.
+/// One heap block per export: the managed-tensor header, a share of the
+/// tensor's owner, and the shape and strides right after them (DLPack's
+/// `int64_t` arrays, `2 * ndim` of them, however many axes). The header
+/// is the first field of a `repr(C)` struct, so the deleter turns the
+/// `self` pointer it is given back into the block and frees everything at
+/// once, exactly once.
 ///
 /// Why not dlpark's own export (`Managed` over a `ManagerCtx` holding a
 /// shape-and-strides provider): that path allocates the context, its shape
@@ -134,24 +130,47 @@ enum ExportDims {
 /// means one `malloc` and one `free` per export; `make bench-rust` measures
 /// it (`dlpack_export`, beside `dlpack_import`), and the exchange benchmark
 /// row `np.from_dlpack(t)` is where it shows against NumPy's own export.
+/// The dims trail the head (sized per export, as dlpark's own dynamic
+/// allocation does) rather than sitting in a fixed inline array with a
+/// second allocation past six axes: one block for any rank, and no unused
+/// slots to allocate.
 #[repr(C)]
-struct ExportBlock<M> {
+struct ExportHead<M> {
     header: M,
-    dims: ExportDims,
-    _owner: Owner,
+    owner: Owner,
+    /// The axes, which size the block (kept here, out of the consumer's
+    /// reach, rather than read back from the header).
+    ndim: usize,
+}
+
+/// The layout of an export block for `ndim` axes and the byte offset of
+/// its dims; `ndim <= MAX_NDIM`, so the sizes cannot overflow.
+fn block_layout<M>(ndim: usize) -> (std::alloc::Layout, usize) {
+    let dims = std::alloc::Layout::array::<i64>(2 * ndim).unwrap_or_else(|_| unreachable!());
+    let (layout, offset) = std::alloc::Layout::new::<ExportHead<M>>()
+        .extend(dims)
+        .unwrap_or_else(|_| unreachable!());
+    (layout.pad_to_align(), offset)
 }
 
 /// The deleter of every managed tensor dlbridge exports.
 ///
 /// # Safety
 ///
-/// `header` must come from [`Tensor::export`] and not have been deleted.
+/// `header` must come from [`finish_block`] and not have been deleted.
 unsafe extern "C" fn delete_export<M>(header: *mut M) {
     // No panic may cross into the consumer's C code: dropping the owner
     // runs foreign release code, so contain anything that unwinds.
     let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `header` is the first field of a leaked `ExportBlock<M>`.
-        drop(unsafe { Box::from_raw(header.cast::<ExportBlock<M>>()) });
+        let head = header.cast::<ExportHead<M>>();
+        // SAFETY: `header` is the first field of a live block that
+        // `fill_block` allocated with `block_layout::<M>(ndim)` and
+        // `finish_block` completed; it is dropped and freed once, here.
+        unsafe {
+            let (layout, _) = block_layout::<M>((*head).ndim);
+            std::ptr::drop_in_place(head);
+            std::alloc::dealloc(head.cast(), layout);
+        }
     }));
     if freed.is_err() {
         std::process::abort();
@@ -169,6 +188,7 @@ impl TryFrom<versioned::Dlpack> for Tensor {
     /// Those of [`Tensor::from_dlpack_legacy_writable`]; a float4/float6
     /// element is accepted when the tensor is flagged
     /// `IS_SUBBYTE_TYPE_PADDED`.
+    #[inline]
     fn try_from(managed: versioned::Dlpack) -> Result<Self> {
         import(managed, None)
     }
@@ -213,62 +233,102 @@ impl Tensor {
     }
 }
 
-impl Tensor {
-    fn export<M: ManagedTensorBase>(&self, flags: DlpackFlags) -> Result<Managed<M>> {
-        let ndim = self.ndim();
-        let mut dims = if ndim <= INLINE_EXPORT_NDIM {
-            ExportDims::Inline([0; 2 * INLINE_EXPORT_NDIM])
-        } else {
-            ExportDims::Heap(vec![0; 2 * ndim].into_boxed_slice())
-        };
-        let slots = match &mut dims {
-            ExportDims::Inline(values) => &mut values[..2 * ndim],
-            ExportDims::Heap(values) => &mut values[..],
-        };
-        let (shape, strides) = slots.split_at_mut(ndim);
-        for (out, &extent) in shape.iter_mut().zip(self.shape()) {
+/// An export block with everything but its owner written: the header
+/// (deleter included), the shape and the element strides.
+///
+/// The dims are written straight into the new block; if the strides are
+/// refused, the block (nothing in it needs dropping yet) is freed before
+/// returning.
+fn fill_block<M: ManagedTensorBase>(
+    tensor: &Tensor,
+    flags: DlpackFlags,
+) -> Result<NonNull<ExportHead<M>>> {
+    let ndim = tensor.ndim();
+    let (layout, offset) = block_layout::<M>(ndim);
+    // SAFETY: the layout has a non-zero size (the head is never empty).
+    let raw = unsafe { std::alloc::alloc(layout) };
+    if raw.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `offset` and `2 * ndim` values lie inside the block just
+    // allocated, which nothing else can see; they are zeroed before the
+    // slice over them is formed.
+    let dims = unsafe {
+        let dims = raw.add(offset).cast::<i64>();
+        dims.write_bytes(0, 2 * ndim);
+        dims
+    };
+    {
+        // SAFETY: as above; the slice is gone before `dims` is used again.
+        let values = unsafe { std::slice::from_raw_parts_mut(dims, 2 * ndim) };
+        let (shape, strides) = values.split_at_mut(ndim);
+        for (out, &extent) in shape.iter_mut().zip(tensor.shape()) {
             *out = extent as i64;
         }
-        self.layout().element_strides_into(strides)?;
-        let descriptor = DLTensor {
-            data: self.data_ptr().cast(),
-            device: self.device().to_dlpack(),
+        if let Err(refused) = tensor.layout().element_strides_into(strides) {
+            // SAFETY: allocated above with this layout; nothing in it is
+            // initialised that needs dropping.
+            unsafe { std::alloc::dealloc(raw, layout) };
+            return Err(refused);
+        }
+    }
+    let mut header = M::from_parts(
+        DLTensor {
+            data: tensor.data_ptr().cast(),
+            device: tensor.device().to_dlpack(),
             ndim: ndim as i32,
-            dtype: self.dtype().to_dlpack(),
+            dtype: tensor.dtype().to_dlpack(),
             shape: std::ptr::null_mut(),
             strides: std::ptr::null_mut(),
             byte_offset: 0,
-        };
-        let block = Box::into_raw(Box::new(ExportBlock {
-            header: M::from_parts(descriptor, std::ptr::null_mut(), Some(delete_export::<M>)),
-            dims,
-            _owner: Arc::clone(self.owner()),
-        }));
-        // SAFETY: `block` is a fresh, exclusively owned allocation; the dims
-        // arrays live inside it, so pointing the header at them is stable
-        // until the deleter frees the whole block. READ_ONLY mirrors this
-        // tensor's flag, and IS_COPIED is only passed for a private copy.
-        unsafe {
-            let dims = match &mut (*block).dims {
-                ExportDims::Inline(values) => values.as_mut_ptr(),
-                ExportDims::Heap(values) => values.as_mut_ptr(),
-            };
-            let header = &mut (*block).header;
-            header.set_flags_unchecked(flags);
-            if ndim > 0 {
-                let tensor = header.tensor_mut();
-                tensor.shape = dims;
-                tensor.strides = dims.add(ndim);
-            }
-        }
-        // SAFETY: the block's header is a complete managed tensor whose
-        // deleter frees the block exactly once; its version is dlpark's own.
-        unsafe { Managed::from_raw(block.cast::<M>()) }.map_err(|e| {
-            Error::buffer(
-                from_raw_cause(&e),
-                format!("cannot build a DLPack tensor: {e}"),
-            )
-        })
+        },
+        std::ptr::null_mut(),
+        Some(delete_export::<M>),
+    );
+    // SAFETY: READ_ONLY mirrors the tensor's flag, IS_SUBBYTE_TYPE_PADDED
+    // its dtype, and IS_COPIED is only passed for a private copy.
+    unsafe { header.set_flags_unchecked(flags) };
+    if ndim > 0 {
+        let described = header.tensor_mut();
+        described.shape = dims;
+        // SAFETY: `dims` holds `2 * ndim` values.
+        described.strides = unsafe { dims.add(ndim) };
+    }
+    let head = raw.cast::<ExportHead<M>>();
+    // SAFETY: the block starts with room for an `ExportHead<M>` (offset 0
+    // of its layout, suitably aligned); the header and the axis count are
+    // written in place, the owner is left to `finish_block`.
+    unsafe {
+        (&raw mut (*head).header).write(header);
+        (&raw mut (*head).ndim).write(ndim);
+        Ok(NonNull::new_unchecked(head))
+    }
+}
+
+/// Hands `owner` to a block from [`fill_block`] and makes it a managed
+/// tensor.
+fn finish_block<M: ManagedTensorBase>(
+    block: NonNull<ExportHead<M>>,
+    owner: Owner,
+) -> Result<Managed<M>> {
+    let block = block.as_ptr();
+    // SAFETY: the block is fully written but for its owner, which this
+    // writes; from here the deleter frees it whole.
+    unsafe { (&raw mut (*block).owner).write(owner) };
+    // SAFETY: the block's header is a complete managed tensor whose
+    // deleter frees the block exactly once; its version is dlpark's own.
+    unsafe { Managed::from_raw(block.cast::<M>()) }.map_err(|e| {
+        Error::buffer(
+            from_raw_cause(&e),
+            format!("cannot build a DLPack tensor: {e}"),
+        )
+    })
+}
+
+impl Tensor {
+    fn export<M: ManagedTensorBase>(&self, flags: DlpackFlags) -> Result<Managed<M>> {
+        let block = fill_block(self, flags)?;
+        finish_block(block, Arc::clone(self.owner()))
     }
 
     /// The flags every versioned export carries: `READ_ONLY` for a readonly
@@ -320,7 +380,10 @@ impl Tensor {
     ///
     /// As [`Tensor::to_dlpack_versioned`].
     pub fn into_dlpack(self) -> Result<versioned::Dlpack> {
-        self.to_dlpack_versioned()
+        // The tensor's own share of the owner moves into the export: no
+        // reference count goes up here and down again when `self` drops.
+        let block = fill_block(&self, self.export_flags())?;
+        finish_block(block, self.into_owner())
     }
 
     /// A fresh legacy managed tensor viewing this memory. The legacy ABI

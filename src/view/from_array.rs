@@ -19,7 +19,9 @@ use super::TypedTensor;
 /// gone, on whichever thread that is. Any strides (negative too) are kept.
 /// Refuses (`Value`) more than [`MAX_NDIM`](crate::MAX_NDIM) axes, which an
 /// `ndarray::ArrayD` allows and no protocol does.
-fn tensor_from_array<T: Element, D: Dimension>(array: ndarray::Array<T, D>) -> Result<Tensor> {
+fn tensor_from_array<T: Element, D: Dimension + 'static>(
+    array: ndarray::Array<T, D>,
+) -> Result<Tensor> {
     if array.ndim() > crate::layout::MAX_NDIM {
         return Err(Error::value(
             Cause::Layout,
@@ -31,12 +33,7 @@ fn tensor_from_array<T: Element, D: Dimension>(array: ndarray::Array<T, D>) -> R
             ),
         ));
     }
-    let size = size_of::<T>() as isize;
-    let mut strides = [0isize; crate::layout::MAX_NDIM];
-    for (out, s) in strides.iter_mut().zip(array.strides()) {
-        *out = s * size;
-    }
-    let layout = Layout::new(array.shape(), Some(&strides[..array.ndim()]), size as usize)?;
+    let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())?;
     let descriptor = Descriptor::new(Parts {
         what: "ndarray::Array",
         base: array.as_ptr().cast_mut().cast::<u8>(),
@@ -48,7 +45,8 @@ fn tensor_from_array<T: Element, D: Dimension>(array: ndarray::Array<T, D>) -> R
         source: Source::Rust,
         len: None,
     })?;
-    let array: ndarray::ArrayD<T> = array.into_dyn();
+    // The array is kept as it is (no `into_dyn`, whose shape and strides
+    // would go to the heap beyond four axes).
     // SAFETY: moving the array into the owner does not move its heap
     // buffer, so the descriptor keeps describing live memory that the owner
     // alone holds (the exclusivity `as_ndarray_mut` relies on).

@@ -36,7 +36,11 @@ impl Tensor {
     /// [`Cause::Layout`]: crate::Cause::Layout
     /// [`Cause::Pointer`]: crate::Cause::Pointer
     pub fn as_ndarray<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
-        self.as_ndarray_dim::<T, IxDyn>()
+        // `IxDyn` dims straight from the shape (see `RawView::with_dims`).
+        let raw = RawView::<T, IxDyn>::with_dims(self, ndarray::IxDyn)?;
+        // SAFETY: as in `as_ndarray_dim`: the view borrows `self`, whose
+        // owner keeps the memory alive.
+        Ok(unsafe { raw.view() })
     }
 
     /// Like [`Tensor::as_ndarray`], with a fixed rank: `D` is `Ix0` … `Ix6`
