@@ -143,6 +143,7 @@ pub fn lent_bytes(view: &BufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
 ///   `len` bytes;
 /// - `Value` ([`Cause::Pointer`]): a span that wraps around the address
 ///   space.
+#[inline(always)]
 pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
     let (data, len, readonly) = lent_bytes(view)?;
     let format = match view.format {

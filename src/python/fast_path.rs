@@ -39,21 +39,25 @@ impl Counter {
 pub(crate) static NDARRAY_FIELDS: Counter = Counter::new();
 /// Imports through a producer's DLPack C exchange API.
 pub(crate) static EXCHANGE_API: Counter = Counter::new();
+/// `asarray` of an exact `memoryview`, `bytes` or `bytearray`, imported
+/// through the buffer protocol before discovery.
+pub(crate) static BUILTIN_BUFFER: Counter = Counter::new();
 /// Extension arguments (`TensorRef`, `TypedRef`) that borrowed an exact
 /// `numpy.ndarray` for the call, taking no reference and no allocation.
 pub(crate) static LENT_ARGUMENTS: Counter = Counter::new();
 
 /// Imports taken through each fast path by *this binary's* copy of dlbridge
 /// since it was loaded (feature `python`), by name: `ndarray_fields`,
-/// `exchange_api`, `lent_arguments`. An extension crate links its own copy
+/// `exchange_api`, `lent_arguments`, `builtin_buffer`. An extension crate links its own copy
 /// and may expose these to its tests, as `dlbridge._native._fast_path_counts()`
 /// does for the Python package, so that a fast path silently turned off fails
 /// a test rather than only slowing down.
-pub fn fast_path_counts() -> [(&'static str, u64); 3] {
+pub fn fast_path_counts() -> [(&'static str, u64); 4] {
     [
         ("ndarray_fields", NDARRAY_FIELDS.get()),
         ("exchange_api", EXCHANGE_API.get()),
         ("lent_arguments", LENT_ARGUMENTS.get()),
+        ("builtin_buffer", BUILTIN_BUFFER.get()),
     ]
 }
 

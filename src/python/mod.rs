@@ -218,6 +218,17 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
     if let Some(tensor) = dlpack_python::ndarray_fields::import(obj)? {
         return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
     }
+    // The builtin buffer exporters (`memoryview`, `bytes`, `bytearray`)
+    // speak the buffer protocol alone, so discovery's answer is the buffer
+    // import's: taken here for the same reason. A refusal goes through
+    // discovery, which asks again (the builtins' exports have no side
+    // effects) and reports it in its own words.
+    if buffer::is_builtin_exporter(obj)
+        && let Ok(tensor) = buffer::import(obj)
+    {
+        fast_path::BUILTIN_BUFFER.hit();
+        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
+    }
     Ok(Py::new(py, finish(discover::import_for_asarray(obj, copy)?, copy)?)?.into_any())
 }
 

@@ -260,6 +260,30 @@ def test_exact_ndarray_import_takes_the_field_read(path):
     assert after["exchange_api"] == before["exchange_api"]
 
 
+@pytest.mark.parametrize(
+    "make",
+    [lambda: memoryview(np.arange(6.0)), lambda: bytes(range(8)), lambda: bytearray(range(8))],
+    ids=["memoryview", "bytes", "bytearray"],
+)
+def test_builtin_buffer_exporters_take_asarray_fast_path(make):
+    """`asarray` imports an exact memoryview/bytes/bytearray through the buffer
+    protocol before discovery: counted, zero-copy, readonly kept."""
+    x = make()
+    before = fast_path_counts()
+    t = dlbridge.asarray(x)
+    after = fast_path_counts()
+    assert after["builtin_buffer"] == before["builtin_buffer"] + 1
+    assert t.source == "buffer"
+    view = memoryview(x).cast("B")
+    assert t.data_ptr == np.frombuffer(view, dtype=np.uint8).ctypes.data
+    assert t.readonly is view.readonly
+    # A refusal still reads in discovery's words (and is not counted).
+    odd = memoryview(b"abcd").cast("B").cast("c")
+    with pytest.raises(BufferError, match='no protocol could import memoryview: buffer protocol: .*format "c"'):
+        dlbridge.asarray(odd)
+    assert fast_path_counts()["builtin_buffer"] == after["builtin_buffer"]
+
+
 @pytest.mark.parametrize("path", FAST_PATHS)
 def test_exchange_api_does_not_call_dunder_dlpack(path, monkeypatch):
     """(guard) A plain torch tensor comes across without torch.Tensor.__dlpack__."""

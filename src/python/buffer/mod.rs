@@ -57,6 +57,19 @@ fn assemble(descriptor: Descriptor, owner: Arc<PyBufferView>) -> Tensor {
     unsafe { Tensor::from_descriptor(descriptor, owner) }
 }
 
+/// Whether `object` is exactly a `memoryview`, `bytes` or `bytearray`: the
+/// builtin exporters, which speak no protocol but the buffer protocol.
+pub(crate) fn is_builtin_exporter(object: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `object` is live; the checks compare its type's address.
+    unsafe {
+        let obj = object.as_ptr();
+        // `memoryview` cannot be subclassed: its check is exact.
+        ffi::PyMemoryView_Check(obj) != 0
+            || ffi::PyBytes_CheckExact(obj) != 0
+            || ffi::PyByteArray_CheckExact(obj) != 0
+    }
+}
+
 /// Whether `object` exports buffers at all.
 pub(crate) fn has_buffer(object: &Bound<'_, PyAny>) -> bool {
     // SAFETY: `object` is alive and the thread attached; the check has no side effects.
@@ -68,6 +81,7 @@ pub(crate) fn has_buffer(object: &Bound<'_, PyAny>) -> bool {
 /// An exporter that fails to export (NumPy raises `ValueError` for dtypes it
 /// cannot describe) is reported as a `BufferError`, so discovery moves on to
 /// the next protocol, as NumPy's own does.
+#[inline(always)]
 pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let owner = acquire(object).map_err(|err| {
         let py = object.py();
