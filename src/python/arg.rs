@@ -144,6 +144,11 @@ impl TensorRef<'_> {
         self.descriptor.layout.ndim()
     }
 
+    /// The validated layout (shape, byte strides, contiguity).
+    pub fn layout(&self) -> &crate::layout::Layout {
+        &self.descriptor.layout
+    }
+
     /// Number of elements.
     pub fn size(&self) -> usize {
         self.descriptor.layout.size()

@@ -263,3 +263,23 @@ print(type(ex.arange_as(2, "dlbridge")).__name__, bytes(ex.arange_as(1, "memoryv
     assert out.returncode == 0, out.stderr
     assert f"ImportError: {message}" in out.stdout
     assert "Tensor True" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.arange(6.0).reshape(2, 3),
+        np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        np.arange(12.0).reshape(3, 4)[:, ::2],
+        np.arange(6, dtype=np.float32).reshape(3, 2),
+        np.arange(6, dtype=np.int16).reshape(2, 3),
+    ],
+    ids=["c", "f", "strided", "float32", "int16"],
+)
+def test_scale_like_every_layout(x):
+    """The contiguous fast path (C and F order) and the general path agree
+    with NumPy; float32 stays float32, other dtypes become float64."""
+    out = ex.scale_like(x, 2.0)
+    assert type(out) is np.ndarray and out.shape == x.shape
+    np.testing.assert_array_equal(out, x * 2)
+    assert out.dtype == (np.float32 if x.dtype == np.float32 else np.float64)

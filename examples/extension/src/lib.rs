@@ -22,7 +22,7 @@ use dlbridge::{
     Element, Framework, Native, ReadonlyTensor, ReadwriteTensor, Tensor, TensorRef, TypedRef,
     TypedTensor,
 };
-use ndarray::{ArrayD, Ix1, Ix2, IxDyn};
+use ndarray::{ArrayD, Ix1, Ix2, IxDyn, ShapeBuilder};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -375,7 +375,39 @@ fn identity_like(x: Tensor, like: &Bound<'_, PyAny>) -> Native {
 /// anything else.
 #[pyfunction]
 fn scale_like(x: &Bound<'_, PyAny>, k: f64) -> PyResult<Native> {
-    Ok(Native::like(scale(Tensor::from_py(x)?, k)?, x))
+    let t: TensorRef<'_> = x.extract()?;
+    let scaled = if t.dtype() == <f64 as Element>::DTYPE {
+        scale_contiguous::<f64>(&t, k)?
+    } else if t.dtype() == <f32 as Element>::DTYPE {
+        scale_contiguous::<f32>(&t, k as f32)?
+    } else {
+        None
+    };
+    let scaled = match scaled {
+        Some(scaled) => scaled,
+        None => scale(t.to_tensor(), k)?,
+    };
+    Ok(Native::like(scaled, x))
+}
+
+/// `x * k` for contiguous memory, read as one slice and written as one
+/// `Vec` in the same order (`None`: not contiguous, or another dtype).
+fn scale_contiguous<T: Element + std::ops::Mul<Output = T>>(
+    x: &TensorRef<'_>,
+    k: T,
+) -> PyResult<Option<Tensor>> {
+    let Some(values) = x.as_slice::<T>()? else {
+        return Ok(None);
+    };
+    let scaled: Vec<T> = values.iter().map(|&v| v * k).collect();
+    let shape = x.shape().to_vec();
+    let array = if x.layout().is_c_contiguous() {
+        ArrayD::from_shape_vec(IxDyn(&shape), scaled)
+    } else {
+        ArrayD::from_shape_vec(IxDyn(&shape).f(), scaled)
+    }
+    .map_err(|err| PyTypeError::new_err(format!("scale_like: {err}")))?;
+    Ok(Some(Tensor::try_from(array)?))
 }
 
 // --- The NumPy-only baseline (rust-numpy) -----------------------------------
