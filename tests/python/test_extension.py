@@ -371,3 +371,30 @@ def test_slice_and_view_paths_agree(make):
         return
     assert ex.sum(x) == float(x.sum())
     assert ex.sum(np.asarray(x, dtype=np.float32)) == float(x.sum())
+
+
+@pytest.mark.parametrize("ndim", [33, 64])
+def test_high_rank_inputs_through_every_argument_type(ndim):
+    """33 and 64 axes (past NumPy 1's 32 and the inline dims) come in through
+    the borrowed (TensorRef/TypedRef) and owning (Tensor) argument types."""
+    a = np.full((1,) * (ndim - 1) + (3,), 2.0)
+    assert ex.sum(a) == 6.0  # TensorRef
+    assert ex.sum_f64_any(a) == 6.0  # TypedRef<f64, IxDyn>
+    assert ex.data_ptr(a) == a.ctypes.data
+    assert ex.describe(a)[0] == list(a.shape)  # Tensor
+    assert ex.sum(torch.from_numpy(a)) == 6.0
+
+
+def test_bfloat16_and_readonly_inputs():
+    import ml_dtypes
+
+    b = np.arange(4, dtype=ml_dtypes.bfloat16)
+    assert ex.sum(b) == 6.0  # via DLPack: NumPy's bf16 has no buffer format
+    assert ex.sum(torch.arange(4, dtype=torch.bfloat16)) == 6.0
+    ro = np.arange(4.0)
+    ro.flags.writeable = False
+    assert ex.sum(ro) == 6.0 and ex.sum_f64(ro) == 6.0  # reading read-only memory is fine
+    ro_block = np.zeros((4, 4))
+    ro_block.flags.writeable = False
+    with pytest.raises(TypeError, match="expected a writable tensor"):
+        ex.writable_block(ro_block)
