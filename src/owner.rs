@@ -230,7 +230,8 @@ impl Drop for RustBuffer {
 
 /// Blocks this large get transparent huge pages where the kernel offers
 /// them (NumPy's threshold in `alloc.c`): fewer TLB misses and page faults
-/// when the block is first touched.
+/// when the block is first touched. (Only the Linux, non-Miri advice uses it.)
+#[cfg(all(target_os = "linux", not(miri)))]
 const HUGE_PAGE_THRESHOLD: usize = 4 << 20;
 
 /// `madvise(MADV_HUGEPAGE)` on the whole pages inside a large block. Advice

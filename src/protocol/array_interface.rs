@@ -12,16 +12,17 @@
 //! // A tensor's interface, and back: the same memory, checked again.
 //! let t = Tensor::zeros(&[2, 3], DType::FLOAT64).unwrap();
 //! let mut block = StructBlock::new(&t).unwrap();
-//! let d = describe_struct(&block.interface, |_| Ok(()), DType::opaque).unwrap();
+//! let d = describe_struct(block.interface(), |_| Ok(()), DType::opaque).unwrap();
 //! assert_eq!((d.data_ptr(), d.layout().shape()), (t.data_ptr(), &[2, 3][..]));
 //!
 //! // Data in non-native byte order: refused.
-//! block.interface.flags &= !NOTSWAPPED;
-//! let err = describe_struct(&block.interface, |_| Ok(()), DType::opaque).unwrap_err();
+//! block.interface_mut().flags &= !NOTSWAPPED;
+//! let err = describe_struct(block.interface(), |_| Ok(()), DType::opaque).unwrap_err();
 //! assert_eq!(err.cause(), Cause::ByteOrder);
 //! ```
 
 use std::ffi::{c_char, c_int, c_void};
+use std::ptr::NonNull;
 
 use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
@@ -247,8 +248,14 @@ pub fn struct_flags(tensor: &Tensor) -> c_int {
 }
 
 /// One exported `__array_struct__`: the interface and the tensor clone that
-/// owns what it points to. Boxed, so the layout arrays never move; `repr(C)`
-/// with the interface first, so the block's address is the interface's.
+/// owns what it points to, in one heap block that never moves.
+///
+/// The interface's `shape` and `strides` point into the clone's own layout,
+/// inside the same block: the block is self-referential. A `Box` would be
+/// wrong here: every move of a `Box` asserts unique access to the whole
+/// block, which invalidates those inner pointers (Miri's Stacked Borrows
+/// flags the next read through them). So this handle holds the block
+/// through a raw pointer from the start, and lends out the interface alone.
 ///
 /// ```
 /// use dlbridge::Tensor;
@@ -256,31 +263,43 @@ pub fn struct_flags(tensor: &Tensor) -> c_int {
 ///
 /// let t = Tensor::from(vec![1.0f32, 2.0]).to_readonly();
 /// let block = StructBlock::new(&t).unwrap();
-/// assert_eq!(block.interface.data, t.data_ptr().cast());
-/// assert_eq!(block.interface.flags & WRITEABLE, 0); // read-only says so
+/// assert_eq!(block.interface().data, t.data_ptr().cast());
+/// assert_eq!(block.interface().flags & WRITEABLE, 0); // read-only says so
 /// drop(t); // the block holds its own clone: memory and layout stay alive
 /// // SAFETY: `shape` points at the `nd` extents of the block's own clone.
-/// let extent = unsafe { *block.interface.shape };
+/// let extent = unsafe { *block.interface().shape };
 /// assert_eq!(extent, 2);
+///
+/// // Handed to C (a capsule) and taken back once, to be freed.
+/// let raw = block.into_raw();
+/// // SAFETY: `raw` came from `into_raw` and is taken back exactly once.
+/// drop(unsafe { StructBlock::from_raw(raw) });
 /// ```
-#[repr(C)]
 pub struct StructBlock {
-    /// The interface a consumer reads.
-    pub interface: PyArrayInterface,
+    /// From `Box::into_raw`; freed by `Drop` (or owned by C after `into_raw`).
+    block: NonNull<Block>,
+}
+
+/// The heap block: `repr(C)` with the interface first, so the block's
+/// address is the interface's (a capsule hands consumers that one pointer).
+#[repr(C)]
+struct Block {
+    interface: PyArrayInterface,
     tensor: Tensor,
 }
 
 impl StructBlock {
-    /// The interface of `tensor` (CPU only), boxed with a clone of the
-    /// tensor that keeps the memory and the layout arrays it points to alive.
+    /// The interface of `tensor` (CPU only), in a heap block with a clone of
+    /// the tensor that keeps the memory and the layout arrays it points to
+    /// alive.
     ///
     /// # Errors
     ///
     /// `Buffer` ([`Cause::Device`]) for a tensor that is not in CPU memory.
-    pub fn new(tensor: &Tensor) -> Result<Box<Self>> {
+    pub fn new(tensor: &Tensor) -> Result<Self> {
         tensor.device().ensure_cpu("the array interface")?;
         let flags = struct_flags(tensor);
-        let mut block = Box::new(StructBlock {
+        let raw = Box::into_raw(Box::new(Block {
             interface: PyArrayInterface {
                 two: 2,
                 nd: tensor.ndim() as c_int,
@@ -293,20 +312,91 @@ impl StructBlock {
                 descr: std::ptr::null_mut(),
             },
             tensor: tensor.clone(),
-        });
-        if block.tensor.ndim() > 0 {
-            // usize and isize share a layout, and every extent fits in isize
-            // (validated); the arrays live inside the boxed tensor clone.
-            block.interface.shape = block.tensor.shape().as_ptr().cast::<isize>().cast_mut();
-            block.interface.strides = block.tensor.strides().as_ptr().cast_mut();
+        }));
+        if tensor.ndim() > 0 {
+            // SAFETY: `raw` is a live, fresh allocation no one else sees.
+            // The layout arrays are borrowed shared (consumers only read
+            // them) and the writes touch the interface's bytes only, so the
+            // borrow stays valid; the tensor field is never touched again
+            // until the block is freed, and the block never moves. usize and
+            // isize share a layout, and every extent fits in isize
+            // (validated by Layout).
+            unsafe {
+                let clone = &(*raw).tensor;
+                (*raw).interface.shape = clone.shape().as_ptr().cast::<isize>().cast_mut();
+                (*raw).interface.strides = clone.strides().as_ptr().cast_mut();
+            }
         }
-        Ok(block)
+        // SAFETY: Box::into_raw never returns NULL.
+        let block = unsafe { NonNull::new_unchecked(raw) };
+        Ok(StructBlock { block })
+    }
+
+    /// The interface a consumer reads.
+    pub fn interface(&self) -> &PyArrayInterface {
+        // SAFETY: the block is alive while `self` is; this borrows the
+        // interface's bytes only, never the tensor's the pointers lead to.
+        unsafe { &(*self.block.as_ptr()).interface }
+    }
+
+    /// The interface, to adjust before handing it out (e.g. its flags).
+    pub fn interface_mut(&mut self) -> &mut PyArrayInterface {
+        // SAFETY: as in `interface`; `&mut self` makes this borrow unique,
+        // and it covers the interface's bytes only.
+        unsafe { &mut (*self.block.as_ptr()).interface }
+    }
+
+    /// Gives the block up, as a pointer to its interface (the block's
+    /// address, e.g. for a capsule); [`StructBlock::from_raw`] takes it back.
+    pub fn into_raw(self) -> *mut PyArrayInterface {
+        let raw = self.block.as_ptr().cast::<PyArrayInterface>();
+        std::mem::forget(self);
+        raw
+    }
+
+    /// Takes back a block given up by [`StructBlock::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `raw` came from `into_raw` and is taken back at most once.
+    pub unsafe fn from_raw(raw: *mut PyArrayInterface) -> Self {
+        // SAFETY: by the contract, `raw` is the non-NULL address of a live
+        // block (the interface sits at offset 0 of the `repr(C)` block).
+        let block = unsafe { NonNull::new_unchecked(raw.cast::<Block>()) };
+        StructBlock { block }
+    }
+}
+
+impl Drop for StructBlock {
+    fn drop(&mut self) {
+        // SAFETY: the block came from Box::into_raw in `new` and this handle
+        // owns it (`into_raw` forgets the handle instead of dropping it).
+        drop(unsafe { Box::from_raw(self.block.as_ptr()) });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The interface's shape and strides point into the block itself: moving
+    /// the handle, giving it up and taking it back must leave them readable
+    /// (under Miri, a boxed block failed this: each move of the Box
+    /// invalidated them).
+    #[test]
+    fn struct_block_pointers_survive_moves() {
+        let t = Tensor::zeros(&[2, 3], DType::FLOAT32).unwrap();
+        let block = StructBlock::new(&t).unwrap();
+        let mut moved = vec![block];
+        let mut block = moved.pop().unwrap();
+        block.interface_mut().flags |= WRITEABLE;
+        // SAFETY: `raw` came from `into_raw` and is taken back once.
+        let block = unsafe { StructBlock::from_raw(block.into_raw()) };
+        drop(t);
+        let d = describe_struct(block.interface(), |_| Ok(()), DType::opaque).unwrap();
+        assert_eq!(d.layout().shape(), &[2, 3][..]);
+        assert_eq!(d.layout().strides(), &[12, 4][..]);
+    }
 
     #[test]
     fn struct_layout_matches_numpy() {

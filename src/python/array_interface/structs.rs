@@ -75,16 +75,16 @@ pub(crate) fn import_struct(
 
 /// `Tensor.__array_struct__`: a fresh unnamed capsule per call.
 pub(crate) fn struct_capsule<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<Bound<'py, PyAny>> {
-    let block = StructBlock::new(tensor)?;
-    let raw = Box::into_raw(block);
-    // SAFETY: a NULL name is what the protocol requires; the block is
-    // `repr(C)` with the interface first, so its address is the interface's,
-    // and the capsule owns the block: `free_struct_block` frees it once.
+    let raw = StructBlock::new(tensor)?.into_raw();
+    // SAFETY: a NULL name is what the protocol requires; `raw` is the
+    // interface's address (the block's), and the capsule owns the block:
+    // `free_struct_block` frees it once.
     let capsule =
         unsafe { ffi::PyCapsule_New(raw.cast(), std::ptr::null(), Some(free_struct_block)) };
     if capsule.is_null() {
-        // SAFETY: the capsule was not created: the block is still ours alone.
-        drop(unsafe { Box::from_raw(raw) });
+        // SAFETY: the capsule was not created: the block is still ours alone,
+        // taken back once.
+        drop(unsafe { StructBlock::from_raw(raw) });
         return Err(PyErr::fetch(py));
     }
     // SAFETY: PyCapsule_New returned a new reference.
@@ -104,8 +104,8 @@ unsafe extern "C" fn free_struct_block(capsule: *mut ffi::PyObject) {
         }
         ffi::PyCapsule_GetPointer(capsule, std::ptr::null())
     };
-    // SAFETY: the block came from Box::into_raw in `struct_capsule` and only
-    // this destructor, run once per capsule, frees it. Dropping the tensor
-    // clone may release a Python owner: the GIL is held here.
-    drop(unsafe { Box::from_raw(block.cast::<StructBlock>()) });
+    // SAFETY: the block came from StructBlock::into_raw in `struct_capsule`
+    // and only this destructor, run once per capsule, takes it back. Dropping
+    // the tensor clone may release a Python owner: the GIL is held here.
+    drop(unsafe { StructBlock::from_raw(block.cast::<PyArrayInterface>()) });
 }
