@@ -9,11 +9,11 @@
 //! for the whole call. `TensorRef<'a>` and `TypedRef<'a, T, D, C>` borrow it
 //! for `'a` instead (as rust-numpy's `PyReadonlyArray` and nanobind's
 //! `nb::ndarray` do). An exact `numpy.ndarray` then comes in as its checked
-//! descriptor alone (the same checks as its import as a `Tensor`), with no
-//! owner: no allocation, no reference count touched, nothing to release;
-//! every other producer comes in as for `Tensor` and keeps the import's
-//! owner (needed to release what the import acquired: a DLPack deleter, a
-//! `Py_buffer`).
+//! descriptor and a reference to the array (which keeps NumPy from
+//! resizing it away while the argument lives): no allocation, no owner, no
+//! atomics; every other producer comes in as for `Tensor` and keeps the
+//! import's owner (needed to release what the import acquired: a DLPack
+//! deleter, a `Py_buffer`).
 //!
 //! # Why it is sound
 //!
@@ -21,9 +21,21 @@
 //! outlive the borrow: neither type hands out a tensor (there is none to
 //! clone), only metadata and views that borrow the argument, and
 //! [`TensorRef::to_tensor`] / [`TypedRef::to_typed`] make an owning tensor
-//! (with the producer's reference) when one must outlive the call. The `'a` lifetime ties the
-//! argument to PyO3's borrow of the Python object, so the argument itself
-//! cannot be kept either.
+//! (with the producer's reference) when one must outlive the call. The `'a`
+//! lifetime ties the argument to PyO3's borrow of the Python object, so the
+//! argument itself cannot be kept either. While it lives it holds a
+//! reference to the object, so NumPy refuses to resize the array's memory
+//! away (`resize` checks the reference count), even from a callback or
+//! another thread while the GIL is released.
+//!
+//! # What it does not track
+//!
+//! Unlike rust-numpy's `PyReadonlyArray`, these arguments register no shared
+//! borrow: beside a [`crate::ReadwriteTensor`] of the same memory,
+//! `f(x: TypedRef, out: ReadwriteTensor)` called as `f(a, a)` reads what it
+//! writes. A function that writes one argument takes its other array
+//! arguments as [`crate::ReadonlyTensor`], whose borrows are tracked
+//! ([`crate::borrow`]).
 //!
 //! ```no_run
 //! use dlbridge::{TensorRef, TypedRef};
@@ -61,22 +73,18 @@ use crate::tensor::Tensor;
 use crate::view::constraints::Constraint;
 use crate::view::{TypedParts, TypedTensor};
 
-/// The argument's Python object, borrowed (no reference held) for the
-/// argument's `'a`.
-struct Object(*mut pyo3::ffi::PyObject);
-
-// SAFETY: the pointer is dereferenced only in `bind`, with the interpreter
-// attached, while PyO3's borrow of the argument (`'a`) keeps it alive; the
-// argument's views may be used on other threads (inside `py.detach`), which
-// never touch the object.
-unsafe impl Send for Object {}
-// SAFETY: as above.
-unsafe impl Sync for Object {}
+/// A strong reference to the argument's Python object, held for as long as
+/// the argument. PyO3's borrow keeps the *object* alive, but not its
+/// memory: NumPy frees an array's data on `resize` when it counts no more
+/// than two references, and the caller's argument plus a callback's own are
+/// two. This reference is the third that makes NumPy refuse, as a `Tensor`
+/// argument's owner (or rust-numpy's `PyReadonlyArray`) does: two reference
+/// count updates, no allocation.
+struct Object(Py<PyAny>);
 
 impl Object {
     fn bind<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-        // SAFETY: the object is alive for the argument's borrow (see above).
-        unsafe { Bound::from_borrowed_ptr(py, self.0) }
+        self.0.bind(py).clone()
     }
 }
 
@@ -102,7 +110,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TensorRef<'a> {
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let object = Object(obj.as_ptr());
+        let object = Object(obj.to_owned().unbind());
         if let Some(descriptor) = ndarray_fields::read_lent(&obj)? {
             return Ok(Self {
                 descriptor,
@@ -235,8 +243,10 @@ impl TensorRef<'_> {
     /// Those of [`Tensor::as_ndarray_dim`].
     pub fn as_ndarray_dim<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
         let d = &self.descriptor;
-        let parts =
-            TypedParts::<T, D>::check::<()>(d.data, &d.layout, d.dtype, d.device, d.readonly)?;
+        // SAFETY: the parts are this argument's validated descriptor's.
+        let parts = unsafe {
+            TypedParts::<T, D>::check::<()>(d.data, &d.layout, d.dtype, d.device, d.readonly)
+        }?;
         // SAFETY: the memory is alive for the borrow of `self`: the caller's
         // borrow of the argument (`'a` outlives `self`) or `owner` keeps it.
         Ok(unsafe { parts.into_view() })
@@ -248,7 +258,7 @@ impl TensorRef<'_> {
         let owner = match &self.owner {
             Some(owner) => owner.clone(),
             None => Python::attach(|py| -> Owner {
-                std::sync::Arc::new(PyOwner::new(self.object.bind(py).unbind()))
+                std::sync::Arc::new(PyOwner::new(self.object.0.clone_ref(py)))
             }),
         };
         // SAFETY: the descriptor's memory is kept alive by `owner`: the
@@ -287,9 +297,12 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let object = Object(obj.as_ptr());
+        let object = Object(obj.to_owned().unbind());
         if let Some(d) = ndarray_fields::read_lent(&obj)? {
-            let parts = TypedParts::check::<C>(d.data, &d.layout, d.dtype, d.device, d.readonly)?;
+            // SAFETY: the parts are the validated descriptor just read.
+            let parts = unsafe {
+                TypedParts::check::<C>(d.data, &d.layout, d.dtype, d.device, d.readonly)
+            }?;
             return Ok(Self {
                 parts,
                 _owner: None,

@@ -86,18 +86,27 @@ impl<T: Element, D: Dimension> RawView<T, D> {
     /// device, alignment and element strides.
     #[inline(always)]
     pub(super) fn new(tensor: &Tensor) -> Result<Self> {
-        Self::from_parts(
-            tensor.data_ptr(),
-            tensor.layout(),
-            tensor.dtype(),
-            tensor.device(),
-        )
+        // SAFETY: a tensor's parts are a validated descriptor's.
+        unsafe {
+            Self::from_parts(
+                tensor.data_ptr(),
+                tensor.layout(),
+                tensor.dtype(),
+                tensor.device(),
+            )
+        }
     }
 
     /// As [`RawView::new`], from a tensor's parts (a borrowed argument's
     /// descriptor has no tensor around it).
+    ///
+    /// # Safety
+    ///
+    /// The parts must be a validated [`crate::Descriptor`]'s (or a
+    /// tensor's): the checks here trust the layout's span to lie inside the
+    /// memory around `data`.
     #[inline(always)]
-    pub(super) fn from_parts(
+    pub(super) unsafe fn from_parts(
         data: *mut u8,
         layout: &crate::layout::Layout,
         dtype: crate::dtype::DType,

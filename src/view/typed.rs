@@ -191,15 +191,21 @@ pub(crate) struct TypedParts<T, D> {
 #[cfg_attr(not(feature = "python"), allow(dead_code))]
 impl<T: Element, D: Dimension> TypedParts<T, D> {
     /// Runs [`TypedTensor::new`]'s checks on a tensor's parts.
+    ///
+    /// # Safety
+    ///
+    /// The parts must be a validated [`crate::Descriptor`]'s (or a
+    /// tensor's), as [`RawView::from_parts`] requires.
     #[inline]
-    pub(crate) fn check<C: Constraint>(
+    pub(crate) unsafe fn check<C: Constraint>(
         data: *mut u8,
         layout: &crate::layout::Layout,
         dtype: crate::dtype::DType,
         device: crate::device::Device,
         readonly: bool,
     ) -> Result<Self> {
-        let raw = RawView::from_parts(data, layout, dtype, device)?;
+        // SAFETY: forwarded from the caller.
+        let raw = unsafe { RawView::from_parts(data, layout, dtype, device) }?;
         C::check(&super::constraints::Subject::new(layout, readonly, device))?;
         Ok(Self {
             raw,
@@ -210,13 +216,16 @@ impl<T: Element, D: Dimension> TypedParts<T, D> {
 
     /// The parts of an owned tensor, checked.
     pub(crate) fn of<C: Constraint>(tensor: &Tensor) -> Result<Self> {
-        Self::check::<C>(
-            tensor.data_ptr(),
-            tensor.layout(),
-            tensor.dtype(),
-            tensor.device(),
-            tensor.readonly(),
-        )
+        // SAFETY: a tensor's parts are a validated descriptor's.
+        unsafe {
+            Self::check::<C>(
+                tensor.data_ptr(),
+                tensor.layout(),
+                tensor.dtype(),
+                tensor.device(),
+                tensor.readonly(),
+            )
+        }
     }
 
     /// A shared view.

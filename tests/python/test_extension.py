@@ -398,3 +398,19 @@ def test_bfloat16_and_readonly_inputs():
     ro_block.flags.writeable = False
     with pytest.raises(TypeError, match="expected a writable tensor"):
         ex.writable_block(ro_block)
+
+
+def test_a_borrowed_argument_keeps_numpy_from_resizing_it_away():
+    """A callback that drops every other reference and resizes the array
+    (NumPy frees the old data when it counts no more than two references)
+    is refused while a borrowed argument's view is alive: the argument holds
+    a reference of its own. Without it the view would read freed memory."""
+    arrays = [np.arange(1000.0)]
+    with pytest.raises(ValueError, match="cannot resize"):
+        ex.sum_after(arrays[0], lambda: arrays.pop().resize(10**6))
+    arrays = [np.arange(10.0)]
+    refs = sys.getrefcount(arrays[0])
+    total = ex.sum_after(arrays[0], lambda: None)
+    after = sys.getrefcount(arrays[0])  # (outside the assert: pytest's rewrite holds one)
+    assert total == 45.0
+    assert after == refs  # the argument's reference is released

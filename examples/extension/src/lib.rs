@@ -83,7 +83,7 @@ fn sum_as<T: Real>(x: &TensorRef<'_>) -> PyResult<f64> {
 
 /// The sum of any real array (any dtype NumPy and PyTorch use), as a float.
 /// The argument is only read during the call, so it is borrowed
-/// (`TensorRef`): no reference to the array is taken or released.
+/// (`TensorRef`): no allocation, no owner.
 #[pyfunction]
 fn sum(x: TensorRef<'_>) -> PyResult<f64> {
     dispatch!(
@@ -113,6 +113,15 @@ fn sum(x: TensorRef<'_>) -> PyResult<f64> {
 #[pyfunction]
 fn sum_f64(x: TypedRef<'_, f64, Ix1, CContig>) -> f64 {
     x.view().iter().sum()
+}
+
+/// `sum_f64`, but the sum is taken after `callback()` ran, with the view
+/// already made: Python code runs while the borrowed argument is in use.
+#[pyfunction]
+fn sum_after(x: TypedRef<'_, f64, Ix1>, callback: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let view = x.view();
+    callback.call0()?;
+    Ok(view.sum())
 }
 
 /// The sum of a float64 array of any rank and layout.
@@ -465,6 +474,7 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sum, m)?)?;
     m.add_function(wrap_pyfunction!(sum_f64, m)?)?;
     m.add_function(wrap_pyfunction!(sum_f64_any, m)?)?;
+    m.add_function(wrap_pyfunction!(sum_after, m)?)?;
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(scale, m)?)?;
     m.add_function(wrap_pyfunction!(arange, m)?)?;
