@@ -9,13 +9,13 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::{refuse_records, resolve_void};
+use super::{int_tuple, refuse_records, resolve_void};
 use crate::descriptor::Source;
 use crate::descriptor::{Descriptor, Parts};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
-use crate::layout::{Layout, MAX_NDIM};
+use crate::layout::Layout;
 use crate::protocol::buffer;
 use crate::protocol::typestr::{self, Parsed};
 use crate::python::buffer::fields;
@@ -83,9 +83,11 @@ pub(crate) fn import_dict(
         Parsed::DType(dtype) => dtype,
         Parsed::Void(itemsize) => resolve_void(object, itemsize)?,
     };
-    let shape = int_tuple(&required(dict, "shape")?, "shape")?;
+    let shape = int_tuple("__array_interface__", &required(dict, "shape")?, "shape")?;
     let strides = match dict.get_item(intern!(py, "strides"))? {
-        Some(strides) if !strides.is_none() => Some(int_tuple(&strides, "strides")?),
+        Some(strides) if !strides.is_none() => {
+            Some(int_tuple("__array_interface__", &strides, "strides")?)
+        }
         _ => None,
     };
     let layout = Layout::from_signed(&shape, strides.as_deref(), dtype.itemsize())?;
@@ -147,36 +149,6 @@ fn required<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, Py
         )
         .into()
     })
-}
-
-fn int_tuple(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
-    let tuple = value.cast::<PyTuple>().map_err(|_| {
-        PyErr::from(Error::type_error(
-            Cause::Layout,
-            format!("__array_interface__ {what} must be a tuple of ints, got {value}"),
-        ))
-    })?;
-    if tuple.len() > MAX_NDIM {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "__array_interface__ {what} has {} entries, more than the maximum of {MAX_NDIM}",
-                tuple.len()
-            ),
-        )
-        .into());
-    }
-    tuple
-        .iter()
-        .map(|item| {
-            item.extract::<i64>().map_err(|_| {
-                Error::value(Cause::Layout, format!(
-                    "__array_interface__ {what} {value} has an entry that is not an int in range"
-                ))
-                .into()
-            })
-        })
-        .collect()
 }
 
 /// `data = (pointer, readonly)`.

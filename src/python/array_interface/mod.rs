@@ -130,3 +130,51 @@ fn records(descr: &Bound<'_, PyAny>) -> Error {
         ),
     )
 }
+
+/// A shape or strides entry of an interface dict (`protocol` names it in
+/// messages): a tuple of at most [`MAX_NDIM`] ints that fit in `i64`. The
+/// host and CUDA array interfaces share it.
+///
+/// [`MAX_NDIM`]: crate::layout::MAX_NDIM
+pub(crate) fn int_tuple(
+    protocol: &str,
+    value: &Bound<'_, PyAny>,
+    what: &str,
+) -> PyResult<Vec<i64>> {
+    use crate::layout::MAX_NDIM;
+    use crate::python::names::shown;
+    let tuple = value.cast::<pyo3::types::PyTuple>().map_err(|_| {
+        PyErr::from(Error::type_error(
+            Cause::Layout,
+            format!(
+                "{protocol} {what} must be a tuple of ints, got {}",
+                shown(value)
+            ),
+        ))
+    })?;
+    if tuple.len() > MAX_NDIM {
+        return Err(Error::value(
+            Cause::Layout,
+            format!(
+                "{protocol} {what} has {} entries, more than the maximum of {MAX_NDIM}",
+                tuple.len()
+            ),
+        )
+        .into());
+    }
+    tuple
+        .iter()
+        .map(|item| {
+            item.extract::<i64>().map_err(|_| {
+                Error::value(
+                    Cause::Layout,
+                    format!(
+                        "{protocol} {what} {} has an entry that is not an int in range",
+                        shown(value)
+                    ),
+                )
+                .into()
+            })
+        })
+        .collect()
+}

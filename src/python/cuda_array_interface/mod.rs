@@ -37,10 +37,9 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::cuda::{self, Stream, driver};
 use crate::device::Device;
 use crate::error::{Cause, Error};
-use crate::layout::MAX_NDIM;
 use crate::protocol::cuda_array_interface::{self as core, Fields};
 use crate::protocol::typestr;
-use crate::python::array_interface::{refuse_records, resolve_void};
+use crate::python::array_interface::{int_tuple, refuse_records, resolve_void};
 use crate::python::dlpack::{exchange, torch};
 use crate::python::lookup::{OnType, on_type};
 use crate::python::names::{shown, type_name};
@@ -137,9 +136,9 @@ fn import_dict(
     {
         refuse_records(&descr)?;
     }
-    let shape = int_tuple(&required(dict, "shape")?, "shape")?;
+    let shape = int_tuple(WHAT, &required(dict, "shape")?, "shape")?;
     let strides = match dict.get_item(intern!(py, "strides"))? {
-        Some(strides) if !strides.is_none() => Some(int_tuple(&strides, "strides")?),
+        Some(strides) if !strides.is_none() => Some(int_tuple(WHAT, &strides, "strides")?),
         _ => None,
     };
     let data = pointer_data(&required(dict, "data")?)?;
@@ -208,43 +207,6 @@ fn typestr_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
             format!("{WHAT} typestr must be a str, got {}", shown(value)),
         )))
     }
-}
-
-fn int_tuple(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
-    let tuple = value.cast::<PyTuple>().map_err(|_| {
-        PyErr::from(Error::type_error(
-            Cause::Layout,
-            format!(
-                "{WHAT} {what} must be a tuple of ints, got {}",
-                shown(value)
-            ),
-        ))
-    })?;
-    if tuple.len() > MAX_NDIM {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "{WHAT} {what} has {} entries, more than the maximum of {MAX_NDIM}",
-                tuple.len()
-            ),
-        )
-        .into());
-    }
-    tuple
-        .iter()
-        .map(|item| {
-            item.extract::<i64>().map_err(|_| {
-                Error::value(
-                    Cause::Layout,
-                    format!(
-                        "{WHAT} {what} {} has an entry that is not an int in range",
-                        shown(value)
-                    ),
-                )
-                .into()
-            })
-        })
-        .collect()
 }
 
 /// `data = (pointer, readonly)`.
