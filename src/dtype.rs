@@ -138,6 +138,11 @@ impl DType {
         self.lanes
     }
 
+    /// One lane of this dtype (itself for scalars): `float32` for `float32x4`.
+    pub const fn scalar(self) -> Self {
+        Self { lanes: 1, ..self }
+    }
+
     /// The signed (`int8`...`int64`) or unsigned integer of `bytes` bytes;
     /// `None` for any other width.
     pub const fn int(signed: bool, bytes: usize) -> Option<Self> {
@@ -312,7 +317,7 @@ impl DType {
 
     /// The scalar name, e.g. `"float32"`; `None` for a triple with no name.
     fn scalar_name(self) -> Option<&'static str> {
-        let scalar = Self { lanes: 1, ..self };
+        let scalar = self.scalar();
         NAMED
             .iter()
             .find(|(dtype, _)| *dtype == scalar)

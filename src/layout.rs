@@ -519,7 +519,13 @@ fn narrow(itemsize: usize) -> Result<u32> {
 #[inline(always)]
 fn checked_size(shape: &[usize], itemsize: usize) -> Result<usize> {
     let mut size: usize = 1;
-    for &extent in shape {
+    for (axis, &extent) in shape.iter().enumerate() {
+        // Every extent on its own, whatever the others: a zero elsewhere
+        // makes the product 0, and an extent of 2**64 - 1 would then pass
+        // into every export (a memoryview shape of -1).
+        if isize::try_from(extent).is_err() {
+            return Err(overflow(&format!("extent {extent} on axis {axis}")));
+        }
         size = size
             .checked_mul(extent)
             .filter(|&s| isize::try_from(s).is_ok())
@@ -669,6 +675,26 @@ mod tests {
             Layout::new(&[0, usize::MAX / 2], None, 1).is_ok(),
             "empty: nothing to address"
         );
+    }
+
+    #[test]
+    fn every_extent_fits_isize_whatever_the_others() {
+        // A zero extent elsewhere makes the element count 0; the extent
+        // that does not fit isize is refused all the same, by every
+        // constructor (a pickle once carried `(0, 2**64 - 1)` through).
+        let huge = isize::MAX as usize + 1;
+        for shape in [[0, huge], [huge, 0], [0, usize::MAX]] {
+            for err in [
+                Layout::new(&shape, None, 1).unwrap_err(),
+                Layout::new(&shape, Some(&[1, 1]), 1).unwrap_err(),
+                Layout::contiguous(&shape, 2).unwrap_err(),
+                Layout::from_ndarray(&shape, &[1, 1], 4).unwrap_err(),
+            ] {
+                assert_eq!(err.kind(), ErrorKind::Value, "{err}");
+                assert!(err.message().contains("does not fit in isize"), "{err}");
+            }
+        }
+        assert!(Layout::new(&[0, isize::MAX as usize], None, 1).is_ok());
     }
 
     #[test]

@@ -153,8 +153,11 @@ impl Tensor {
         Ok(copy)
     }
 
-    /// The same bytes reinterpreted as another dtype of the same itemsize
-    /// (e.g. `uint16` as `bfloat16`).
+    /// The same bytes reinterpreted as another dtype, by NumPy's rule for
+    /// `ndarray.view`: with the same itemsize any layout may be viewed
+    /// (`uint16` as `bfloat16`); with another, the last axis must be
+    /// contiguous and its bytes a whole number of new items, and only its
+    /// extent changes (`bfloat16` as `uint8` doubles it).
     ///
     /// ```
     /// use dlbridge::{DType, Tensor};
@@ -162,27 +165,91 @@ impl Tensor {
     /// let bits = Tensor::from(vec![0x3f80u16, 0x4000]); // bfloat16 1.0 and 2.0
     /// let bf16 = bits.view(DType::BFLOAT16).unwrap();
     /// assert_eq!(bf16.as_ndarray::<half::bf16>().unwrap()[[1]].to_f32(), 2.0);
-    /// assert!(bits.view(DType::FLOAT32).is_err()); // 4 bytes per item, not 2
+    /// assert_eq!(bf16.view(DType::UINT8).unwrap().shape(), &[4]);
+    /// assert_eq!(bits.view(DType::FLOAT32).unwrap().shape(), &[1]);
+    /// assert!(bits.view(DType::FLOAT64).is_err()); // 4 bytes hold no 8-byte item
     /// ```
     ///
     /// # Errors
     ///
-    /// `Value` ([`Cause::DType`]) when `dtype`'s itemsize is not the tensor's.
+    /// `Value` ([`Cause::DType`]) when the itemsizes differ and the tensor
+    /// is 0-d, its last axis is not contiguous, or that axis's bytes are
+    /// not a multiple of the new itemsize.
     pub fn view(&self, dtype: DType) -> Result<Self> {
-        if dtype.itemsize() != self.dtype.itemsize() {
-            return Err(Error::value(
+        let (old, new) = (self.dtype.itemsize(), dtype.itemsize());
+        if old == new {
+            return Ok(Self {
+                dtype,
+                ..self.clone()
+            });
+        }
+        let refuse = |why: String| {
+            Error::value(
                 Cause::DType,
                 format!(
-                    "cannot view {} ({} bytes) as {} ({} bytes): itemsizes differ",
+                    "cannot view {} ({old} bytes) as {dtype} ({new} bytes): {why}",
+                    self.dtype
+                ),
+            )
+        };
+        let (Some(&extent), Some(&stride)) = (self.shape().last(), self.strides().last()) else {
+            return Err(refuse("a 0-d tensor cannot change its itemsize".into()));
+        };
+        if extent > 1 && stride != old as isize {
+            return Err(refuse(format!(
+                "the last axis (stride {stride} bytes) must be contiguous to change the itemsize"
+            )));
+        }
+        // `extent * old` is inside the validated byte size.
+        let bytes = extent * old;
+        if bytes % new != 0 {
+            return Err(refuse(format!(
+                "the last axis holds {bytes} bytes, not a multiple of {new}"
+            )));
+        }
+        let (mut shape, mut strides) = (self.shape().to_vec(), self.strides().to_vec());
+        let last = shape.len() - 1;
+        (shape[last], strides[last]) = (bytes / new, new as isize);
+        self.relaid(dtype, &shape, &strides)
+    }
+
+    /// The lanes of a vector dtype (`float32x4`) as a trailing axis of
+    /// scalars, over the same bytes: what NumPy can show of it.
+    ///
+    /// # Errors
+    ///
+    /// `Buffer` ([`Cause::DType`]) for lanes narrower than a byte (packed
+    /// `float4_e2m1fn_x2`: no stride can address half a byte); `Value`
+    /// ([`Cause::Layout`]) when the extra axis exceeds the maximum rank.
+    pub fn lanes_as_axis(&self) -> Result<Self> {
+        let lanes = usize::from(self.dtype.lanes());
+        if lanes == 1 {
+            return Ok(self.clone());
+        }
+        let scalar = self.dtype.scalar();
+        if !self.dtype.bits().is_multiple_of(8) {
+            return Err(Error::buffer(
+                Cause::DType,
+                format!(
+                    "dtype {} packs {lanes} lanes of {} bits into each byte: no array can show \
+                     them as an axis",
                     self.dtype,
-                    self.dtype.itemsize(),
-                    dtype,
-                    dtype.itemsize()
+                    self.dtype.bits()
                 ),
             ));
         }
+        let (mut shape, mut strides) = (self.shape().to_vec(), self.strides().to_vec());
+        shape.push(lanes);
+        strides.push(scalar.itemsize() as isize);
+        self.relaid(scalar, &shape, &strides)
+    }
+
+    /// The same memory with another dtype and layout that covers only
+    /// bytes the tensor's own layout covers (the callers' proof).
+    fn relaid(&self, dtype: DType, shape: &[usize], strides: &[isize]) -> Result<Self> {
         Ok(Self {
             dtype,
+            layout: Layout::new(shape, Some(strides), dtype.itemsize())?,
             ..self.clone()
         })
     }

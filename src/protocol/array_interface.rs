@@ -295,9 +295,12 @@ impl StructBlock {
     ///
     /// # Errors
     ///
-    /// `Buffer` ([`Cause::Device`]) for a tensor that is not in CPU memory.
+    /// `Buffer` ([`Cause::Device`]) for a tensor that is not in CPU memory;
+    /// `Attribute` ([`Cause::DType`]) for a dtype a typekind cannot name
+    /// ([`typestr::ensure_named`]).
     pub fn new(tensor: &Tensor) -> Result<Self> {
         tensor.device().ensure_cpu("the array interface")?;
+        typestr::ensure_named(tensor.dtype(), "__array_struct__")?;
         let flags = struct_flags(tensor);
         let raw = Box::into_raw(Box::new(Block {
             interface: PyArrayInterface {

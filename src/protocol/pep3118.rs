@@ -155,7 +155,8 @@ pub fn parse_format(format: &str) -> Result<DType> {
 
 /// The format a dtype exports with, as NumPy writes it (`q`/`Q` for 64-bit
 /// integers, portable across platforms), or `None` for dtypes PEP 3118 has
-/// no code for (bfloat16, float8, ...), which export as opaque bytes.
+/// no code for (bfloat16, float8, opaque bytes, vectors), which the buffer
+/// export refuses to format (a consumer would read padding, not values).
 pub fn format_of(dtype: DType) -> Option<&'static std::ffi::CStr> {
     Some(match dtype {
         DType::BOOL => c"?",
@@ -172,19 +173,6 @@ pub fn format_of(dtype: DType) -> Option<&'static std::ffi::CStr> {
         DType::FLOAT64 => c"d",
         DType::COMPLEX64 => c"Zf",
         DType::COMPLEX128 => c"Zd",
-        _ => return None,
-    })
-}
-
-/// Opaque bytes of one item (`"2x"`), as NumPy exports its void dtypes.
-pub fn opaque_format(itemsize: usize) -> Option<&'static std::ffi::CStr> {
-    Some(match itemsize {
-        1 => c"1x",
-        2 => c"2x",
-        4 => c"4x",
-        8 => c"8x",
-        16 => c"16x",
-        32 => c"32x",
         _ => return None,
     })
 }
@@ -249,6 +237,5 @@ mod tests {
             assert_eq!(parse_format(format).unwrap(), dtype);
         }
         assert!(format_of(DType::BFLOAT16).is_none());
-        assert_eq!(opaque_format(2).unwrap(), c"2x");
     }
 }

@@ -191,6 +191,38 @@ pub fn typekind_of(dtype: DType) -> u8 {
     }
 }
 
+/// Whether a typestr names `dtype` faithfully: NumPy's own kinds, and
+/// opaque bytes (`|V2` is what they are). bfloat16, float8/6/4 and vector
+/// dtypes have no typestr of their own; as `|V<n>` NumPy would read them
+/// as bytes, never as values.
+pub fn names(dtype: DType) -> bool {
+    dtype.lanes() == 1 && (typekind_of(dtype) != b'V' || dtype.is_opaque())
+}
+
+/// Refuses a dtype a typestr cannot name ([`names`]) from an interface
+/// export, with `AttributeError`, so that NumPy's coercion (buffer,
+/// `__array_struct__`, `__array_interface__`, then `__array__`) moves on to
+/// `__array__`, which can give the `ml_dtypes` dtype.
+///
+/// # Errors
+///
+/// `Attribute` ([`Cause::DType`]) for such a dtype; `protocol` names the
+/// attribute in the message.
+pub fn ensure_named(dtype: DType, protocol: &str) -> Result<()> {
+    if names(dtype) {
+        return Ok(());
+    }
+    Err(Error::attribute(
+        Cause::DType,
+        format!(
+            "a tensor of dtype {dtype} has no {protocol}: a typestr cannot name {dtype} \
+             (NumPy would read |V{} bytes, not values); np.asarray(t) reads it through \
+             __array__, t.view(...) reinterprets its bytes",
+            dtype.itemsize()
+        ),
+    ))
+}
+
 /// The typestr a dtype exports with, in native byte order as NumPy writes
 /// it (`|` for one-byte kinds and opaque bytes).
 pub fn typestr_of(dtype: DType) -> String {

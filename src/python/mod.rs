@@ -15,6 +15,7 @@ pub(crate) mod dtype_arg;
 pub(crate) mod errors;
 pub mod fast_path;
 pub(crate) mod framework;
+pub(crate) mod known_types;
 pub(crate) mod lookup;
 pub(crate) mod names;
 pub(crate) mod owner;

@@ -35,7 +35,8 @@ use crate::descriptor::{Descriptor, Parts, Source};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
-use crate::layout::{Layout, MAX_NDIM};
+use crate::layout::Layout;
+use crate::python::array_interface::int_tuple;
 use crate::python::buffer::fields;
 use crate::python::names::shown;
 use crate::python::owner::PyBufferView;
@@ -147,49 +148,10 @@ fn small_int(value: &Bound<'_, PyAny>, what: &str, max: u32) -> PyResult<u32> {
         })
 }
 
-/// The shape: a tuple of at most [`MAX_NDIM`] non-negative ints.
-fn shape_arg(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
-    let wrong = || {
-        PyErr::from(Error::type_error(
-            Cause::Argument,
-            format!(
-                "pickled tensor: the shape is not a tuple of ints: {}",
-                shown(shape)
-            ),
-        ))
-    };
-    let tuple = shape.cast::<PyTuple>().map_err(|_| wrong())?;
-    if tuple.len() > MAX_NDIM {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "pickled tensor: shape has {} axes, more than the maximum of {MAX_NDIM}",
-                tuple.len()
-            ),
-        )
-        .into());
-    }
-    tuple
-        .iter()
-        .map(|n| {
-            if n.cast::<PyInt>().is_err() || n.cast::<PyBool>().is_ok() {
-                return Err(wrong());
-            }
-            n.extract::<usize>().map_err(|_| {
-                Error::value(
-                    Cause::Layout,
-                    format!(
-                        "pickled tensor: shape {shape} has an extent that is negative or too large"
-                    ),
-                )
-                .into()
-            })
-        })
-        .collect()
-}
-
-/// The layout of `order` (`"C"` or `"F"`) for `shape`.
-fn layout_arg(shape: &[usize], order: &Bound<'_, PyAny>, itemsize: usize) -> PyResult<Layout> {
+/// The layout of `order` (`"C"` or `"F"`) for `shape`; `Layout` checks
+/// every extent (non-negative, within `isize`, the element count and bytes
+/// in `isize`).
+fn layout_arg(shape: &[i64], order: &Bound<'_, PyAny>, itemsize: usize) -> PyResult<Layout> {
     let Ok(order) = order.cast::<PyString>() else {
         return Err(Error::type_error(
             Cause::Argument,
@@ -200,22 +162,18 @@ fn layout_arg(shape: &[usize], order: &Bound<'_, PyAny>, itemsize: usize) -> PyR
         )
         .into());
     };
-    // The C layout checks the shape (element count and bytes in isize).
-    let c = Layout::contiguous(shape, itemsize)?;
     match order.to_str()? {
-        "C" => Ok(c),
-        // With no elements, or one axis, both orders are the same layout;
-        // otherwise every extent is at least 1 and the product checked
-        // above bounds every Fortran stride.
-        "F" if c.size() == 0 || shape.len() <= 1 => Ok(c),
+        "C" => Ok(Layout::from_signed(shape, None, itemsize)?),
         "F" => {
+            // Saturating: a stride that overflows is refused by the layout's
+            // span check, unless it is never applied (an empty tensor).
             let mut strides = Vec::with_capacity(shape.len());
-            let mut stride = itemsize as isize;
+            let mut stride = itemsize as i64;
             for &extent in shape {
                 strides.push(stride);
-                stride = stride.saturating_mul(extent as isize);
+                stride = stride.saturating_mul(extent.max(1));
             }
-            Ok(Layout::new(shape, Some(&strides), itemsize)?)
+            Ok(Layout::from_signed(shape, Some(&strides), itemsize)?)
         }
         other => Err(Error::value(
             Cause::Argument,
@@ -253,7 +211,7 @@ pub(crate) fn _rebuild_tensor(
             format!("pickled tensor has an invalid dtype: {}", err.message()),
         )
     })?;
-    let shape = shape_arg(shape)?;
+    let shape = int_tuple("pickled tensor", shape, "shape")?;
     let layout = layout_arg(&shape, order, dtype.itemsize())?;
     let Ok(readonly) = readonly.cast::<PyBool>() else {
         return Err(Error::type_error(
@@ -265,7 +223,30 @@ pub(crate) fn _rebuild_tensor(
         )
         .into());
     };
-    let owner = PyBufferView::acquire(data, ffi::PyBUF_ANY_CONTIGUOUS)?;
+    // Strides are accepted from the exporter and contiguity checked here:
+    // asked for contiguous memory, NumPy refuses a strided array with
+    // `ValueError` and a memoryview with `BufferError`, each in its own
+    // words; the reconstructor answers one way for both.
+    // SAFETY: a live object's type is read; PyObject_CheckBuffer only reads it.
+    if unsafe { ffi::PyObject_CheckBuffer(data.as_ptr()) } == 0 {
+        return Err(Error::type_error(
+            Cause::Argument,
+            format!(
+                "pickled tensor: its data must support the buffer protocol, got {}",
+                shown(data)
+            ),
+        )
+        .into());
+    }
+    let owner = PyBufferView::acquire(data, ffi::PyBUF_STRIDES).map_err(|err| {
+        Error::value(
+            Cause::Layout,
+            format!(
+                "pickled tensor: its data {} is not a readable buffer: {err}",
+                shown(data)
+            ),
+        )
+    })?;
     let view = fields(owner.raw());
     let (buf, len, buffer_readonly) = crate::protocol::buffer::lent_bytes(&view)?;
     let raw: *const ffi::Py_buffer = owner.raw();

@@ -10,6 +10,8 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::dtype_arg::parse_dtype;
 use crate::python::{array_interface, arrow, buffer, consumers, names};
+use crate::dtype::DType;
+use crate::protocol::typestr;
 use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack, the buffer protocol and the
@@ -252,10 +254,15 @@ impl PyTensor {
     }
 }
 
-/// `numpy.asarray(tensor)` (the buffer protocol: zero-copy, the array's base
-/// keeps the tensor alive), then, for opaque bytes, a `V<n>` view, and for bfloat16 and float8 elements, which
-/// cross as opaque bytes, a view with the `ml_dtypes` dtype of the same name
-/// when that package is installed.
+/// A zero-copy `numpy.ndarray` of `tensor`, with the values' own dtype.
+///
+/// Dtypes a typestr names (NumPy's kinds, opaque bytes as `V<n>`) go
+/// through `numpy.asarray` (the buffer protocol or `__array_struct__`; the
+/// array's base keeps the tensor alive). The others reach NumPy as values,
+/// never as padding: a vector dtype as a trailing axis of its lanes
+/// (`float32x4` as `(..., 4)` float32), bfloat16 and float8/6/4 as a `V<n>`
+/// array viewed as the `ml_dtypes` dtype of the same name (a `BufferError`
+/// without ml_dtypes: NumPy has no such dtype of its own).
 pub(crate) fn to_numpy<'py>(
     tensor: &Bound<'py, PyTensor>,
     caller: &str,
@@ -264,22 +271,39 @@ pub(crate) fn to_numpy<'py>(
     let inner = &tensor.get().inner;
     inner.device().ensure_cpu(caller)?;
     let numpy = py.import(intern!(py, "numpy"))?;
-    let array = numpy.call_method1(intern!(py, "asarray"), (tensor,))?;
     let dtype = inner.dtype();
-    if dtype.is_opaque() {
-        // NumPy reads the buffer's `"2x"` as a record of padding; say `V2`.
-        return array.call_method1(intern!(py, "view"), (format!("V{}", dtype.itemsize()),));
+    if typestr::names(dtype) {
+        return numpy.call_method1(intern!(py, "asarray"), (tensor,));
     }
-    if crate::protocol::pep3118::format_of(dtype).is_some() || dtype.lanes() != 1 {
-        return Ok(array);
+    if dtype.lanes() != 1 {
+        let lanes = Bound::new(py, PyTensor::new(inner.lanes_as_axis()?))?;
+        return to_numpy(&lanes, caller);
     }
-    let Ok(ml_dtypes) = py.import(intern!(py, "ml_dtypes")) else {
-        return Ok(array);
+    let Some(scalar_type) = ml_dtypes_type(py, dtype)? else {
+        return Err(Error::buffer(
+            Cause::DType,
+            format!(
+                "{caller}: NumPy has no dtype {dtype} of its own; install ml_dtypes (a version \
+                 that has {dtype}) to read its values, or read its bytes with \
+                 t.view(\"void{}\")",
+                dtype.bits().max(8)
+            ),
+        )
+        .into());
     };
-    match ml_dtypes.getattr_opt(dtype.name().as_str())? {
-        Some(scalar_type) => array.call_method1(intern!(py, "view"), (scalar_type,)),
-        None => Ok(array),
-    }
+    let bytes = Bound::new(py, PyTensor::new(inner.view(DType::opaque(dtype.itemsize())?)?))?;
+    numpy
+        .call_method1(intern!(py, "asarray"), (bytes,))?
+        .call_method1(intern!(py, "view"), (scalar_type,))
+}
+
+/// `ml_dtypes`' scalar type named as `dtype` is, if ml_dtypes is installed
+/// and has it.
+fn ml_dtypes_type<'py>(py: Python<'py>, dtype: DType) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Ok(ml_dtypes) = py.import(intern!(py, "ml_dtypes")) else {
+        return Ok(None);
+    };
+    ml_dtypes.getattr_opt(dtype.name().as_str())
 }
 
 /// `Tensor.__array__(dtype, copy)`, with NumPy's meaning of `copy`: `None`

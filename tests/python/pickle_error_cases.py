@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import pickle
 
+import numpy as np
+
 import dlbridge
 from dlbridge._native import _rebuild_tensor
 from cbuild import load
@@ -38,5 +40,9 @@ CASES = {
     "pickle-rebuild-order": lambda: rebuild(order="A"),
     "pickle-rebuild-readonly": lambda: rebuild(readonly=0),
     "pickle-rebuild-contiguous": lambda: rebuild(data=strided_exporter()),
+    "pickle-rebuild-contiguous-memoryview": lambda: rebuild(data=memoryview(bytearray(48))[::2], shape=(6,), bits=32),
+    "pickle-rebuild-contiguous-ndarray": lambda: rebuild(data=np.zeros(12, np.float32)[::2]),
+    "pickle-rebuild-not-buffer": lambda: rebuild(data=[0.0] * 6),
+    "pickle-rebuild-huge-extent": lambda: rebuild(data=bytearray(), shape=(0, 2**64 - 1)),
     "pickle-rebuild-size": lambda: rebuild(data=bytearray(20)),
 }

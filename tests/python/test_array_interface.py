@@ -739,10 +739,18 @@ def test_view_reinterprets_same_itemsize():
     assert u.view(torch.float16).dtype == "float16"
     e = dlbridge.asarray(np.array([0x3C], dtype=np.uint8)).view("float8_e5m2")  # 1.0
     assert torch.from_dlpack(e).float().tolist() == [1.0]
-    with pytest.raises(ValueError, match="itemsizes differ"):
+    # Another itemsize, by NumPy's rule: the last axis's bytes re-counted.
+    with pytest.raises(ValueError, match="6 bytes, not a multiple of 4"):
         u.view("float32")
-    with pytest.raises(ValueError, match="itemsizes differ"):
-        u.view("uint8")
+    as_bytes = u.view("uint8")
+    assert as_bytes.shape == (6,) and as_bytes.data_ptr == bits.ctypes.data
+    np.testing.assert_array_equal(np.asarray(as_bytes), bits.view(np.uint8))
+    words = dlbridge.asarray(np.arange(8, dtype=np.uint8).reshape(2, 4)).view("uint32")
+    assert words.shape == (2, 1) and words.strides == (4, 4)
+    with pytest.raises(ValueError, match="must be contiguous"):
+        dlbridge.asarray(np.zeros((2, 4), np.uint16)[:, ::2]).view("uint8")
+    with pytest.raises(ValueError, match="0-d tensor cannot change its itemsize"):
+        dlbridge.asarray(np.uint16(3)).view("uint8")
 
 
 # ------------------------------------------------------- malformed dicts --

@@ -428,19 +428,27 @@ def test_memoryview_holds_the_tensor_until_released():
         (torch.float8_e5m2, "float8_e5m2", ml_dtypes.float8_e5m2),
     ],
 )
-def test_dtypes_without_a_format_export_as_opaque_bytes(torch_dtype, name, ml_dtype):
+def test_dtypes_without_a_format_refuse_a_format_and_keep_their_values(torch_dtype, name, ml_dtype):
     x = torch.arange(6, dtype=torch.float32).reshape(2, 3).to(torch_dtype)
     t = dlbridge.asarray(x)
     assert t.dtype == name
-    mv = memoryview(t)
+    # A format would be "2x" (padding): refused, so NumPy reaches __array__.
+    with pytest.raises(BufferError, match=f"dtype {name} has no PEP 3118 format"):
+        memoryview(t)
+    back = np.asarray(t)
+    assert back.dtype == ml_dtype and back.shape == (2, 3)
+    assert back.ctypes.data == t.data_ptr == x.data_ptr()
+    assert np.array_equal(back.astype(np.float32), x.float().numpy())
+    # The bytes, asked for as bytes.
     itemsize = x.element_size()
-    assert (mv.itemsize, mv.shape, mv.nbytes, mv.format) == (itemsize, (2, 3), 6 * itemsize, f"{itemsize}x")
     raw = x.view(torch.int16 if itemsize == 2 else torch.uint8).numpy().tobytes()
-    assert bytes(mv) == raw
-    back = np.asarray(mv)
-    assert back.dtype.itemsize == itemsize and back.shape == (2, 3)
-    assert back.ctypes.data == t.data_ptr == x.data_ptr() and not back.flags.owndata
-    assert np.array_equal(back.view(ml_dtype).astype(np.float32), x.float().numpy())
+    mv = memoryview(t.view("uint8"))
+    assert (mv.format, mv.shape, bytes(mv)) == ("B", (2, 3 * itemsize), raw)
+    get, release = ctypes.pythonapi.PyObject_GetBuffer, ctypes.pythonapi.PyBuffer_Release
+    get.argtypes, release.argtypes = [ctypes.py_object, ctypes.c_void_p, ctypes.c_int], [ctypes.c_void_p]
+    view = (ctypes.c_char * 80)()  # sizeof(Py_buffer) on 64-bit CPython
+    assert get(t, ctypes.addressof(view), 0) == 0  # PyBUF_SIMPLE: no format asked
+    release(ctypes.addressof(view))
 
 
 def c_contiguous(shape, strides, itemsize) -> bool:
@@ -472,10 +480,12 @@ def expected_view(t, flags):
         or (wants(F_CONTIGUOUS) and not is_f)
         or (wants(ANY_CONTIGUOUS) and not (is_c or is_f))
         or (not wants(STRIDES) and not is_c)
+        # No format for what PEP 3118 cannot name: "2x" reads as padding.
+        or (wants(FORMAT) and t.dtype not in FORMATS)
     ):
         return BufferError
     nd = wants(ND) and t.ndim > 0
-    fmt = FORMATS.get(t.dtype, f"{itemsize}x")
+    fmt = FORMATS.get(t.dtype)
     return {
         "buf": t.data_ptr,
         "len": math.prod(shape) * itemsize,

@@ -21,6 +21,7 @@ from array_interface_structs import PyArrayInterface
 from cbuild import load
 from cuda_error_cases import CASES as CUDA_CASES
 from pickle_error_cases import CASES as PICKLE_CASES
+from values_error_cases import CASES as VALUES_CASES
 
 DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -320,7 +321,6 @@ CASES = {
     "as-typekind": lambda: dlbridge.from_array_interface(Struct(typekind=b"O", itemsize=8)),
     "device-array-interface": lambda: cuda_tensor().__array_interface__,
     "device-array-struct": lambda: cuda_tensor().__array_struct__,
-    "view-itemsize": lambda: dlbridge.zeros(2, dtype="float32").view("float64"),
     "alloc-too-large": lambda: dlbridge.empty(2**63 - 1, dtype="uint8"),
     "alloc-out-of-memory": lambda: dlbridge.empty(2**62, dtype="uint8"),
     "shape-out-of-range": lambda: dlbridge.zeros(2**64),
@@ -388,6 +388,7 @@ CASES = {
 }
 
 CASES.update(PICKLE_CASES)
+CASES.update(VALUES_CASES)  # docs/errors.md's "Values, never padding" (tests/python/values_error_cases.py)
 CASES.update(CUDA_CASES)  # docs/errors.md's "CUDA refusals" (tests/python/cuda_error_cases.py)
 
 

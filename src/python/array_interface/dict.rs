@@ -217,6 +217,7 @@ pub(crate) fn interface_dict<'py>(
     tensor: &Tensor,
 ) -> PyResult<Bound<'py, PyDict>> {
     tensor.device().ensure_cpu("the array interface")?;
+    typestr::ensure_named(tensor.dtype(), "__array_interface__")?;
     let typestr = typestr::typestr_of(tensor.dtype());
     let dict = PyDict::new(py);
     dict.set_item(

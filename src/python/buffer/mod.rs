@@ -168,12 +168,19 @@ pub(crate) unsafe fn fill_view(
         ));
     }
     let format = if wants(ffi::PyBUF_FORMAT) {
-        pep3118::format_of(tensor.dtype())
-            .or_else(|| pep3118::opaque_format(tensor.itemsize()))
+        // No format for a dtype PEP 3118 cannot name: `"2x"` (NumPy's own
+        // for `V2`) reads as a record of padding, so NumPy's coercion would
+        // give `[() ()]`; refused, NumPy moves on to the interfaces and then
+        // `__array__`. An unformatted request still gets the bytes.
+        let dtype = tensor.dtype();
+        pep3118::format_of(dtype)
             .ok_or_else(|| {
                 Error::buffer(
                     Cause::DType,
-                    format!("dtype {} has no buffer format", tensor.dtype()),
+                    format!(
+                        "dtype {dtype} has no PEP 3118 format (a format would read as padding, \
+                         not values): np.asarray(t) gives its values, t.view(\"uint8\") its bytes"
+                    ),
                 )
             })?
             .as_ptr()

@@ -266,6 +266,7 @@ pub(crate) fn interface_dict<'py>(
     tensor: &Tensor,
 ) -> PyResult<Bound<'py, PyDict>> {
     core::ensure_exportable(tensor)?;
+    typestr::ensure_named(tensor.dtype(), "__cuda_array_interface__")?;
     let typestr = typestr::typestr_of(tensor.dtype());
     let layout = tensor.layout();
     let dict = PyDict::new(py);

@@ -10,9 +10,8 @@
 //! tensor, through the table or through `__dlpack__`, asks torch itself,
 //! through `TensorBase`'s own C descriptors (no attribute lookup), and
 //! refuses those states with the fix in the message. torch is never
-//! imported by dlbridge: its types are recognised by name in an MRO.
-
-use std::ffi::CStr;
+//! imported by dlbridge: its base type is recognised by identity, as the
+//! `TensorBase` of the loaded `torch._C` module (`known_types`).
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -20,6 +19,7 @@ use pyo3::sync::PyOnceLock;
 
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
+use crate::python::known_types::{self, KnownType};
 use crate::python::lookup::type_lookup;
 
 /// How a producer type relates to torch.
@@ -80,9 +80,6 @@ struct TorchGuard {
 
 static TORCH: PyOnceLock<TorchGuard> = PyOnceLock::new();
 
-/// The base of every torch tensor type (named `_TensorBase` before torch 2.2).
-const TENSOR_BASES: [&CStr; 2] = [c"torch._C.TensorBase", c"torch._C._TensorBase"];
-
 impl TorchGuard {
     /// The guard, if `ty` is a torch tensor type.
     fn get(py: Python<'_>, ty: *mut ffi::PyTypeObject) -> Option<&'static Self> {
@@ -133,27 +130,20 @@ impl TorchGuard {
     }
 }
 
-/// `torch._C.TensorBase` if it is in `ty`'s MRO (found by its name: the MRO
-/// of a torch tensor type always ends in it, then `object`).
+/// `torch._C.TensorBase` if it is in `ty`'s MRO: the type object of the
+/// loaded `torch._C` module, by identity (see `known_types`).
 fn tensor_base(
     py: Python<'_>,
     ty: *mut ffi::PyTypeObject,
 ) -> Option<Bound<'_, pyo3::types::PyType>> {
-    // SAFETY: `ty` is a live type; its MRO is a tuple it owns (or NULL
-    // while the type is being built, never for the type of a live object).
-    let mro = unsafe { (*ty).tp_mro };
-    if mro.is_null() {
+    let (kind, base) = known_types::find_in_mro(py, ty)?;
+    if kind != KnownType::TorchTensorBase {
         return None;
     }
-    // SAFETY: a borrowed reference to the type's live MRO tuple.
-    let mro = unsafe { Bound::from_borrowed_ptr(py, mro) };
-    let mro = mro.cast::<pyo3::types::PyTuple>().ok()?;
-    mro.iter().find_map(|base| {
-        let base = base.cast_into::<pyo3::types::PyType>().ok()?;
-        // SAFETY: a live type object's `tp_name` is a NUL-terminated string.
-        let name = unsafe { CStr::from_ptr((*base.as_type_ptr()).tp_name) };
-        TENSOR_BASES.contains(&name).then_some(base)
-    })
+    // SAFETY: `base` is an entry of a live type's MRO (a live type object),
+    // borrowed for as long as `ty` lives; a new reference is taken.
+    let base = unsafe { Bound::from_borrowed_ptr(py, base.cast()) };
+    base.cast_into::<pyo3::types::PyType>().ok()
 }
 
 /// Refuses a torch tensor whose memory does not mean what the tensor

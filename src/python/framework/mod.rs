@@ -49,15 +49,15 @@
 mod numpy;
 mod torch;
 
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::{c_int, c_void};
 
 use dlpark::ffi::DLManagedTensorVersioned;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 
 use crate::error::{Cause, Error};
 use crate::python::errors::framework_missing;
+use crate::python::known_types::{self, KnownType};
 use crate::tensor::Tensor;
 
 /// A Python array library a tensor can be returned as.
@@ -83,47 +83,21 @@ impl Framework {
     /// (a `dlbridge.Tensor`, `bytes`, an array-interface object, ...), the
     /// one type that speaks every protocol.
     ///
-    /// Recognised by the type's method resolution order alone: nothing is
-    /// imported and no attribute is read.
+    /// Recognised by the base types in the type's method resolution order,
+    /// each by identity with the loaded framework's own type object (a class
+    /// that only takes a framework type's name is not that framework):
+    /// nothing is imported and no attribute is read.
     pub fn of(obj: &Bound<'_, PyAny>) -> Self {
-        let py = obj.py();
         // SAFETY: `obj` is live; its type pointer is valid.
         let ty = unsafe { ffi::Py_TYPE(obj.as_ptr()) };
         if ty == std::ptr::addr_of_mut!(ffi::PyMemoryView_Type) {
             return Self::Memoryview;
         }
-        // SAFETY: a live type's MRO is a tuple it owns (NULL only while the
-        // type is being built, never for the type of a live object).
-        let mro = unsafe { (*ty).tp_mro };
-        if mro.is_null() {
-            return Self::Dlbridge;
-        }
-        // SAFETY: a borrowed reference to the type's live MRO tuple.
-        let mro = unsafe { Bound::from_borrowed_ptr(py, mro) };
-        let Ok(mro) = mro.cast::<PyTuple>() else {
-            return Self::Dlbridge;
-        };
-        for base in mro.iter() {
-            // SAFETY: MRO entries are type objects, whose `tp_name` is a
-            // NUL-terminated string for as long as the type lives.
-            let name =
-                unsafe { CStr::from_ptr((*base.as_ptr().cast::<ffi::PyTypeObject>()).tp_name) };
-            if let Some(framework) = Self::named(name.to_bytes()) {
-                return framework;
-            }
-        }
-        Self::Dlbridge
-    }
-
-    /// The framework whose base type's `tp_name` is `name` (static types
-    /// carry their module in the name, so a Python class cannot pose as
-    /// one unless it names itself so on purpose).
-    fn named(name: &[u8]) -> Option<Self> {
-        match name {
-            b"numpy.ndarray" => Some(Self::NumPy),
-            b"torch._C.TensorBase" | b"torch._C._TensorBase" => Some(Self::Torch),
-            b"jaxlib._jax.Array" | b"jaxlib.xla_extension.Array" => Some(Self::Jax),
-            _ => None,
+        match known_types::find_in_mro(obj.py(), ty) {
+            Some((KnownType::NdArray, _)) => Self::NumPy,
+            Some((KnownType::TorchTensorBase, _)) => Self::Torch,
+            Some((KnownType::JaxArray, _)) => Self::Jax,
+            None => Self::Dlbridge,
         }
     }
 
