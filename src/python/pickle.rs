@@ -162,16 +162,19 @@ fn layout_arg(shape: &[i64], order: &Bound<'_, PyAny>, itemsize: usize) -> PyRes
         )
         .into());
     };
+    let c = Layout::from_signed(shape, None, itemsize)?;
     match order.to_str()? {
-        "C" => Ok(Layout::from_signed(shape, None, itemsize)?),
+        "C" => Ok(c),
+        // With no elements, or one axis, both orders are the same layout.
+        "F" if c.size() == 0 || shape.len() <= 1 => Ok(c),
         "F" => {
-            // Saturating: a stride that overflows is refused by the layout's
-            // span check, unless it is never applied (an empty tensor).
+            // Every extent is at least 1 and the C layout bounded their
+            // product, so no Fortran stride overflows.
             let mut strides = Vec::with_capacity(shape.len());
             let mut stride = itemsize as i64;
             for &extent in shape {
                 strides.push(stride);
-                stride = stride.saturating_mul(extent.max(1));
+                stride = stride.saturating_mul(extent);
             }
             Ok(Layout::from_signed(shape, Some(&strides), itemsize)?)
         }

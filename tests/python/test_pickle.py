@@ -261,10 +261,12 @@ def rebuild(**changes):
 
 
 @pytest.mark.parametrize("changes, exception, message", [
-    ({"data": 3}, TypeError, "a bytes-like object is required"),
+    ({"data": 3}, TypeError, "pickled tensor: its data must support the buffer protocol, got 3"),
     ({"data": bytearray(20)}, ValueError, "needs 24 bytes, but its data has 20"),
     ({"data": bytearray(28)}, ValueError, "needs 24 bytes, but its data has 28"),
-    ({"data": memoryview(bytearray(48))[::2]}, BufferError, "underlying buffer is not contiguous"),
+    # One exception for non-contiguous data, whatever the exporter would say.
+    ({"data": memoryview(bytearray(48))[::2]}, ValueError, "is not a contiguous buffer"),
+    ({"data": np.zeros(12, np.float32)[::2]}, ValueError, "is not a contiguous buffer"),
     ({"data": strided_exporter()}, ValueError, "is not a contiguous buffer"),
     ({"code": 99}, ValueError, "pickled tensor has an invalid dtype: unsupported DLPack dtype"),
     ({"code": 256}, ValueError, "dtype code 256 is outside [0, 255]"),
@@ -276,12 +278,13 @@ def rebuild(**changes):
     ({"lanes": 0}, ValueError, "zero lanes"),
     ({"lanes": 2**16}, ValueError, "dtype lanes 65536 is outside [0, 65535]"),
     ({"code": 17, "bits": 4, "lanes": 3}, ValueError, "packed sub-byte"),
-    ({"shape": [2, 3]}, TypeError, "the shape is not a tuple of ints: [2, 3]"),
-    ({"shape": (2, "3")}, TypeError, "the shape is not a tuple of ints: (2, '3')"),
-    ({"shape": (2, -3)}, ValueError, "has an extent that is negative or too large"),
-    ({"shape": (2**64, 1)}, ValueError, "has an extent that is negative or too large"),
+    ({"shape": [2, 3]}, TypeError, "pickled tensor shape must be a tuple of ints, got [2, 3]"),
+    ({"shape": (2, "3")}, TypeError, "pickled tensor shape must be a tuple of ints, got (2, '3')"),
+    ({"shape": (2, -3)}, ValueError, "shape has a negative extent -3 on axis 1"),
+    ({"shape": (2**64, 1)}, ValueError, "has an entry that is not an int in range"),
+    ({"shape": (0, 2**64 - 1)}, ValueError, "has an entry that is not an int in range"),
     ({"shape": (2**62, 2**2)}, ValueError, "does not fit in isize"),
-    ({"shape": (1,) * 65}, ValueError, "shape has 65 axes, more than the maximum of 64"),
+    ({"shape": (1,) * 65}, ValueError, "pickled tensor shape has 65 entries, more than the maximum of 64"),
     ({"order": "A"}, ValueError, "order must be \"C\" or \"F\", got \"A\""),
     ({"order": b"C"}, TypeError, "order must be \"C\" or \"F\", got b'C'"),
     ({"readonly": 0}, TypeError, "readonly must be a bool, got 0"),

@@ -143,7 +143,7 @@ pub(crate) fn int_tuple(
 ) -> PyResult<Vec<i64>> {
     use crate::layout::MAX_NDIM;
     use crate::python::names::shown;
-    let tuple = value.cast::<pyo3::types::PyTuple>().map_err(|_| {
+    let wrong_type = || {
         PyErr::from(Error::type_error(
             Cause::Layout,
             format!(
@@ -151,7 +151,10 @@ pub(crate) fn int_tuple(
                 shown(value)
             ),
         ))
-    })?;
+    };
+    let tuple = value
+        .cast::<pyo3::types::PyTuple>()
+        .map_err(|_| wrong_type())?;
     if tuple.len() > MAX_NDIM {
         return Err(Error::value(
             Cause::Layout,
@@ -166,6 +169,11 @@ pub(crate) fn int_tuple(
         .iter()
         .map(|item| {
             item.extract::<i64>().map_err(|_| {
+                // An int outside i64 is a bad value; anything else (a str,
+                // a float) the wrong type.
+                if item.cast::<pyo3::types::PyInt>().is_err() {
+                    return wrong_type();
+                }
                 Error::value(
                     Cause::Layout,
                     format!(
