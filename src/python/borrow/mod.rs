@@ -110,8 +110,11 @@
 //!   holds that unchecked code is its author's to get right.
 //! - **Producers that mutate on their own.** A torch tensor written by a
 //!   CUDA stream or another thread's in-place op, memory-mapped files, an
-//!   array a producer resizes or frees while borrowed (which the owner the
-//!   tensor holds normally prevents) are outside the registry.
+//!   array a producer resizes or frees while borrowed are outside the
+//!   registry. The owner a tensor holds stops NumPy from resizing (it
+//!   counts references) but not torch: `x.resize_(n)` reallocates the
+//!   storage DLPack exported and frees the old memory under every view
+//!   (docs/limitations.md, "torch").
 //! - **Threads.** Borrows are taken and released with the GIL held (the
 //!   types are not `Send`); they are not locks: a second thread asking for a
 //!   conflicting borrow is refused, not made to wait. A view may be used
