@@ -31,7 +31,7 @@ pub(crate) fn parse(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<Dev
         return string(value, &text.to_cow()?, name).map(Some);
     }
     if let Ok(tuple) = value.cast::<PyTuple>() {
-        return dlpack_tuple(&tuple, name, &|| shown(value)).map(|d| Some(d.into()));
+        return dlpack_tuple(tuple, name, &|| shown(value)).map(|d| Some(d.into()));
     }
     if let Some(device) = torch_device(value, name)? {
         return Ok(Some(device));
@@ -50,7 +50,7 @@ pub(crate) fn parse(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<Dev
             ))
         })?;
         let what = || format!("{}.__dlpack_device__() = {}", shown(value), shown(&answer));
-        return dlpack_tuple(&tuple, name, &what).map(|d| Some(d.into()));
+        return dlpack_tuple(tuple, name, &what).map(|d| Some(d.into()));
     }
     Err(Error::type_error(
         Cause::Argument,

@@ -217,6 +217,10 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
 /// capsule cannot say whether its memory may be written, so it imports
 /// read-only unless `legacy_writable=True` vouches for the producer. The
 /// object is positional-only, as the Array API spells `from_dlpack(x, /)`.
+/// `device` takes what users hold (`"cuda:0"`, a `torch.device`, a tuple,
+/// anything with `__dlpack_device__`: `device_arg.rs`); another device than
+/// the tensor's, and `copy=True` of memory dlbridge cannot copy, are asked
+/// of the producer, as the Array API has it.
 #[pyfunction]
 #[pyo3(signature = (obj, /, *, device=None, copy=None, legacy_writable=false))]
 fn from_dlpack(
