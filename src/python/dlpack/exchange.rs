@@ -88,26 +88,26 @@ struct Entry {
     producer: Producer,
 }
 
-const EMPTY: Entry = Entry {
-    ty: 0,
-    tag: 0,
-    producer: Producer {
-        from_py_object: None,
-        work_stream: None,
-        torch: Torch::No,
-    },
+const NO_PRODUCER: Producer = Producer {
+    from_py_object: None,
+    work_stream: None,
+    torch: Torch::No,
 };
 
-/// A small per-thread cache: no lock, no atomics, no references held.
+/// A small per-thread cache: no lock, no atomics, no references held. The
+/// keys sit apart from what they map to, so a lookup reads 16 bytes an
+/// entry, not the whole entry.
 struct Cache {
-    entries: [Cell<Entry>; CACHE_SLOTS],
+    keys: [Cell<(usize, c_uint)>; CACHE_SLOTS],
+    producers: [Cell<Producer>; CACHE_SLOTS],
     next: Cell<usize>,
 }
 
 thread_local! {
     static CACHE: Cache = const {
         Cache {
-            entries: [const { Cell::new(EMPTY) }; CACHE_SLOTS],
+            keys: [const { Cell::new((0, 0)) }; CACHE_SLOTS],
+            producers: [const { Cell::new(NO_PRODUCER) }; CACHE_SLOTS],
             next: Cell::new(0),
         }
     };
@@ -115,15 +115,14 @@ thread_local! {
 
 impl Cache {
     fn find(&self, ty: usize, tag: c_uint) -> Option<Producer> {
-        self.entries.iter().find_map(|entry| {
-            let entry = entry.get();
-            (entry.ty == ty && entry.tag == tag).then_some(entry.producer)
-        })
+        let slot = self.keys.iter().position(|key| key.get() == (ty, tag))?;
+        Some(self.producers[slot].get())
     }
 
     fn store(&self, entry: Entry) {
         let slot = self.next.get();
-        self.entries[slot].set(entry);
+        self.keys[slot].set((entry.ty, entry.tag));
+        self.producers[slot].set(entry.producer);
         self.next.set((slot + 1) % CACHE_SLOTS);
     }
 }
@@ -250,14 +249,13 @@ pub(crate) fn import(
     })?;
     let tensor = Tensor::try_from(managed)?;
     let device = tensor.device();
-    let cuda = cuda::is_cuda(device);
-    if !device.is_cpu() && (cpu_only || !cuda) {
+    if !device.is_cpu() && (cpu_only || !cuda::is_cuda(device)) {
         return Ok(None);
     }
     // The table skips torch's own refusals; on a refusal the tensor drops
     // here and torch's deleter runs.
     refuse_torch_states(object, producer.torch, Some(tensor.dtype()))?;
-    if cuda && !ordered_on_legacy_stream(object.py(), producer, device)? {
+    if !device.is_cpu() && !ordered_on_legacy_stream(object.py(), producer, device)? {
         return Ok(None);
     }
     fast_path::EXCHANGE_API.hit();
@@ -270,6 +268,7 @@ pub(crate) fn import(
 /// producer's stream and waited for otherwise. `Ok(false)` when it cannot
 /// be done here (no `current_work_stream`, a failing one, no driver): the
 /// import then asks `__dlpack__(stream=1)`, and the producer orders it.
+#[inline(never)]
 fn ordered_on_legacy_stream(py: Python<'_>, producer: Producer, device: Device) -> PyResult<bool> {
     let Some(work_stream) = producer.work_stream else {
         return Ok(false);

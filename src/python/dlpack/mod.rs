@@ -314,7 +314,9 @@ fn from_capsule(
     copied_here(tensor, copy == Some(true))
 }
 
-/// `tensor`, or a Rust-owned copy of it.
+/// `tensor`, or a Rust-owned copy of it (inlined: a `Tensor` is large, and
+/// the zero-copy imports should not move it once more).
+#[inline(always)]
 fn copied_here(tensor: Tensor, copy: bool) -> PyResult<Tensor> {
     Ok(if copy { tensor.copy()? } else { tensor })
 }

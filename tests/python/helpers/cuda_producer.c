@@ -38,11 +38,13 @@ typedef struct {
 unsigned long long producer_work_stream = 0; /* what current_work_stream writes */
 int producer_work_stream_status = 0;         /* and returns (-1: raises) */
 long producer_deleted = 0;                   /* deleter calls */
+int producer_quiet = 0;                      /* 1: log nothing (instruction counts) */
 
 static char log_text[8192];
 static size_t log_len = 0;
 
 static void note(const char *text) {
+    if (producer_quiet) return;
     size_t n = strlen(text);
     if (log_len + n + 1 < sizeof log_text) {
         memcpy(log_text + log_len, text, n + 1);
@@ -78,9 +80,11 @@ static DLManagedTensorVersioned *export(DLDevice device, unsigned long long data
 static int from_py_object(void *object, DLManagedTensorVersioned **out) {
     FakeTensor *self = object;
     char line[96];
-    snprintf(line, sizeof line, "managed_tensor_from_py_object_no_sync (%d, %d)\n",
-             self->device.device_type, self->device.device_id);
-    note(line);
+    if (!producer_quiet) {
+        snprintf(line, sizeof line, "managed_tensor_from_py_object_no_sync (%d, %d)\n",
+                 self->device.device_type, self->device.device_id);
+        note(line);
+    }
     *out = export(self->device, self->data, 0);
     if (!*out) { PyErr_NoMemory(); return -1; }
     return 0;
@@ -88,8 +92,11 @@ static int from_py_object(void *object, DLManagedTensorVersioned **out) {
 
 static int current_work_stream(int32_t device_type, int32_t device_id, void **stream) {
     char line[96];
-    snprintf(line, sizeof line, "current_work_stream (%d, %d) -> %#llx\n", device_type, device_id, producer_work_stream);
-    note(line);
+    if (!producer_quiet) {
+        snprintf(line, sizeof line, "current_work_stream (%d, %d) -> %#llx\n", device_type, device_id,
+                 producer_work_stream);
+        note(line);
+    }
     if (producer_work_stream_status) {
         PyErr_SetString(PyExc_RuntimeError, "no current stream");
         return -1;
