@@ -133,6 +133,16 @@ wheels-test: wheels ## Each wheel in a fresh venv of its Python (NumPy from PyPI
 # NumPy (2.5) and PyTorch, against their wheels, in cached venvs pinned by
 # requirements-py<version>.txt (linked as .venv-<version>).
 MATRIX_PYTHONS ?= 3.12 3.13
+# On a GPU machine, from a checkout, against the dlbridge that PYTHON has
+# installed (a wheel: `pip install dist/dlbridge-*.whl`), nothing built.
+PYTHON ?= python3
+.PHONY: test-gpu
+test-gpu: ## GPU checks against an installed dlbridge: tests/gpu (skipped without a CUDA device), then scripts/cuda_passthrough.py
+	$(PYTHON) -m pytest -q -W error -p no:cacheprovider --rootdir tests/gpu tests/gpu
+	@if $(PYTHON) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then \
+		$(PYTHON) scripts/cuda_passthrough.py; \
+	else echo "test-gpu: scripts/cuda_passthrough.py skipped: no CUDA device"; fi
+
 .PHONY: test-matrix
 test-matrix: wheels ## Core Python suite on CPython 3.12 and 3.13 (NumPy 2.5, PyTorch, JAX) against their wheels
 	bash scripts/test_matrix.sh $(MATRIX_PYTHONS)

@@ -54,7 +54,7 @@ mod view;
 pub use crate::view::TypedTensor;
 pub use crate::view::constraints;
 pub use descriptor::{Descriptor, Parts, Source};
-pub use device::Device;
+pub use device::{Device, DeviceRequest};
 pub use dtype::{DType, Element};
 pub use error::{Cause, Error, ErrorKind, Result};
 pub use layout::{Layout, MAX_NDIM};

@@ -25,6 +25,10 @@ __all__ = [
 # (device_type, device_id), as `__dlpack_device__` returns it. Private: a
 # typing-only name, so stubtest does not look for it at runtime.
 _DeviceTuple = tuple[int, int]
+# What a device argument takes: "cpu", "cuda", "cuda:N" (DLPack's lower-case
+# type names), a (device_type, device_id) tuple, a torch.device, or any object
+# with __dlpack_device__ (typed as Any: neither torch nor a protocol is named).
+_DeviceArg = str | _DeviceTuple | Any
 
 @final
 class Tensor:
@@ -81,7 +85,7 @@ class Tensor:
         *,
         stream: Any | None = None,
         max_version: tuple[int, int] | None = None,
-        dl_device: _DeviceTuple | None = None,
+        dl_device: _DeviceArg | None = None,
         copy: bool | None = None,
     ) -> CapsuleType: ...
     def __dlpack_device__(self) -> _DeviceTuple: ...
@@ -117,8 +121,14 @@ def asarray(obj: Any, *, copy: bool | None = None) -> Tensor:
     cannot promise no copy is a ValueError).
     """
 def from_dlpack(
-    obj: Any, /, *, device: str | _DeviceTuple | None = None, copy: bool | None = None, legacy_writable: bool = False
-) -> Tensor: ...
+    obj: Any, /, *, device: _DeviceArg | None = None, copy: bool | None = None, legacy_writable: bool = False
+) -> Tensor:
+    """A DLPack producer (or capsule) as a Tensor.
+
+    A CUDA producer is asked with stream=1 (the legacy default stream, where dlbridge's CUDA
+    tensors are ready); another device than the tensor's is asked of the producer
+    (dl_device=), and so is copy=True of memory dlbridge cannot copy (non-CPU).
+    """
 def from_buffer(
     obj: Any,
     *,

@@ -78,6 +78,21 @@ impl Stream {
         }
     }
 
+    /// The stream a DLPack exchange table's `current_work_stream` writes
+    /// for a CUDA device: NULL is the default stream of the driver API
+    /// (`0`), which is the legacy default stream, so both `0` and `1` read
+    /// as [`Stream::LEGACY`].
+    ///
+    /// ```
+    /// use dlbridge::cuda::Stream;
+    ///
+    /// assert_eq!(Stream::from_work_stream(0), Stream::LEGACY);
+    /// assert_eq!(Stream::from_work_stream(2), Stream::PER_THREAD);
+    /// ```
+    pub fn from_work_stream(handle: usize) -> Self {
+        NonZeroUsize::new(handle).map_or(Self::LEGACY, Self)
+    }
+
     /// A positive, pointer-sized value.
     fn handle_of(value: i128) -> Option<Self> {
         usize::try_from(value)

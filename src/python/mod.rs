@@ -9,6 +9,7 @@ pub(crate) mod buffer;
 pub(crate) mod consumers;
 pub(crate) mod convert;
 pub(crate) mod cuda_array_interface;
+pub(crate) mod device_arg;
 pub(crate) mod discover;
 pub(crate) mod dlpack;
 pub(crate) mod dtype_arg;
@@ -25,7 +26,6 @@ pub(crate) mod tensor;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString, PyTuple};
 
-use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
 use crate::python::dlpack as dlpack_python;
@@ -169,25 +169,6 @@ fn negative_extent(axis: usize, extent: i64) -> PyErr {
     .into()
 }
 
-/// Parses `device` of `from_dlpack`: None, `"cpu"`, or a `(type, id)` tuple.
-fn parse_device(device: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Device>> {
-    match device {
-        None => Ok(None),
-        Some(d) if d.is_none() => Ok(None),
-        Some(d)
-            if d.cast::<PyString>()
-                .is_ok_and(|s| s.to_str().is_ok_and(|s| s == "cpu")) =>
-        {
-            Ok(Some(Device::CPU))
-        }
-        Some(d) if d.cast::<PyTuple>().is_ok() => dlpack_python::parse_device(d).map(Some),
-        Some(d) => Err(PyErr::from(Error::type_error(
-            Cause::Argument,
-            format!("device must be None, \"cpu\" or a (device_type, device_id) tuple, got {d}"),
-        ))),
-    }
-}
-
 fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
     Ok(PyTensor::new(if copy == Some(true) {
         tensor.copy()?
@@ -237,6 +218,10 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
 /// capsule cannot say whether its memory may be written, so it imports
 /// read-only unless `legacy_writable=True` vouches for the producer. The
 /// object is positional-only, as the Array API spells `from_dlpack(x, /)`.
+/// `device` takes what users hold (`"cuda:0"`, a `torch.device`, a tuple,
+/// anything with `__dlpack_device__`: `device_arg.rs`); another device than
+/// the tensor's, and `copy=True` of memory dlbridge cannot copy, are asked
+/// of the producer, as the Array API has it.
 #[pyfunction]
 #[pyo3(signature = (obj, /, *, device=None, copy=None, legacy_writable=false))]
 fn from_dlpack(
@@ -245,32 +230,16 @@ fn from_dlpack(
     copy: Option<bool>,
     legacy_writable: bool,
 ) -> PyResult<PyTensor> {
-    let device = parse_device(device)?;
-    if dlpack_python::is_dlpack_capsule(obj) && (device.is_some() || copy == Some(false)) {
-        // A capsule is already made: it can neither move nor promise anything.
-        let tensor = dlpack_python::consume_capsule(obj, legacy_writable)?;
-        if let Some(device) = device
-            && device != tensor.device()
-        {
-            return Err(Error::buffer(
-                Cause::Device,
-                format!("capsule is on device {}, not {device}", tensor.device()),
-            )
-            .into());
-        }
-        return finish(tensor, copy);
-    }
-    // copy=True is done here, on our side, so a producer that copies without
-    // saying so (PyTorch leaves IS_COPIED clear) cannot confuse it.
-    let producer_copy = if copy == Some(false) {
-        Some(false)
-    } else {
-        None
-    };
-    finish(
-        dlpack_python::import_object(obj, device, producer_copy, legacy_writable)?,
+    let device = device
+        .map(|d| device_arg::parse(d, "device"))
+        .transpose()?
+        .flatten();
+    Ok(PyTensor::new(dlpack_python::import_object(
+        obj,
+        device,
         copy,
-    )
+        legacy_writable,
+    )?))
 }
 
 /// A PEP 3118 exporter as a Tensor; `dtype`/`shape`/`offset` reinterpret

@@ -834,10 +834,13 @@ def test_producer_without_kwargs_falls_back(producer):
         np.testing.assert_array_equal(np.from_dlpack(t), expected())
         del t
     assert producer.deleted() == n + 3
-    # A device request must reach the producer, so there is no silent fallback.
+    # The tensor's own device is no request: nothing to pass on.
+    assert dlbridge.from_dlpack(NoKwargs(producer), device="cpu").shape == (3, 4)
+    assert producer.deleted() == n + 4
+    # Another device must reach the producer, so there is no silent fallback.
     with pytest.raises(TypeError):
-        dlbridge.from_dlpack(NoKwargs(producer), device="cpu")
-    assert producer.deleted() == n + 3  # it was never asked for a capsule
+        dlbridge.from_dlpack(NoKwargs(producer), device="cuda:0")
+    assert producer.deleted() == n + 4  # it was never asked for a capsule
 
 
 def test_producer_answering_legacy_to_a_versioned_request(producer):

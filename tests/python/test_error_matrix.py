@@ -51,6 +51,19 @@ def get_buffer(obj, flags):
     _release(ctypes.addressof(view))  # only reached if it unexpectedly succeeded
 
 
+class DeviceSays:
+    """A DLPack producer whose `__dlpack_device__` says `device`."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __dlpack__(self, **kwargs):
+        return capsule()
+
+    def __dlpack_device__(self):
+        return self.device
+
+
 class Returns:
     def __init__(self, value):
         self.value = value
@@ -260,7 +273,7 @@ CASES = {
     "export-readonly-legacy": lambda: readonly_tensor().__dlpack__(),
     "export-stream-cpu": lambda: dlbridge.zeros(2).__dlpack__(stream=1),
     "export-max-version-type": lambda: dlbridge.zeros(2).__dlpack__(max_version=[1, 0]),
-    "export-dl-device-type": lambda: dlbridge.zeros(2).__dlpack__(dl_device="cpu"),
+    "export-dl-device-type": lambda: dlbridge.zeros(2).__dlpack__(dl_device=("cuda", 0)),
     "export-cross-device": lambda: dlbridge.zeros(2).__dlpack__(dl_device=(2, 0)),
     "export-cross-device-no-copy": lambda: dlbridge.zeros(2).__dlpack__(dl_device=(2, 0), copy=False),
     "export-positional": lambda: dlbridge.zeros(2).__dlpack__(None),
@@ -327,7 +340,13 @@ CASES = {
     "dtype-non-native": lambda: dlbridge.zeros(3, dtype=np.dtype(">f4")),
     "len-0d": lambda: len(dlbridge.zeros(())),
     "asarray-all-refuse": lambda: dlbridge.asarray(np.zeros(3, "datetime64[s]")),
-    "from-dlpack-device-type": lambda: dlbridge.from_dlpack(capsule(), device="gpu"),
+    "from-dlpack-device-type": lambda: dlbridge.from_dlpack(capsule(), device=1.5),
+    "from-dlpack-device-string": lambda: dlbridge.from_dlpack(capsule(), device="gpu"),
+    "from-dlpack-device-range": lambda: dlbridge.from_dlpack(capsule(), device=(1, 2**31)),
+    "from-dlpack-device-pair": lambda: dlbridge.from_dlpack(capsule(), device=(2, 0, 0)),
+    "from-dlpack-device-holder": lambda: dlbridge.from_dlpack(capsule(), device=DeviceSays("cuda")),
+    "dlpack-producer-device": lambda: dlbridge.from_dlpack(DeviceSays("cuda")),
+    "dlpack-capsule-copy-device": lambda: dlbridge.from_dlpack(capsule(device=(2, 0), data=0x10000), copy=True),
     "from-dlpack-capsule-device": lambda: dlbridge.from_dlpack(capsule(), device=(2, 0)),
     "dlpack-wrong-device": lambda: dlbridge.from_dlpack(Returns(capsule()), device=(2, 0)),
     "dlpack-null-shape": null_dlpack_shape,

@@ -9,9 +9,15 @@
 //! type is never kept alive by having been seen (the previous cache pinned
 //! its first 32 types, and everything they referenced, for ever). A type
 //! without a valid tag is simply not cached. A CPU tensor then comes across
-//! with one C call and no capsule. A tensor on another device is handed
-//! back (its deleter runs) and imported through `__dlpack__` instead,
-//! because the exchange API never synchronises streams.
+//! with one C call and no capsule. A CUDA tensor comes across the same
+//! way, then is ordered on the legacy default stream (the stream dlbridge
+//! promises its CUDA tensors are ready on), because the exchange API never
+//! synchronises: the table's `current_work_stream` names the producer's
+//! stream, and only when that is another stream is an event recorded on it
+//! and waited for, through the driver. A tensor on any other device, or a
+//! CUDA one whose ordering cannot be made here (no `current_work_stream`,
+//! no driver), is handed back (its deleter runs) and imported through
+//! `__dlpack__(stream=1)` instead, where the producer orders it.
 //!
 //! torch's table is less strict than its own `__dlpack__`: every import of
 //! a torch tensor is checked by `torch.rs` first. A table that fails is not
@@ -28,13 +34,16 @@ use std::ptr::NonNull;
 
 use dlpark::Managed;
 use dlpark::ffi::{
-    DLDevice, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPackExchangeAPI, DLTensor,
+    DLDevice, DLDeviceType, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPackExchangeAPI,
+    DLTensor,
 };
 use dlpark::python::DlpackExchangeProducer;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::torch::{self, Torch, refuse_torch_states};
+use crate::cuda::{self, Stream, driver};
+use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Error;
 use crate::protocol::dlpack::from_raw_cause;
@@ -49,6 +58,8 @@ const CACHE_SLOTS: usize = 16;
 
 type FromPyObject =
     unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> std::ffi::c_int;
+type CurrentWorkStream =
+    unsafe extern "C" fn(DLDeviceType, i32, *mut *mut c_void) -> std::ffi::c_int;
 
 /// What an import needs to know of a producer's type.
 #[derive(Clone, Copy)]
@@ -56,6 +67,8 @@ pub(crate) struct Producer {
     /// The table's `managed_tensor_from_py_object_no_sync`, if the type
     /// publishes a compatible (major 1) table.
     from_py_object: Option<FromPyObject>,
+    /// The same table's `current_work_stream`.
+    work_stream: Option<CurrentWorkStream>,
     /// Whether (and how) the type is a torch tensor type.
     torch: Torch,
 }
@@ -75,25 +88,26 @@ struct Entry {
     producer: Producer,
 }
 
-const EMPTY: Entry = Entry {
-    ty: 0,
-    tag: 0,
-    producer: Producer {
-        from_py_object: None,
-        torch: Torch::No,
-    },
+const NO_PRODUCER: Producer = Producer {
+    from_py_object: None,
+    work_stream: None,
+    torch: Torch::No,
 };
 
-/// A small per-thread cache: no lock, no atomics, no references held.
+/// A small per-thread cache: no lock, no atomics, no references held. The
+/// keys sit apart from what they map to, so a lookup reads 16 bytes an
+/// entry, not the whole entry.
 struct Cache {
-    entries: [Cell<Entry>; CACHE_SLOTS],
+    keys: [Cell<(usize, c_uint)>; CACHE_SLOTS],
+    producers: [Cell<Producer>; CACHE_SLOTS],
     next: Cell<usize>,
 }
 
 thread_local! {
     static CACHE: Cache = const {
         Cache {
-            entries: [const { Cell::new(EMPTY) }; CACHE_SLOTS],
+            keys: [const { Cell::new((0, 0)) }; CACHE_SLOTS],
+            producers: [const { Cell::new(NO_PRODUCER) }; CACHE_SLOTS],
             next: Cell::new(0),
         }
     };
@@ -101,15 +115,14 @@ thread_local! {
 
 impl Cache {
     fn find(&self, ty: usize, tag: c_uint) -> Option<Producer> {
-        self.entries.iter().find_map(|entry| {
-            let entry = entry.get();
-            (entry.ty == ty && entry.tag == tag).then_some(entry.producer)
-        })
+        let slot = self.keys.iter().position(|key| key.get() == (ty, tag))?;
+        Some(self.producers[slot].get())
     }
 
     fn store(&self, entry: Entry) {
         let slot = self.next.get();
-        self.entries[slot].set(entry);
+        self.keys[slot].set((entry.ty, entry.tag));
+        self.producers[slot].set(entry.producer);
         self.next.set((slot + 1) % CACHE_SLOTS);
     }
 }
@@ -133,13 +146,13 @@ pub(crate) fn producer(object: &Bound<'_, PyAny>) -> Producer {
     let py = object.py();
     let table_name = pyo3::intern!(py, "__dlpack_c_exchange_api__");
     // `_PyType_Lookup` also assigns the type a version tag if it had none.
-    let from_py_object = type_lookup(object, table_name)
+    let table = type_lookup(object, table_name)
         .filter(|_| table_speaks_for(object, table_name))
-        .and_then(|capsule| table_of(&capsule))
-        .and_then(|table| table.managed_tensor_from_py_object_no_sync);
+        .and_then(|capsule| table_of(&capsule));
     let torch = torch::classify(object, ty);
     let found = Producer {
-        from_py_object,
+        from_py_object: table.and_then(|table| table.managed_tensor_from_py_object_no_sync),
+        work_stream: table.and_then(|table| table.current_work_stream),
         torch,
     };
     let tag = version_tag(ty);
@@ -205,8 +218,14 @@ pub(crate) fn table_of(capsule: &Bound<'_, PyAny>) -> Option<&'static DLPackExch
 
 /// Imports `object` through its type's exchange table; `Ok(None)` when the
 /// type has none, when the table refuses (then `__dlpack__` gives the
-/// producer's own verdict) or when the tensor is not on the CPU.
-pub(crate) fn import(object: &Bound<'_, PyAny>, producer: Producer) -> PyResult<Option<Tensor>> {
+/// producer's own verdict), or when the tensor is on a device other than
+/// the CPU and CUDA, or on CUDA and either `cpu_only` (a copy is wanted,
+/// which only the producer can make) or the ordering cannot be made here.
+pub(crate) fn import(
+    object: &Bound<'_, PyAny>,
+    producer: Producer,
+    cpu_only: bool,
+) -> PyResult<Option<Tensor>> {
     let Some(from_py_object) = producer.from_py_object else {
         return Ok(None);
     };
@@ -229,20 +248,57 @@ pub(crate) fn import(object: &Bound<'_, PyAny>, producer: Producer) -> PyResult<
         )
     })?;
     let tensor = Tensor::try_from(managed)?;
-    if !tensor.device().is_cpu() {
+    let device = tensor.device();
+    if !device.is_cpu() && (cpu_only || !cuda::is_cuda(device)) {
         return Ok(None);
     }
     // The table skips torch's own refusals; on a refusal the tensor drops
     // here and torch's deleter runs.
     refuse_torch_states(object, producer.torch, Some(tensor.dtype()))?;
+    if !device.is_cpu() && !ordered_on_legacy_stream(object.py(), producer, device)? {
+        return Ok(None);
+    }
     fast_path::EXCHANGE_API.hit();
     Ok(Some(tensor))
+}
+
+/// Makes the legacy default stream wait for the producer's work on
+/// `device`: nothing when the table's `current_work_stream` is that stream
+/// already (NULL, torch's default stream, or `1`); an event recorded on the
+/// producer's stream and waited for otherwise. `Ok(false)` when it cannot
+/// be done here (no `current_work_stream`, a failing one, no driver): the
+/// import then asks `__dlpack__(stream=1)`, and the producer orders it.
+#[inline(never)]
+fn ordered_on_legacy_stream(py: Python<'_>, producer: Producer, device: Device) -> PyResult<bool> {
+    let Some(work_stream) = producer.work_stream else {
+        return Ok(false);
+    };
+    let mut stream: *mut c_void = std::ptr::null_mut();
+    let dl_device = device.to_dlpack();
+    // SAFETY: the table's contract: writes the producer's current stream of
+    // that device to `stream` and returns 0, or returns -1 with a Python
+    // exception set. The handle is never dereferenced.
+    let rc = unsafe { work_stream(dl_device.device_type, dl_device.device_id, &mut stream) };
+    if rc != 0 {
+        drop(PyErr::take(py));
+        return Ok(false);
+    }
+    let producer_stream = Stream::from_work_stream(stream.addr());
+    if producer_stream == Stream::LEGACY {
+        return Ok(true);
+    }
+    if driver::available().is_err() {
+        return Ok(false);
+    }
+    py.detach(|| driver::make_wait(device, Stream::LEGACY, producer_stream))?;
+    Ok(true)
 }
 
 // SAFETY: `tensor_view_no_sync` is not published (HAS_DLTENSOR_VIEW is
 // false); managed tensors come from `Tensor::to_dlpack_versioned`, which
 // follows DLPack's ownership contract; dlbridge never launches device work,
-// so it has no work stream (NULL) on any device.
+// and the one stream its CUDA tensors are ready on is the legacy default
+// stream (`crate::cuda`), which is what `current_work_stream` says.
 unsafe impl DlpackExchangeProducer for PyTensor {
     fn managed_tensor_no_sync(
         &self,
@@ -251,8 +307,15 @@ unsafe impl DlpackExchangeProducer for PyTensor {
         Ok(self.inner.to_dlpack_versioned()?)
     }
 
-    fn current_work_stream(_py: Python<'_>, _device: DLDevice) -> PyResult<*mut c_void> {
-        Ok(std::ptr::null_mut())
+    fn current_work_stream(_py: Python<'_>, device: DLDevice) -> PyResult<*mut c_void> {
+        // CUDA: the legacy default stream, `CU_STREAM_LEGACY` (1), where
+        // every CUDA tensor dlbridge holds is ready; the CPU (and any other
+        // device) has no stream: NULL, as the specification allows.
+        Ok(if cuda::is_cuda(Device::from_dlpack(device)) {
+            std::ptr::without_provenance_mut(Stream::LEGACY.handle())
+        } else {
+            std::ptr::null_mut()
+        })
     }
 
     fn allocate(prototype: &DLTensor) -> Result<Managed<DLManagedTensorVersioned>, String> {

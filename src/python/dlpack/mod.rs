@@ -18,13 +18,14 @@ use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{IntoPyDict, PyDict, PyTuple};
 
-use crate::device::Device;
+use crate::device::{Device, DeviceRequest};
 use crate::error::{Cause, Error};
 use crate::protocol::dlpack::from_raw_cause;
+use crate::python::device_arg;
 use crate::python::lookup::protocol_attribute;
-use crate::python::names::type_name;
+use crate::python::names::{shown, type_name};
 use crate::tensor::Tensor;
 use exchange as dlpack_exchange;
 
@@ -143,36 +144,40 @@ pub(crate) fn consume_capsule(
 /// Imports any DLPack producer: a capsule, or an object with `__dlpack__`.
 ///
 /// An exact `numpy.ndarray` is read from its fields (the tensor its
-/// `__dlpack__` would describe; see `ndarray_fields.rs`). A CPU tensor
-/// whose type publishes the C exchange API comes across with one C call. Otherwise the versioned ABI is asked for with `max_version`;
-/// a producer that rejects the keywords with `TypeError` is asked again with
-/// no arguments (only when neither `dl_device` nor `copy` was requested).
-/// The result is dispatched on the capsule's name, never on what was asked.
+/// `__dlpack__` would describe; see `ndarray_fields.rs`). A tensor whose
+/// type publishes the C exchange API comes across with one C call (CPU, or
+/// CUDA once ordered on the legacy default stream: `exchange.rs`).
+/// Otherwise the producer's `__dlpack_device__` is asked first, then its
+/// `__dlpack__`: with `max_version`, with `stream=1` when the tensor will
+/// be on a CUDA device (the stream dlbridge promises its CUDA tensors are
+/// ready on, as the Array API asks a consumer to name its stream), with
+/// `dl_device` when `device` is another device than the tensor's, and with
+/// `copy` when dlbridge cannot make the copy itself (it copies CPU memory
+/// only). A producer that rejects the keywords with `TypeError` is asked
+/// again without them (only when neither `dl_device` nor `copy` was
+/// passed). The result is dispatched on the capsule's name, never on what
+/// was asked.
 pub(crate) fn import_object(
     object: &Bound<'_, PyAny>,
-    dl_device: Option<Device>,
+    device: Option<DeviceRequest>,
     copy: Option<bool>,
     legacy_writable: bool,
 ) -> PyResult<Tensor> {
     let py = object.py();
     if is_dlpack_capsule(object) {
-        return consume_capsule(object, legacy_writable);
+        let tensor = consume_capsule(object, legacy_writable)?;
+        return from_capsule(tensor, device, copy);
     }
-    if dl_device.is_none()
-        && copy.is_none()
-        && let Some(tensor) = ndarray_fields::import(object)?
-    {
-        return Ok(tensor);
+    let fast = device.is_none() && copy != Some(false);
+    if fast && let Some(tensor) = ndarray_fields::import(object)? {
+        return copied_here(tensor, copy == Some(true));
     }
     let producer = dlpack_exchange::producer(object);
     // The exchange path checks torch's view bits itself, once the dtype is
     // known; `__dlpack__` is asked only after the same checks, because
     // torch's exports the negative bit silently.
-    if dl_device.is_none()
-        && copy.is_none()
-        && let Some(tensor) = dlpack_exchange::import(object, producer)?
-    {
-        return Ok(tensor);
+    if fast && let Some(tensor) = dlpack_exchange::import(object, producer, copy == Some(true))? {
+        return copied_here(tensor, copy == Some(true));
     }
     torch::refuse_torch_states(object, producer.torch(), None)?;
     // `__dlpack__` is evaluated once (see `python::lookup`); `None` on the
@@ -180,15 +185,36 @@ pub(crate) fn import_object(
     let Some(method) = protocol_attribute(object, intern!(py, "__dlpack__"))? else {
         return Err(no_dlpack(object));
     };
-    let capsule = match call_dlpack(&method, dl_device, copy) {
+    let own = dlpack_device(object)?;
+    let target = device.map(|request| request.resolve(own));
+    let lands_on = target.or(own);
+    // A copy of CPU memory is made here, so a producer that copies without
+    // saying so (PyTorch leaves IS_COPIED clear) cannot confuse it; any
+    // other copy is the producer's to make, as the Array API has it.
+    let copy_here =
+        copy == Some(true) && own.is_none_or(Device::is_cpu) && lands_on.is_none_or(Device::is_cpu);
+    let request = Request {
+        dl_device: target.filter(|&t| Some(t) != own),
+        copy: if copy_here { None } else { copy },
+        stream: lands_on.is_some_and(crate::cuda::is_cuda),
+    };
+    let capsule = match call_dlpack(&method, request) {
         Ok(capsule) => capsule,
         Err(err)
             if err.is_instance_of::<pyo3::exceptions::PyTypeError>(py)
-                && dl_device.is_none()
-                && copy.is_none() =>
+                && request.dl_device.is_none()
+                && request.copy.is_none() =>
         {
-            // A producer that predates `max_version` (DLPack < 1.0).
-            method.call0()?
+            // A producer that predates `max_version` (DLPack < 1.0); the
+            // stream was in the protocol from the start.
+            if request.stream {
+                method.call(
+                    (),
+                    Some(&[(intern!(py, "stream"), LEGACY_STREAM)].into_py_dict(py)?),
+                )?
+            } else {
+                method.call0()?
+            }
         }
         Err(err) => return Err(err),
     };
@@ -203,7 +229,7 @@ pub(crate) fn import_object(
         )));
     }
     let tensor = consume_capsule(&capsule, legacy_writable)?;
-    if let Some(device) = dl_device
+    if let Some(device) = target
         && tensor.device() != device
     {
         return Err(Error::buffer(
@@ -215,7 +241,84 @@ pub(crate) fn import_object(
         )
         .into());
     }
-    Ok(tensor)
+    copied_here(tensor, copy_here)
+}
+
+/// `__dlpack__(stream=1)`: the legacy default stream.
+const LEGACY_STREAM: usize = 1;
+
+/// What `__dlpack__` is asked for beyond `max_version`.
+#[derive(Clone, Copy)]
+struct Request {
+    dl_device: Option<Device>,
+    copy: Option<bool>,
+    /// `stream=1`: the tensor will be on a CUDA device.
+    stream: bool,
+}
+
+/// The device a producer's `__dlpack_device__` names (`None` when it has
+/// none: such a producer is asked as before DLPack had devices).
+fn dlpack_device(object: &Bound<'_, PyAny>) -> PyResult<Option<Device>> {
+    let py = object.py();
+    let Some(method) = protocol_attribute(object, intern!(py, "__dlpack_device__"))? else {
+        return Ok(None);
+    };
+    let answer = method.call0()?;
+    let what = || {
+        format!(
+            "__dlpack_device__() of {} = {}",
+            type_name(object),
+            shown(&answer)
+        )
+    };
+    let tuple = answer.cast::<PyTuple>().map_err(|_| {
+        PyErr::from(Error::type_error(
+            Cause::Argument,
+            format!("{} is not a (device_type, device_id) tuple", what()),
+        ))
+    })?;
+    device_arg::dlpack_tuple(tuple, "the producer's device", &what).map(Some)
+}
+
+/// A capsule as `from_dlpack(capsule, device=..., copy=...)` asked: a
+/// capsule is already made, so it can neither move nor be asked to copy.
+fn from_capsule(
+    tensor: Tensor,
+    device: Option<DeviceRequest>,
+    copy: Option<bool>,
+) -> PyResult<Tensor> {
+    let on = tensor.device();
+    if let Some(request) = device
+        && request.resolve(Some(on)) != on
+    {
+        return Err(Error::buffer(
+            Cause::Device,
+            format!(
+                "capsule is on device {on}, not {}",
+                request.resolve(Some(on))
+            ),
+        )
+        .into());
+    }
+    if copy == Some(true) && !on.is_cpu() {
+        return Err(Error::buffer(
+            Cause::Copy,
+            format!(
+                "copy=True of a DLPack capsule on device {on}: dlbridge copies CPU memory only, \
+                 and a capsule cannot be asked for a copy (pass the producer itself: its \
+                 __dlpack__ is asked to copy)"
+            ),
+        )
+        .into());
+    }
+    copied_here(tensor, copy == Some(true))
+}
+
+/// `tensor`, or a Rust-owned copy of it (inlined: a `Tensor` is large, and
+/// the zero-copy imports should not move it once more).
+#[inline(always)]
+fn copied_here(tensor: Tensor, copy: bool) -> PyResult<Tensor> {
+    Ok(if copy { tensor.copy()? } else { tensor })
 }
 
 fn no_dlpack(object: &Bound<'_, PyAny>) -> PyErr {
@@ -228,17 +331,14 @@ fn no_dlpack(object: &Bound<'_, PyAny>) -> PyErr {
     ))
 }
 
-/// `method(max_version=(1, 3)[, dl_device=...][, copy=...])`, `method`
-/// being the producer's (bound) `__dlpack__`.
+/// `method(max_version=(1, 3)[, stream=1][, dl_device=...][, copy=...])`,
+/// `method` being the producer's (bound) `__dlpack__`.
 ///
-/// The common form (no `dl_device`, no `copy`) is one vectorcall with a
-/// cached keyword-name tuple and a cached version tuple: no dict is built.
-fn call_dlpack<'py>(
-    method: &Bound<'py, PyAny>,
-    dl_device: Option<Device>,
-    copy: Option<bool>,
-) -> PyResult<Bound<'py, PyAny>> {
+/// The common forms (nothing but `max_version`, or that and `stream=1`) are
+/// one vectorcall with cached keyword names and values: no dict is built.
+fn call_dlpack<'py>(method: &Bound<'py, PyAny>, request: Request) -> PyResult<Bound<'py, PyAny>> {
     static KWNAMES: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    static KWNAMES_STREAM: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
     static MAX_VERSION: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
     let py = method.py();
     let max_version = MAX_VERSION
@@ -246,16 +346,22 @@ fn call_dlpack<'py>(
             PyTuple::new(py, [DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION]).map(Bound::unbind)
         })?
         .bind(py);
-    if dl_device.is_none() && copy.is_none() {
-        let kwnames = KWNAMES
-            .get_or_try_init(py, || PyTuple::new(py, ["max_version"]).map(Bound::unbind))?
+    if request.dl_device.is_none() && request.copy.is_none() {
+        let (cache, names): (_, &[&str]) = if request.stream {
+            (&KWNAMES_STREAM, &["max_version", "stream"])
+        } else {
+            (&KWNAMES, &["max_version"])
+        };
+        let kwnames = cache
+            .get_or_try_init(py, || PyTuple::new(py, names).map(Bound::unbind))?
             .bind(py);
+        let stream = LEGACY_STREAM.into_pyobject(py)?;
         // Slot 0 is scratch space the callee may use (ARGUMENTS_OFFSET), so
         // a bound method prepends `self` without copying the arguments.
-        let mut args = [std::ptr::null_mut(), max_version.as_ptr()];
-        // SAFETY: `args[1..]` holds one keyword value named by the
-        // one-element `kwnames`, no positional ones; all objects outlive the
-        // call, and `args[0]` is writable scratch as ARGUMENTS_OFFSET allows.
+        let mut args = [std::ptr::null_mut(), max_version.as_ptr(), stream.as_ptr()];
+        // SAFETY: `args[1..]` holds one keyword value per name in `kwnames`
+        // (one or two), no positional ones; all objects outlive the call,
+        // and `args[0]` is writable scratch as ARGUMENTS_OFFSET allows.
         let result = unsafe {
             ffi::PyObject_Vectorcall(
                 method.as_ptr(),
@@ -269,36 +375,19 @@ fn call_dlpack<'py>(
     }
     let kwargs = PyDict::new(py);
     kwargs.set_item(intern!(py, "max_version"), max_version)?;
-    if let Some(device) = dl_device {
+    if request.stream {
+        kwargs.set_item(intern!(py, "stream"), LEGACY_STREAM)?;
+    }
+    if let Some(device) = request.dl_device {
         kwargs.set_item(
             intern!(py, "dl_device"),
             (device.device_type, device.device_id),
         )?;
     }
-    if let Some(copy) = copy {
+    if let Some(copy) = request.copy {
         kwargs.set_item(intern!(py, "copy"), copy)?;
     }
     method.call((), Some(&kwargs))
-}
-
-/// Parses a `(device_type, device_id)` tuple.
-pub(crate) fn parse_device(value: &Bound<'_, PyAny>) -> PyResult<Device> {
-    let tuple = value.cast::<PyTuple>().map_err(|_| {
-        PyErr::from(Error::type_error(
-            Cause::Argument,
-            format!("dl_device must be a (device_type, device_id) tuple, got {value}"),
-        ))
-    })?;
-    let (device_type, device_id): (u32, i32) = tuple.extract().map_err(|_| {
-        PyErr::from(Error::type_error(
-            Cause::Argument,
-            format!("dl_device must be a (device_type, device_id) tuple of ints, got {value}"),
-        ))
-    })?;
-    Ok(Device {
-        device_type,
-        device_id,
-    })
 }
 
 /// `Tensor.__dlpack__`: a fresh capsule per call.
@@ -339,31 +428,32 @@ pub(crate) fn export(
         )
         .into());
     }
-    if let Some(value) = dl_device
-        && !value.is_none()
+    if let Some(requested) = dl_device
+        .map(|value| device_arg::parse(value, "dl_device"))
+        .transpose()?
+        .flatten()
+        .map(|request| request.resolve(Some(tensor.device())))
+        && requested != tensor.device()
     {
-        let requested = parse_device(value)?;
-        if requested != tensor.device() {
-            return Err(if copy == Some(false) {
-                Error::buffer(
-                    Cause::Copy,
-                    format!(
-                        "dl_device {requested} needs a copy from device {} but copy=False",
-                        tensor.device()
-                    ),
-                )
-            } else {
-                Error::buffer(
-                    Cause::Device,
-                    format!(
-                        "cannot export to dl_device {requested}: the tensor is on device {} and \
-                         dlbridge does not copy across devices",
-                        tensor.device()
-                    ),
-                )
-            }
-            .into());
+        return Err(if copy == Some(false) {
+            Error::buffer(
+                Cause::Copy,
+                format!(
+                    "dl_device {requested} needs a copy from device {} but copy=False",
+                    tensor.device()
+                ),
+            )
+        } else {
+            Error::buffer(
+                Cause::Device,
+                format!(
+                    "cannot export to dl_device {requested}: the tensor is on device {} and \
+                     dlbridge does not copy across devices",
+                    tensor.device()
+                ),
+            )
         }
+        .into());
     }
     // Last, once nothing else can refuse: the wait is queued for a capsule
     // that will be handed out.

@@ -17,13 +17,14 @@ int fake_wait_status = 0;     /* cuStreamWaitEvent */
 int fake_contexts = 0;        /* contexts pushed and not popped */
 int fake_retained = 0;        /* primary contexts retained and not released */
 int fake_events = 0;          /* events created and not destroyed */
+int fake_quiet = 0;           /* 1: log nothing (instruction counts) */
 
 static char log_text[16384];
 static size_t log_len = 0;
 static int next_event = 0;
 
 static void note(const char *format, unsigned long long a, unsigned long long b) {
-    if (log_len < sizeof log_text - 128) {
+    if (!fake_quiet && log_len < sizeof log_text - 128) {
         log_len += (size_t)snprintf(log_text + log_len, sizeof log_text - log_len, format, a, b);
     }
 }
