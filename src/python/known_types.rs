@@ -109,11 +109,7 @@ pub(crate) fn find_in_mro(
 /// Whether `ty` is `sys.modules[module].attr`, where `name` is
 /// `"module.attr"`. Nothing is imported; a missing module or attribute is
 /// "no".
-pub(crate) fn is_module_attribute(
-    py: Python<'_>,
-    ty: *mut ffi::PyTypeObject,
-    name: &CStr,
-) -> bool {
+pub(crate) fn is_module_attribute(py: Python<'_>, ty: *mut ffi::PyTypeObject, name: &CStr) -> bool {
     let Ok(name) = name.to_str() else {
         return false;
     };

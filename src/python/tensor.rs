@@ -9,9 +9,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 
 use super::dtype_arg::parse_dtype;
-use crate::python::{array_interface, arrow, buffer, consumers, names};
 use crate::dtype::DType;
 use crate::protocol::typestr;
+use crate::python::{array_interface, arrow, buffer, consumers, names};
 use crate::tensor::Tensor;
 
 /// A view of tensor memory that speaks DLPack, the buffer protocol and the
@@ -291,7 +291,10 @@ pub(crate) fn to_numpy<'py>(
         )
         .into());
     };
-    let bytes = Bound::new(py, PyTensor::new(inner.view(DType::opaque(dtype.itemsize())?)?))?;
+    let bytes = Bound::new(
+        py,
+        PyTensor::new(inner.view(DType::opaque(dtype.itemsize())?)?),
+    )?;
     numpy
         .call_method1(intern!(py, "asarray"), (bytes,))?
         .call_method1(intern!(py, "view"), (scalar_type,))
