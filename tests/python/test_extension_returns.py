@@ -286,3 +286,15 @@ def test_scale_like_every_layout(x):
     assert type(out) is np.ndarray and out.shape == x.shape
     np.testing.assert_array_equal(out, x * 2)
     assert out.dtype == (np.float32 if x.dtype == np.float32 else np.float64)
+
+
+@pytest.mark.parametrize("name", ["torch._C.TensorBase", "numpy.ndarray", "jaxlib._jax.Array"])
+def test_a_class_named_like_a_framework_is_not_that_framework(name):
+    # Framework::of recognises a framework's type by identity with the
+    # loaded module's own type object; a Python class taking the name gets
+    # the framework-free return, a dlbridge.Tensor.
+    Fake = type("Fake", (), {})
+    Fake.__name__ = name
+    base = np.arange(3.0)
+    out = ex.identity_like(base, Fake())
+    assert type(out) is dlbridge.Tensor and out.data_ptr == base.ctypes.data
