@@ -147,8 +147,15 @@ test-gpu: ## GPU checks against an installed dlbridge: tests/gpu (skipped withou
 test-matrix: wheels ## Core Python suite on CPython 3.12 and 3.13 (NumPy 2.5, PyTorch, JAX) against their wheels
 	bash scripts/test_matrix.sh $(MATRIX_PYTHONS)
 
+# The oldest end of the supported range: CPython 3.11 with the oldest NumPy,
+# ml_dtypes, PyTorch, JAX, pyarrow, polars and pandas README declares
+# (requirements-oldest.txt, linked as .venv-oldest), against the cp311 wheel.
+.PHONY: test-oldest
+test-oldest: wheels develop-extension ## Core Python suite on the oldest supported versions (CPython 3.11, NumPy 2.4.1, torch 2.9, JAX 0.6) against the wheel
+	bash scripts/test_oldest.sh
+
 .PHONY: test
-test: lint typing test-rust test-python test-extension msrv package wheels-test test-matrix bench-quick ## Everything CI runs
+test: lint typing test-rust test-python test-extension msrv package wheels-test test-matrix test-oldest bench-quick ## Everything CI runs
 
 FUZZ_SECONDS ?= 600
 FUZZ_TARGETS := pep3118_format layout dlpack_descriptor typestr

@@ -36,6 +36,7 @@ import torch
 import _testbuffer
 import dlbridge
 from cbuild import load
+from framework_versions import float8_param
 from dlpack_structs import capsule
 
 # PyBUF_* request flags (PROTOCOLS B-7).
@@ -424,8 +425,8 @@ def test_memoryview_holds_the_tensor_until_released():
     "torch_dtype, name, ml_dtype",
     [
         (torch.bfloat16, "bfloat16", ml_dtypes.bfloat16),
-        (torch.float8_e4m3fn, "float8_e4m3fn", ml_dtypes.float8_e4m3fn),
-        (torch.float8_e5m2, "float8_e5m2", ml_dtypes.float8_e5m2),
+        float8_param(torch.float8_e4m3fn, "float8_e4m3fn", ml_dtypes.float8_e4m3fn),
+        float8_param(torch.float8_e5m2, "float8_e5m2", ml_dtypes.float8_e5m2),
     ],
 )
 def test_dtypes_without_a_format_refuse_a_format_and_keep_their_values(torch_dtype, name, ml_dtype):

@@ -34,6 +34,7 @@ import torch  # noqa: E402
 
 import dlbridge  # noqa: E402
 from cbuild import dlpack_producer  # noqa: E402
+from framework_versions import float8_param, needs_torch_negative_stride_refusal  # noqa: E402
 from dlpack_structs import (  # noqa: E402
     DLManagedTensor,
     DLManagedTensorVersioned,
@@ -53,7 +54,7 @@ NUMPY_DTYPES = [
 TORCH_DTYPES = [
     "bool", "uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64",
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
-    "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+    *(float8_param(name, id=name) for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")),
 ]
 # JAX without jax_enable_x64 truncates 64-bit dtypes (with a warning), so the
 # JAX round trips cover its 8-32 bit types, including bfloat16 and float8.
@@ -342,6 +343,7 @@ def test_numpy_views_to_torch(view):
         assert y.data_ptr() == v.ctypes.data
 
 
+@needs_torch_negative_stride_refusal
 @pytest.mark.parametrize("view", [k for k in NUMPY_VIEWS if "reversed" in k])
 def test_torch_refuses_negative_strides_cleanly(view):
     base = BASE.copy()

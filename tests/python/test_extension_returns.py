@@ -141,6 +141,48 @@ def test_readonly_memory_is_refused_as_torch():
     assert ro.tolist() == [0.0, 1.0, 2.0]
 
 
+NEGATIVE_STRIDES = {
+    "reversed": lambda a: a[::-1],
+    "reversed-columns": lambda a: a.reshape(2, 3)[:, ::-1],
+    "reversed-rows": lambda a: a.reshape(2, 3)[::-1],
+}
+
+
+@pytest.mark.parametrize("view", NEGATIVE_STRIDES)
+def test_negative_strides_are_refused_as_torch(view):
+    """torch has no negative strides: torch 2.13 and earlier abort the process
+    on one (pytorch#188023; the oldest environment runs torch 2.9), later
+    ones raise RuntimeError. Refused before torch sees it, on every torch,
+    and the memory is released (the producer's count back to where it was)."""
+    base = np.arange(6.0)
+    v = NEGATIVE_STRIDES[view](base)
+    refs = sys.getrefcount(base)
+    with pytest.raises(BufferError, match="negative stride as a torch.Tensor") as info:
+        ex.identity_like(v, torch.zeros(1))
+    assert "axis" in str(info.value) and "shape" in str(info.value)
+    del info
+    gc.collect()
+    assert sys.getrefcount(base) == refs
+    # NumPy and dlbridge keep the strides; a C-order copy goes to torch.
+    np.testing.assert_array_equal(ex.identity_like(v, np.zeros(1)), v)
+    t = ex.identity_like(np.ascontiguousarray(v), torch.zeros(1))
+    np.testing.assert_array_equal(t.numpy(), v)
+
+
+@pytest.mark.parametrize(
+    "view",
+    [lambda a: a[::-1][:1], lambda a: a[::-1][:0], lambda a: a.reshape(2, 3)[:1, ::-1][:, :1]],
+    ids=["extent-1", "empty", "extent-1-2d"],
+)
+def test_negative_strides_that_never_move_go_to_torch(view):
+    """A negative stride on an axis of extent 1, or in an empty tensor, never
+    moves a pointer: torch takes it (it sizes the storage from extents)."""
+    v = view(np.arange(6.0))
+    t = ex.identity_like(v, torch.zeros(1))
+    assert type(t) is torch.Tensor and tuple(t.shape) == v.shape
+    np.testing.assert_array_equal(t.numpy(), v)
+
+
 def test_dtype_numpy_lacks_is_refused_with_the_alternatives():
     x = np.zeros(2, dtype=ml_dtypes.bfloat16)
     with pytest.raises(TypeError, match="numpy.ndarray has no dtype for bfloat16"):

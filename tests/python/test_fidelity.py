@@ -83,7 +83,19 @@ import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from torch.utils.dlpack import ReadOnlyTensorWrapper  # noqa: E402
+import torch.utils.dlpack  # noqa: E402
+
+# torch's read-only DLPack export (`__dlpack__(read_only=True)`,
+# `ReadOnlyTensorWrapper` and its const exchange table) is newer than the
+# oldest supported torch (2.9 has none of it): the tests that need it skip.
+ReadOnlyTensorWrapper = getattr(torch.utils.dlpack, "ReadOnlyTensorWrapper", None)
+needs_torch_read_only = pytest.mark.skipif(
+    ReadOnlyTensorWrapper is None, reason=f"torch {torch.__version__} has no read-only DLPack export (ReadOnlyTensorWrapper)"
+)
+needs_torch_exchange_table = pytest.mark.skipif(
+    not hasattr(torch.Tensor, "__dlpack_c_exchange_api__"),
+    reason=f"torch {torch.__version__} has no DLPack exchange table (2.10 and later have)",
+)
 
 import dlbridge  # noqa: E402
 from cbuild import dlpack_producer, load  # noqa: E402
@@ -223,6 +235,7 @@ def test_fast_path_counts_is_a_dict_of_ints():
         assert type(counts[key]) is int, key
 
 
+@needs_torch_exchange_table
 @pytest.mark.parametrize("path", FAST_PATHS)
 def test_torch_import_takes_the_exchange_api(path):
     x = torch.arange(6.0).reshape(2, 3)
@@ -234,6 +247,7 @@ def test_torch_import_takes_the_exchange_api(path):
     assert after["ndarray_fields"] == before["ndarray_fields"]
 
 
+@needs_torch_exchange_table
 def test_exchange_api_is_taken_again_from_the_type_cache():
     """The second import of a type is answered by the per-thread cache: it
     must still take the table (a cache that forgot the table would fall
@@ -284,6 +298,7 @@ def test_builtin_buffer_exporters_take_asarray_fast_path(make):
     assert fast_path_counts()["builtin_buffer"] == after["builtin_buffer"]
 
 
+@needs_torch_exchange_table
 @pytest.mark.parametrize("path", FAST_PATHS)
 def test_exchange_api_does_not_call_dunder_dlpack(path, monkeypatch):
     """(guard) A plain torch tensor comes across without torch.Tensor.__dlpack__."""
@@ -314,6 +329,7 @@ class ReadOnlyByDunder(torch.Tensor):
         return super().__dlpack__(read_only=True, **kwargs)
 
 
+@needs_torch_read_only
 @pytest.mark.parametrize("path", FAST_PATHS)
 def test_subclass_overriding_dunder_dlpack_is_asked(path):
     x = torch.arange(4.0)
@@ -325,6 +341,7 @@ def test_subclass_overriding_dunder_dlpack_is_asked(path):
     assert t.data_ptr == x.data_ptr()
 
 
+@needs_torch_read_only
 @pytest.mark.parametrize("path", FAST_PATHS)
 def test_subclass_with_its_own_table_uses_it(path):
     """(guard) torch's ReadOnlyTensorWrapper publishes the const table: read-only."""
@@ -633,6 +650,7 @@ def const_table():
     return torch._C._const_dlpack_exchange_api()
 
 
+@needs_torch_read_only
 def test_exchange_table_deleted_from_class_is_not_used():
     cls = type("ConstTableThenPlain", (torch.Tensor,), {"__dlpack_c_exchange_api__": const_table()})
     x = torch.arange(3.0)
@@ -644,6 +662,7 @@ def test_exchange_table_deleted_from_class_is_not_used():
     assert t.data_ptr == x.data_ptr()
 
 
+@needs_torch_read_only
 def test_exchange_table_added_to_class_is_used():
     cls = type("PlainThenConstTable", (torch.Tensor,), {})
     x = torch.arange(3.0)
@@ -691,6 +710,7 @@ def test_dunder_dlpack_deleted_from_class():
     assert t.data_ptr == obj.array.ctypes.data
 
 
+@needs_torch_read_only
 def test_type_cache_keeps_no_type_alive():
     """40 throwaway producer types (more than any fixed cache holds), each
     imported once: plain classes delegating to NumPy, and torch.Tensor

@@ -18,6 +18,7 @@ import torch
 import dlbridge
 from dlbridge._native import _rebuild_tensor
 from dlpack_structs import capsule
+from framework_versions import float8_param
 from pickle_error_cases import strided_exporter
 
 # Every dtype dlbridge names, and two vector dtypes only DLPack can say.
@@ -181,7 +182,7 @@ def test_scalars_and_empty_tensors(shape):
     assert pickle.loads(data, buffers=buffers).shape == shape
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, float8_param(torch.float8_e4m3fn), float8_param(torch.float8_e5m2)])
 def test_torch_dtypes_numpy_cannot_say(dtype):
     x = torch.randn(4, 3).to(dtype)
     t = dlbridge.asarray(x)

@@ -8,6 +8,14 @@
 //! torch has no read-only tensors and ignores DLPack's `READ_ONLY` flag (a
 //! read-only import comes back writable), so a read-only tensor is refused
 //! here rather than handed out as writable memory.
+//!
+//! torch has no negative strides either, and its DLPack import does not
+//! refuse them cleanly on every release: torch 2.9 to 2.13 abort the
+//! process (`at::fromDLPackVersioned` reaches `TensorMaker::computeStorageSize`,
+//! declared `noexcept`, whose storage-size check throws: `std::terminate`,
+//! pytorch#188023, fixed by pytorch#188062), later ones raise `RuntimeError`.
+//! So a tensor with a negative stride is refused here, on every torch,
+//! before torch sees it.
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -51,8 +59,36 @@ pub(crate) fn to_torch<'py>(py: Python<'py>, tensor: Tensor) -> PyResult<Bound<'
         )
         .into());
     }
+    if let Some(axis) = negative_stride_axis(&tensor) {
+        return Err(Error::buffer(
+            Cause::Layout,
+            format!(
+                "cannot return a tensor with a negative stride as a torch.Tensor (shape {:?}, \
+                 byte strides {:?}, axis {axis}): torch has no negative strides, and torch \
+                 before 2.14 aborts the process on one; return tensor.copy(), or a \
+                 numpy.ndarray or dlbridge.Tensor, which keep the strides",
+                tensor.shape(),
+                tensor.strides()
+            ),
+        )
+        .into());
+    }
     match to_py_object(py)? {
         Some(to_py_object) => through_table(py, to_py_object, tensor),
         None => via_from_dlpack(py, tensor, "torch", "from_dlpack"),
     }
+}
+
+/// The first axis whose stride is negative where that matters: an axis of
+/// extent 2 or more in a tensor that has elements (an extent-1 axis never
+/// moves by its stride, and torch sizes an empty tensor's storage at zero).
+fn negative_stride_axis(tensor: &Tensor) -> Option<usize> {
+    if tensor.size() == 0 {
+        return None;
+    }
+    tensor
+        .shape()
+        .iter()
+        .zip(tensor.strides())
+        .position(|(&extent, &stride)| extent > 1 && stride < 0)
 }
