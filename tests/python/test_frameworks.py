@@ -36,12 +36,17 @@ import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pandas as pd
-import polars as pl
 import pyarrow as pa
 import pytest
 
 import dlbridge
 from dlpack_structs import capsule
+
+try:  # optional: the tests that need polars skip without it
+    import polars as pl
+except ImportError:
+    pl = None
+needs_polars = pytest.mark.skipif(pl is None, reason="polars is not installed")
 
 _is_valid = ctypes.pythonapi.PyCapsule_IsValid
 _is_valid.argtypes = [ctypes.py_object, ctypes.c_char_p]
@@ -242,6 +247,7 @@ def test_arrow_table_column():
 # ----------------------------------------------------------------- 2: polars --
 
 
+@needs_polars
 def test_polars_series():
     a = np.arange(5, dtype=np.float32)
     s = pl.Series(dlbridge.asarray(a))
@@ -251,12 +257,14 @@ def test_polars_series():
     assert s[0] == 42
 
 
+@needs_polars
 def test_polars_series_nd():
     a = np.arange(6, dtype=np.int64).reshape(2, 3)
     s = pl.Series(dlbridge.asarray(a))
     assert s.dtype == pl.Array(pl.Int64, 3) and s.to_list() == a.tolist()
 
 
+@needs_polars
 def test_polars_series_releases_the_producer():
     a = np.arange(4, dtype=np.uint16)
     before = sys.getrefcount(a)
@@ -397,6 +405,7 @@ def test_asarray_pandas_dataframe():
     assert dlbridge.asarray(n).data_ptr == n.ctypes.data
 
 
+@needs_polars
 def test_asarray_polars_series():
     s = pl.Series([1.0, 2.0, 3.0])
     memory = s.to_numpy()
@@ -406,6 +415,7 @@ def test_asarray_polars_series():
     assert dlbridge.asarray(s, copy=True).data_ptr != memory.ctypes.data
 
 
+@needs_polars
 def test_asarray_polars_series_that_must_copy():
     s = pl.Series([1.0, None, 3.0])
     assert np.isnan(np.asarray(dlbridge.asarray(s))[1])
