@@ -14,6 +14,10 @@
 //! assert_eq!(typestr::parse_typestr("|b1").unwrap(), typestr::Parsed::DType(DType::BOOL));
 //! ```
 
+// The Arrow C Data Interface has Python callers only (the PyCapsule
+// interface): without them, its items are tested but unused.
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
+pub(crate) mod arrow;
 pub mod array_interface;
 pub mod buffer;
 pub mod cuda_array_interface;
