@@ -16,9 +16,9 @@
 
 // The Arrow C Data Interface has Python callers only (the PyCapsule
 // interface): without them, its items are tested but unused.
+pub mod array_interface;
 #[cfg_attr(not(feature = "python"), allow(dead_code))]
 pub(crate) mod arrow;
-pub mod array_interface;
 pub mod buffer;
 pub mod cuda_array_interface;
 pub(crate) mod dlpack;

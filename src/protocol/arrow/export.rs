@@ -252,7 +252,9 @@ pub(crate) fn plan(tensor: &Tensor, request: Option<Option<&[RequestedLevel]>>) 
 /// # Errors
 ///
 /// `Value`: a NULL format or malformed metadata.
-pub(crate) unsafe fn read_request(schema: *const ArrowSchema) -> Result<Option<Vec<RequestedLevel>>> {
+pub(crate) unsafe fn read_request(
+    schema: *const ArrowSchema,
+) -> Result<Option<Vec<RequestedLevel>>> {
     let mut levels = Vec::new();
     let mut level = schema;
     loop {
@@ -279,7 +281,9 @@ pub(crate) unsafe fn read_request(schema: *const ArrowSchema) -> Result<Option<V
                 CStr::from_ptr(current.name).to_owned()
             };
             (
-                CStr::from_ptr(current.format).to_string_lossy().into_owned(),
+                CStr::from_ptr(current.format)
+                    .to_string_lossy()
+                    .into_owned(),
                 name,
                 metadata::read(current.metadata)?,
             )
@@ -568,7 +572,11 @@ mod tests {
         }
     }
 
-    fn request(format: &str, metadata: Metadata, child: Option<RequestedLevel>) -> Vec<RequestedLevel> {
+    fn request(
+        format: &str,
+        metadata: Metadata,
+        child: Option<RequestedLevel>,
+    ) -> Vec<RequestedLevel> {
         let mut levels = vec![RequestedLevel {
             format: format.to_owned(),
             name: CString::default(),
@@ -586,15 +594,25 @@ mod tests {
 
     fn fixed_shape_tensor(json: &str) -> Metadata {
         vec![
-            (metadata::EXTENSION_NAME.to_vec(), metadata::FIXED_SHAPE_TENSOR.to_vec()),
-            (metadata::EXTENSION_METADATA.to_vec(), json.as_bytes().to_vec()),
+            (
+                metadata::EXTENSION_NAME.to_vec(),
+                metadata::FIXED_SHAPE_TENSOR.to_vec(),
+            ),
+            (
+                metadata::EXTENSION_METADATA.to_vec(),
+                json.as_bytes().to_vec(),
+            ),
         ]
     }
 
     #[test]
     fn fixed_shape_tensor_requests() {
         let t = Tensor::from(ndarray::Array3::<f32>::zeros((2, 3, 4)));
-        let asked = request("+w:12", fixed_shape_tensor(r#"{"shape":[3,4]}"#), Some(leaf("f")));
+        let asked = request(
+            "+w:12",
+            fixed_shape_tensor(r#"{"shape":[3,4]}"#),
+            Some(leaf("f")),
+        );
         let plan = plan(&t, Some(Some(&asked))).unwrap();
         assert_eq!(plan.shape, [2, 12]);
         assert!(plan.schema[0].metadata.is_some() && plan.schema[1].metadata.is_none());
@@ -615,7 +633,11 @@ mod tests {
         let bool8 = vec![(metadata::EXTENSION_NAME.to_vec(), b"arrow.bool8".to_vec())];
         let mut dictionary = request("c", Vec::new(), None);
         dictionary[0].dictionary = true;
-        for asked in [request("c", bool8, None), dictionary, request("C", Vec::new(), None)] {
+        for asked in [
+            request("c", bool8, None),
+            dictionary,
+            request("C", Vec::new(), None),
+        ] {
             let err = plan(&t, Some(Some(&asked))).err().unwrap();
             assert_eq!(err.kind(), crate::ErrorKind::Buffer);
         }

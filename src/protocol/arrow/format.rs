@@ -131,8 +131,13 @@ mod tests {
 
     #[test]
     fn other_types_say_why() {
-        for format in ["b", "u", "vz", "+l", "+s", "d:10,2", "tss:UTC", "tdD", "w:16", "+ud:0,1"] {
-            assert!(matches!(parse_format(format), Some(Format::NoTensor(_))), "{format}");
+        for format in [
+            "b", "u", "vz", "+l", "+s", "d:10,2", "tss:UTC", "tdD", "w:16", "+ud:0,1",
+        ] {
+            assert!(
+                matches!(parse_format(format), Some(Format::NoTensor(_))),
+                "{format}"
+            );
         }
         for unknown in ["", "x", "ff", "i\u{0}", "tx"] {
             assert_eq!(parse_format(unknown), None, "{unknown:?}");

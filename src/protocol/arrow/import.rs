@@ -122,17 +122,15 @@ fn no_tensor(message: String) -> Error {
 }
 
 /// A level's format string, checked to be present and UTF-8.
-unsafe fn format_of<'a>(schema: &'a ArrowSchema) -> Result<&'a str> {
+unsafe fn format_of(schema: &ArrowSchema) -> Result<&str> {
     if schema.format.is_null() {
         return Err(malformed("the ArrowSchema has a NULL format".to_owned()));
     }
     // SAFETY: a valid schema's format is a NUL-terminated string.
     let format = unsafe { CStr::from_ptr(schema.format) };
-    format.to_str().map_err(|_| {
-        malformed(format!(
-            "the ArrowSchema's format {format:?} is not UTF-8"
-        ))
-    })
+    format
+        .to_str()
+        .map_err(|_| malformed(format!("the ArrowSchema's format {format:?} is not UTF-8")))
 }
 
 /// Walks the schema from its root; see [`ArrowType`].
@@ -264,7 +262,10 @@ unsafe fn check_level(
             array.length, array.offset
         )));
     };
-    if offset.checked_add(length).is_none_or(|end| end > isize::MAX as usize) {
+    if offset
+        .checked_add(length)
+        .is_none_or(|end| end > isize::MAX as usize)
+    {
         return Err(malformed(format!(
             "the ArrowArray (format {format:?}) has offset {offset} and length {length}, \
              past the end of any buffer"
@@ -392,7 +393,11 @@ unsafe fn read_array(root: &ArrowArray, arrow_type: &ArrowType) -> Result<Descri
     let byte_offset = (offset + slots.lo)
         .checked_mul(itemsize)
         .filter(|&n| n <= isize::MAX as usize)
-        .ok_or_else(|| malformed(format!("the ArrowArray's offset {offset} is past any buffer")))?;
+        .ok_or_else(|| {
+            malformed(format!(
+                "the ArrowArray's offset {offset} is past any buffer"
+            ))
+        })?;
     if count > 0 && data.is_null() {
         return Err(malformed(format!(
             "the ArrowArray of format {element:?} has a NULL data buffer for {count} values"
@@ -437,7 +442,12 @@ fn layout_of(arrow_type: &ArrowType, length: usize, itemsize: usize) -> Result<L
     let row = arrow_type.sizes[0]
         .checked_mul(itemsize)
         .and_then(|n| isize::try_from(n).ok())
-        .ok_or_else(|| malformed(format!("a tensor of {} values is too large", arrow_type.sizes[0])))?;
+        .ok_or_else(|| {
+            malformed(format!(
+                "a tensor of {} values is too large",
+                arrow_type.sizes[0]
+            ))
+        })?;
     let (mut shape, mut strides) = (vec![length], vec![row]);
     match &tensor.permutation {
         Some(perm) => {

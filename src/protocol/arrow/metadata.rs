@@ -159,7 +159,9 @@ pub(crate) fn parse_fixed_shape_tensor(json: &[u8]) -> Result<FixedShapeTensor> 
         Json::Array(items) => items
             .iter()
             .map(|item| match item {
-                Json::Int(n) => usize::try_from(*n).ok().filter(|&n| n <= isize::MAX as usize),
+                Json::Int(n) => usize::try_from(*n)
+                    .ok()
+                    .filter(|&n| n <= isize::MAX as usize),
                 _ => None,
             })
             .collect::<Option<Vec<usize>>>(),
@@ -180,7 +182,9 @@ pub(crate) fn parse_fixed_shape_tensor(json: &[u8]) -> Result<FixedShapeTensor> 
                 && p.iter()
                     .all(|&axis| axis < seen.len() && !std::mem::replace(&mut seen[axis], true));
             if !valid {
-                return Err(bad("\"permutation\" is not a permutation of the shape's axes"));
+                return Err(bad(
+                    "\"permutation\" is not a permutation of the shape's axes",
+                ));
             }
             Some(p)
         }
@@ -418,7 +422,11 @@ mod tests {
             br#"{"shape":[99999999999999999999999]}"#,
             &[b'['; 64],
         ] {
-            assert!(parse_fixed_shape_tensor(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_fixed_shape_tensor(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -77,10 +77,7 @@ impl Stream {
 }
 
 fn null_callback() -> Error {
-    Error::value(
-        Cause::Capsule,
-        "the ArrowArrayStream has a NULL callback",
-    )
+    Error::value(Cause::Capsule, "the ArrowArrayStream has a NULL callback")
 }
 
 /// Reads the one chunk of `stream` and releases the stream.

@@ -22,14 +22,18 @@ fn exported(t: &Tensor) -> (ArrowSchema, ArrowArray) {
 
 #[test]
 fn round_trip_shares_memory_and_releases_once() {
-    let t = Tensor::from(ndarray::Array3::<f32>::from_shape_fn((2, 3, 4), |(i, j, k)| {
-        (i * 12 + j * 4 + k) as f32
-    }));
+    let t = Tensor::from(ndarray::Array3::<f32>::from_shape_fn(
+        (2, 3, 4),
+        |(i, j, k)| (i * 12 + j * 4 + k) as f32,
+    ));
     let (schema, array) = exported(&t);
     assert_eq!(Arc::strong_count(t.owner()), 4); // t and three array levels
     // SAFETY: a pair just exported and moved out.
     let back = unsafe { import(schema, array) }.unwrap();
-    assert_eq!((back.shape(), back.dtype()), (&[2, 3, 4][..], DType::FLOAT32));
+    assert_eq!(
+        (back.shape(), back.dtype()),
+        (&[2, 3, 4][..], DType::FLOAT32)
+    );
     assert_eq!((back.data_ptr(), back.readonly()), (t.data_ptr(), true));
     assert_eq!(back.source(), Source::Arrow);
     assert_eq!(back.as_ndarray::<f32>().unwrap()[[1, 2, 3]], 23.0);
@@ -51,6 +55,9 @@ fn refused(t: &Tensor, lie: impl FnOnce(&mut ArrowSchema, &mut ArrowArray)) -> c
     err
 }
 
+/// A change a lying producer makes to an honest pair.
+type Lie = dyn FnOnce(&mut ArrowSchema, &mut ArrowArray);
+
 #[test]
 fn lying_arrays_are_refused_and_released() {
     let t = Tensor::from(ndarray::Array2::<i32>::zeros((2, 3)));
@@ -58,28 +65,66 @@ fn lying_arrays_are_refused_and_released() {
         // SAFETY: the exported 2-d array has one child.
         unsafe { &mut **array.children }
     };
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut ArrowSchema, &mut ArrowArray)>)> = vec![
+    let cases: Vec<(&str, Box<Lie>)> = vec![
         ("neither may be negative", Box::new(|_, a| a.length = -1)),
         ("neither may be negative", Box::new(|_, a| a.offset = -1)),
-        ("past the end of any buffer", Box::new(|_, a| a.offset = i64::MAX)),
-        ("FixedSizeList parent needs 9 values", Box::new(|_, a| a.offset = 1)),
-        ("FixedSizeList parent needs 6 values", Box::new(move |_, a| leaf(a).length = 5)),
-        ("n_buffers 2 and n_children 1", Box::new(|_, a| a.n_buffers = 2)),
-        ("n_buffers 2 and n_children 1", Box::new(move |_, a| leaf(a).n_children = 1)),
-        ("n_buffers 1 and n_children 0", Box::new(|_, a| a.n_children = 0)),
+        (
+            "past the end of any buffer",
+            Box::new(|_, a| a.offset = i64::MAX),
+        ),
+        (
+            "FixedSizeList parent needs 9 values",
+            Box::new(|_, a| a.offset = 1),
+        ),
+        (
+            "FixedSizeList parent needs 6 values",
+            Box::new(move |_, a| leaf(a).length = 5),
+        ),
+        (
+            "n_buffers 2 and n_children 1",
+            Box::new(|_, a| a.n_buffers = 2),
+        ),
+        (
+            "n_buffers 2 and n_children 1",
+            Box::new(move |_, a| leaf(a).n_children = 1),
+        ),
+        (
+            "n_buffers 1 and n_children 0",
+            Box::new(|_, a| a.n_children = 0),
+        ),
         ("buffers 0x0", Box::new(|_, a| a.buffers = ptr::null_mut())),
-        ("null_count 1 but no validity bitmap", Box::new(|_, a| a.null_count = 1)),
+        (
+            "null_count 1 but no validity bitmap",
+            Box::new(|_, a| a.null_count = 1),
+        ),
         ("has null_count -2", Box::new(|_, a| a.null_count = -2)),
-        ("a NULL data buffer for 6 values", Box::new(move |_, a| {
-            // SAFETY: the leaf's two buffer slots (its private data).
-            unsafe { *leaf(a).buffers.add(1) = ptr::null() }
-        })),
-        ("not aligned to their 4-byte size", Box::new(move |_, a| {
-            // SAFETY: as above; the address is compared, never read.
-            unsafe { *leaf(a).buffers.add(1) = (*leaf(a).buffers.add(1)).cast::<u8>().wrapping_add(1).cast() }
-        })),
-        ("has already been released", Box::new(|_, a| a.release = None)),
-        ("is not an Arrow format string", Box::new(|s, _| s.format = c"+w:x".as_ptr())),
+        (
+            "a NULL data buffer for 6 values",
+            Box::new(move |_, a| {
+                // SAFETY: the leaf's two buffer slots (its private data).
+                unsafe { *leaf(a).buffers.add(1) = ptr::null() }
+            }),
+        ),
+        (
+            "not aligned to their 4-byte size",
+            Box::new(move |_, a| {
+                // SAFETY: as above; the address is compared, never read.
+                unsafe {
+                    *leaf(a).buffers.add(1) = (*leaf(a).buffers.add(1))
+                        .cast::<u8>()
+                        .wrapping_add(1)
+                        .cast()
+                }
+            }),
+        ),
+        (
+            "has already been released",
+            Box::new(|_, a| a.release = None),
+        ),
+        (
+            "is not an Arrow format string",
+            Box::new(|s, _| s.format = c"+w:x".as_ptr()),
+        ),
         ("has a NULL format", Box::new(|s, _| s.format = ptr::null())),
         ("has n_children 0", Box::new(|s, _| s.n_children = 0)),
     ];
@@ -95,7 +140,10 @@ fn lying_arrays_are_refused_and_released() {
         } else {
             refused(&t, lie)
         };
-        assert!(err.message().contains(fragment), "{fragment:?} not in {err}");
+        assert!(
+            err.message().contains(fragment),
+            "{fragment:?} not in {err}"
+        );
         assert_eq!(Arc::strong_count(t.owner()), 1);
     }
 }
@@ -176,13 +224,22 @@ fn validity_bitmaps_are_counted_in_the_slots_used() {
         let bits = [bitmap];
         let mut buffers = [bits.as_ptr().cast(), values.as_ptr().cast()];
         let mut counted = Counted { releases: 0 };
-        let (schema, array) =
-            hand_made(&format, ptr::null(), &mut buffers, 4, null_count, &mut counted);
+        let (schema, array) = hand_made(
+            &format,
+            ptr::null(),
+            &mut buffers,
+            4,
+            null_count,
+            &mut counted,
+        );
         // SAFETY: the buffers are the locals above, alive for the test.
         let result = unsafe { import(schema, array) };
         match result {
             Ok(t) => {
-                assert_eq!((nulls, t.data_ptr().cast_const()), (0, values.as_ptr().cast()));
+                assert_eq!(
+                    (nulls, t.data_ptr().cast_const()),
+                    (0, values.as_ptr().cast())
+                );
                 drop(t);
             }
             Err(err) => assert!(nulls > 0 && err.message().contains("1 null(s)"), "{err}"),
@@ -196,8 +253,14 @@ fn fixed_shape_tensor_imports_with_its_permutation() {
     // Two tensors of physical shape (2, 3), logical order (3, 2).
     let values: Vec<i16> = (0..12).collect();
     let metadata = metadata::encode(&vec![
-        (metadata::EXTENSION_NAME.to_vec(), metadata::FIXED_SHAPE_TENSOR.to_vec()),
-        (metadata::EXTENSION_METADATA.to_vec(), br#"{"shape":[2,3],"permutation":[1,0]}"#.to_vec()),
+        (
+            metadata::EXTENSION_NAME.to_vec(),
+            metadata::FIXED_SHAPE_TENSOR.to_vec(),
+        ),
+        (
+            metadata::EXTENSION_METADATA.to_vec(),
+            br#"{"shape":[2,3],"permutation":[1,0]}"#.to_vec(),
+        ),
     ]);
     let storage = Tensor::from(ndarray::Array2::from_shape_vec((2, 6), values).unwrap());
     let (mut schema, array) = exported(&storage);
@@ -212,24 +275,43 @@ fn fixed_shape_tensor_imports_with_its_permutation() {
     assert_eq!(Arc::strong_count(storage.owner()), 1);
 
     let lie = metadata::encode(&vec![
-        (metadata::EXTENSION_NAME.to_vec(), metadata::FIXED_SHAPE_TENSOR.to_vec()),
-        (metadata::EXTENSION_METADATA.to_vec(), br#"{"shape":[4]}"#.to_vec()),
+        (
+            metadata::EXTENSION_NAME.to_vec(),
+            metadata::FIXED_SHAPE_TENSOR.to_vec(),
+        ),
+        (
+            metadata::EXTENSION_METADATA.to_vec(),
+            br#"{"shape":[4]}"#.to_vec(),
+        ),
     ]);
     let err = refused(&storage, |s, _| s.metadata = lie.as_ptr().cast());
     assert_eq!(err.cause(), Cause::Layout);
-    let other = metadata::encode(&vec![(metadata::EXTENSION_NAME.to_vec(), b"arrow.bool8".to_vec())]);
+    let other = metadata::encode(&vec![(
+        metadata::EXTENSION_NAME.to_vec(),
+        b"arrow.bool8".to_vec(),
+    )]);
     let err = refused(&storage, |s, _| s.metadata = other.as_ptr().cast());
     assert!(err.message().contains("\"arrow.bool8\""), "{err}");
 }
 
 #[test]
 fn offsets_slice_the_elements() {
-    let t = Tensor::from(ndarray::Array2::<u8>::from_shape_fn((4, 2), |(i, j)| (i * 2 + j) as u8));
+    let t = Tensor::from(ndarray::Array2::<u8>::from_shape_fn((4, 2), |(i, j)| {
+        (i * 2 + j) as u8
+    }));
     let (schema, mut array) = exported(&t);
     array.offset = 1;
     array.length = 2;
     // SAFETY: a slice of the export, inside its buffers.
     let sliced = unsafe { import(schema, array) }.unwrap();
     assert_eq!(sliced.shape(), &[2, 2]);
-    assert_eq!(sliced.as_ndarray::<u8>().unwrap().iter().copied().collect::<Vec<_>>(), [2, 3, 4, 5]);
+    assert_eq!(
+        sliced
+            .as_ndarray::<u8>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
+        [2, 3, 4, 5]
+    );
 }

@@ -38,17 +38,16 @@ mod import;
 
 pub(crate) use import::{speaks_arrow, try_import};
 
-
 use std::ffi::CStr;
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::error::{Cause, Error};
-use crate::python::names::type_name;
-use crate::tensor::Tensor;
 use crate::protocol::arrow::export;
 use crate::protocol::arrow::ffi::{ArrowArray, ArrowSchema};
+use crate::python::names::type_name;
+use crate::tensor::Tensor;
 
 const SCHEMA_NAME: &CStr = c"arrow_schema";
 const ARRAY_NAME: &CStr = c"arrow_array";
@@ -82,9 +81,7 @@ pub(crate) fn export<'py>(
 }
 
 /// Reads the consumer's schema capsule (see `export::read_request`).
-fn read_request(
-    requested: &Bound<'_, PyAny>,
-) -> PyResult<Option<Vec<export::RequestedLevel>>> {
+fn read_request(requested: &Bound<'_, PyAny>) -> PyResult<Option<Vec<export::RequestedLevel>>> {
     let ptr = requested.as_ptr();
     // SAFETY: a live object and an attached thread; IsValid sets no error.
     if unsafe { pyo3::ffi::PyCapsule_IsValid(ptr, SCHEMA_NAME.as_ptr()) } != 1 {
