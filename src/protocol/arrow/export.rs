@@ -183,7 +183,6 @@ pub(crate) fn plan(tensor: &Tensor, request: Option<Option<&[RequestedLevel]>>) 
             ),
         ));
     }
-    let mut shape = tensor.shape().to_vec();
     for (depth, level) in levels.iter().enumerate() {
         let Some(name) = metadata::get(&level.metadata, metadata::EXTENSION_NAME) else {
             continue;
@@ -193,8 +192,8 @@ pub(crate) fn plan(tensor: &Tensor, request: Option<Option<&[RequestedLevel]>>) 
                 Cause::DType,
                 format!(
                     "requested_schema asks for the Arrow extension type {:?} (storage {:?}), \
-                     which a {} tensor cannot vouch for: dlbridge exports no extension type but \
-                     arrow.fixed_shape_tensor (wrap the export yourself: \
+                     which dlbridge cannot vouch for the {} tensor's values: it exports no \
+                     extension type but arrow.fixed_shape_tensor (wrap the export yourself: \
                      pa.ExtensionArray.from_storage(type, pa.array(t)))",
                     String::from_utf8_lossy(name),
                     level.format,
@@ -220,13 +219,11 @@ pub(crate) fn plan(tensor: &Tensor, request: Option<Option<&[RequestedLevel]>>) 
                 ),
             ));
         }
-        let values = element_shape.iter().product::<usize>();
-        shape = vec![tensor.shape()[0], values];
     }
+    let Some(shape) = grouped_shape(tensor.shape(), levels, element) else {
+        return Err(mismatch(Some(levels), &nested));
+    };
     let formats = formats_of(&shape, element)?;
-    if levels.len() != formats.len() || levels.iter().zip(&formats).any(|(l, f)| l.format != *f) {
-        return Err(mismatch(Some(levels), &formats));
-    }
     let schema = levels
         .iter()
         .zip(formats)
@@ -238,6 +235,32 @@ pub(crate) fn plan(tensor: &Tensor, request: Option<Option<&[RequestedLevel]>>) 
         })
         .collect();
     Ok(Plan { schema, shape })
+}
+
+/// The export shape a request's formats ask for: the tensor's first
+/// extent, then one FixedSizeList size per group of consecutive axes after
+/// it (`+w:6` of a `(4, 2, 3)` tensor, as `arrow.fixed_shape_tensor`'s
+/// storage is: the same C-contiguous memory, zero-copy); `None` unless the
+/// request is such a grouping over the tensor's element format.
+fn grouped_shape(shape: &[usize], levels: &[RequestedLevel], element: &str) -> Option<Vec<usize>> {
+    let (leaf, lists) = levels.split_last()?;
+    if leaf.format != element {
+        return None;
+    }
+    let mut axes = shape[1..].iter();
+    let mut grouped = vec![shape[0]];
+    for level in lists {
+        let size: usize = level.format.strip_prefix("+w:")?.parse().ok()?;
+        let mut product = *axes.next()?;
+        while product != size {
+            product = product.checked_mul(*axes.next()?)?;
+            if product > size && size != 0 {
+                return None;
+            }
+        }
+        grouped.push(size);
+    }
+    axes.next().is_none().then_some(grouped)
 }
 
 /// Reads a consumer's `requested_schema`, outermost level first, following
