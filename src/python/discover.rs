@@ -72,7 +72,7 @@ fn dlpack_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     match dlpack::import_object_retrying(obj, None, None, false, |o| !speaks_arrow(o)) {
         Err(err) if err.is_instance_of::<PyTypeError>(obj.py()) && speaks_arrow(obj) => {
             Err(PyBufferError::new_err(format!(
-                "{}: {}",
+                "__dlpack__ refused with {}: {} (the Arrow export is asked instead)",
                 err.get_type(obj.py()).name()?,
                 err.value(obj.py())
             )))

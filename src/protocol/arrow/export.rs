@@ -287,8 +287,7 @@ pub(crate) unsafe fn read_request(
             return Ok(None);
         };
         if current.format.is_null() {
-            return Err(Error::value(
-                Cause::Layout,
+            return Err(super::malformed(
                 "requested_schema has a NULL format string",
             ));
         }

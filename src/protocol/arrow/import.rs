@@ -20,6 +20,7 @@ use std::sync::Arc;
 use super::ffi::{ArrowArray, ArrowSchema};
 use super::format::{Format, parse_format};
 use super::metadata::{self, FixedShapeTensor};
+use super::{malformed, no_tensor};
 use crate::descriptor::{Descriptor, Parts, Source};
 use crate::device::Device;
 use crate::dtype::DType;
@@ -99,10 +100,7 @@ pub(crate) unsafe fn import(schema: ArrowSchema, array: ArrowArray) -> Result<Te
         } else {
             "ArrowArray"
         };
-        return Err(Error::value(
-            Cause::Capsule,
-            format!("the {which} has already been released"),
-        ));
+        return Err(malformed(format!("the {which} has already been released")));
     }
     // SAFETY: the caller's contract: an unreleased, valid schema.
     let arrow_type = unsafe { read_type(&owner.schema)? };
@@ -116,19 +114,13 @@ pub(crate) unsafe fn import(schema: ArrowSchema, array: ArrowArray) -> Result<Te
 /// A level's format string, checked to be present and UTF-8.
 unsafe fn format_of(schema: &ArrowSchema) -> Result<&str> {
     if schema.format.is_null() {
-        return Err(Error::value(
-            Cause::Layout,
-            "the ArrowSchema has a NULL format",
-        ));
+        return Err(malformed("the ArrowSchema has a NULL format"));
     }
     // SAFETY: a valid schema's format is a NUL-terminated string.
     let format = unsafe { CStr::from_ptr(schema.format) };
-    format.to_str().map_err(|_| {
-        Error::value(
-            Cause::Layout,
-            format!("the ArrowSchema's format {format:?} is not UTF-8"),
-        )
-    })
+    format
+        .to_str()
+        .map_err(|_| malformed(format!("the ArrowSchema's format {format:?} is not UTF-8")))
 }
 
 /// Walks the schema from its root; see [`ArrowType`].
@@ -140,24 +132,22 @@ unsafe fn read_type(root: &ArrowSchema) -> Result<ArrowType> {
         // SAFETY: `level` is the root or a child of a valid schema.
         let format = unsafe { format_of(level)? };
         if !level.dictionary.is_null() {
-            return Err(Error::buffer(
-                Cause::DType,
-                format!(
-                    "an Arrow array of type {format:?} is dictionary-encoded: its values are indices \
-                 into a dictionary, not the data (decode it first: arr.dictionary_decode())"
-                ),
+            return Err(no_tensor(
+                format,
+                "it is dictionary-encoded: its values are indices into a dictionary, not the \
+                 data (decode it first: arr.dictionary_decode())",
             ));
         }
         // SAFETY: a valid schema's metadata is NULL or well encoded.
         let pairs = unsafe { metadata::read(level.metadata)? };
         if let Some(name) = metadata::get(&pairs, metadata::EXTENSION_NAME) {
             if name != metadata::FIXED_SHAPE_TENSOR || !sizes.is_empty() {
-                return Err(Error::buffer(
-                    Cause::DType,
-                    format!(
-                        "an Arrow array of the extension type {:?} (storage {format:?}) cannot be \
-                     imported without dropping what the extension means; import its storage \
-                     explicitly (pyarrow: arr.storage) if that is what you want",
+                return Err(no_tensor(
+                    format,
+                    format_args!(
+                        "it is the storage of the extension type {:?}, which a tensor would drop \
+                         (import the storage explicitly, pyarrow: arr.storage, if that is what \
+                         you want)",
                         String::from_utf8_lossy(name)
                     ),
                 ));
@@ -166,10 +156,9 @@ unsafe fn read_type(root: &ArrowSchema) -> Result<ArrowType> {
             tensor = Some(metadata::parse_fixed_shape_tensor(parameters)?);
         }
         let Some(parsed) = parse_format(format) else {
-            return Err(Error::value(
-                Cause::Layout,
-                format!("the ArrowSchema's format {format:?} is not an Arrow format string"),
-            ));
+            return Err(malformed(format!(
+                "the ArrowSchema's format {format:?} is not an Arrow format string"
+            )));
         };
         let expected_children = usize::from(matches!(parsed, Format::FixedSizeList(_)));
         if matches!(parsed, Format::NoTensor(_)) {
@@ -177,21 +166,15 @@ unsafe fn read_type(root: &ArrowSchema) -> Result<ArrowType> {
         } else if level.n_children != expected_children as i64
             || (expected_children == 1 && level.children.is_null())
         {
-            return Err(Error::value(
-                Cause::Layout,
-                format!(
-                    "the ArrowSchema of format {format:?} has n_children {} (children {:p}); the \
+            return Err(malformed(format!(
+                "the ArrowSchema of format {format:?} has n_children {} (children {:p}); the \
                  format has {expected_children}",
-                    level.n_children, level.children
-                ),
-            ));
+                level.n_children, level.children
+            )));
         }
         match parsed {
             Format::NoTensor(why) => {
-                return Err(Error::buffer(
-                    Cause::DType,
-                    format!("an Arrow array of type {format:?} has no zero-copy tensor: {why}"),
-                ));
+                return Err(no_tensor(format, why));
             }
             Format::Primitive(dtype) => {
                 let arrow_type = ArrowType {
@@ -204,22 +187,18 @@ unsafe fn read_type(root: &ArrowSchema) -> Result<ArrowType> {
             }
             Format::FixedSizeList(size) => {
                 if sizes.len() + 1 >= crate::MAX_NDIM {
-                    return Err(Error::value(
-                        Cause::Layout,
-                        format!(
-                            "the ArrowSchema nests more FixedSizeLists than a tensor has axes ({})",
-                            crate::MAX_NDIM
-                        ),
-                    ));
+                    return Err(malformed(format!(
+                        "the ArrowSchema nests more FixedSizeLists than a tensor has axes ({})",
+                        crate::MAX_NDIM
+                    )));
                 }
                 sizes.push(size);
                 // SAFETY: n_children is 1 and `children` is non-NULL: one
                 // child pointer, which a valid schema makes non-NULL.
                 let child = unsafe { *level.children };
                 // SAFETY: a valid schema's child is a valid schema.
-                level = unsafe { child.as_ref() }.ok_or_else(|| {
-                    Error::value(Cause::Layout, "the ArrowSchema has a NULL child")
-                })?;
+                level = unsafe { child.as_ref() }
+                    .ok_or_else(|| malformed("the ArrowSchema has a NULL child"))?;
             }
         }
     }
@@ -236,14 +215,11 @@ fn check_tensor_storage(arrow_type: &ArrowType) -> Result<()> {
         .iter()
         .try_fold(1usize, |n, &extent| n.checked_mul(extent));
     if arrow_type.sizes.len() != 1 || count != Some(arrow_type.sizes[0]) {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "an arrow.fixed_shape_tensor of shape {:?} needs a FixedSizeList of that many \
+        return Err(malformed(format!(
+            "an arrow.fixed_shape_tensor of shape {:?} needs a FixedSizeList of that many \
              values over a primitive type as its storage, not FixedSizeList sizes {:?}",
-                tensor.shape, arrow_type.sizes
-            ),
-        ));
+            tensor.shape, arrow_type.sizes
+        )));
     }
     Ok(())
 }
@@ -266,81 +242,64 @@ unsafe fn check_level(
     root: bool,
 ) -> Result<usize> {
     if array.release.is_none() {
-        return Err(Error::value(
-            Cause::Layout,
-            format!("a child ArrowArray (format {format:?}) has already been released"),
-        ));
+        return Err(malformed(format!(
+            "a child ArrowArray (format {format:?}) has already been released"
+        )));
     }
     let (Ok(length), Ok(offset)) = (usize::try_from(array.length), usize::try_from(array.offset))
     else {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "the ArrowArray (format {format:?}) has length {} and offset {}; neither may be \
+        return Err(malformed(format!(
+            "the ArrowArray (format {format:?}) has length {} and offset {}; neither may be \
              negative",
-                array.length, array.offset
-            ),
-        ));
+            array.length, array.offset
+        )));
     };
     if offset
         .checked_add(length)
         .is_none_or(|end| end > isize::MAX as usize)
     {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "the ArrowArray (format {format:?}) has offset {offset} and length {length}, \
+        return Err(malformed(format!(
+            "the ArrowArray (format {format:?}) has offset {offset} and length {length}, \
              past the end of any buffer"
-            ),
-        ));
+        )));
     }
     if slots.hi > length {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "the child ArrowArray (format {format:?}) has length {length}, but its \
+        return Err(malformed(format!(
+            "the child ArrowArray (format {format:?}) has length {length}, but its \
              FixedSizeList parent needs {} values",
-                slots.hi
-            ),
-        ));
+            slots.hi
+        )));
     }
     if array.n_buffers != n_buffers
         || array.n_children != n_children
         || (n_buffers > 0 && array.buffers.is_null())
         || (n_children > 0 && array.children.is_null())
     {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "the ArrowArray of format {format:?} has n_buffers {} and n_children {} (buffers \
+        return Err(malformed(format!(
+            "the ArrowArray of format {format:?} has n_buffers {} and n_children {} (buffers \
              {:p}, children {:p}); the format has {n_buffers} and {n_children}",
-                array.n_buffers, array.n_children, array.buffers, array.children
-            ),
-        ));
+            array.n_buffers, array.n_children, array.buffers, array.children
+        )));
     }
     if !array.dictionary.is_null() {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "the ArrowArray of format {format:?} has a dictionary, which its schema does not"
-            ),
-        ));
+        return Err(malformed(format!(
+            "the ArrowArray of format {format:?} has a dictionary, which its schema does not"
+        )));
     }
     if array.null_count < -1 {
-        return Err(Error::value(
-            Cause::Layout,
-            format!("the ArrowArray has null_count {}", array.null_count),
-        ));
+        return Err(malformed(format!(
+            "the ArrowArray has null_count {}",
+            array.null_count
+        )));
     }
     // SAFETY: `buffers` holds n_buffers >= 1 pointers (checked above).
     let validity = unsafe { *array.buffers }.cast::<u8>();
     let nulls = match array.null_count {
         0 => 0,
         n if validity.is_null() => {
-            return Err(Error::value(
-                Cause::Layout,
-                format!("the ArrowArray has null_count {n} but no validity bitmap"),
-            ));
+            return Err(malformed(format!(
+                "the ArrowArray has null_count {n} but no validity bitmap"
+            )));
         }
         n if root => {
             if n > 0 {
@@ -354,11 +313,11 @@ unsafe fn check_level(
         _ => unsafe { count_nulls(validity, offset + slots.lo, slots.hi - slots.lo) },
     };
     if nulls > 0 {
-        return Err(Error::buffer(
-            Cause::DType,
-            format!(
-                "the Arrow array (format {format:?}) has {nulls} null(s), and a tensor has no \
-             missing values (fill them first: pyarrow.compute.fill_null, polars fill_null)"
+        return Err(no_tensor(
+            format,
+            format_args!(
+                "it has {nulls} null(s), and a tensor has no missing values (fill them first: \
+                 pyarrow.compute.fill_null, polars fill_null)"
             ),
         ));
     }
@@ -403,21 +362,18 @@ unsafe fn read_array(root: &ArrowArray, arrow_type: &ArrowType) -> Result<Descri
                 .filter(|&n| n <= isize::MAX as usize)
         };
         let (Some(lo), Some(hi)) = (scale(slots.lo), scale(slots.hi)) else {
-            return Err(Error::value(
-                Cause::Layout,
-                format!(
-                    "a FixedSizeList of {size} values over {} slots needs more values than an \
+            return Err(malformed(format!(
+                "a FixedSizeList of {size} values over {} slots needs more values than an \
                  address space holds",
-                    slots.hi
-                ),
-            ));
+                slots.hi
+            )));
         };
         slots = Slots { lo, hi };
         // SAFETY: n_children is 1 and `children` non-NULL (checked).
         let child = unsafe { *level.children };
         // SAFETY: a valid array's child is a valid array.
         level = unsafe { child.as_ref() }
-            .ok_or_else(|| Error::value(Cause::Layout, "the ArrowArray has a NULL child"))?;
+            .ok_or_else(|| malformed("the ArrowArray has a NULL child"))?;
     }
     let element = super::format::primitive_format(arrow_type.dtype).unwrap_or("?");
     if first {
@@ -433,18 +389,14 @@ unsafe fn read_array(root: &ArrowArray, arrow_type: &ArrowType) -> Result<Descri
         .checked_mul(itemsize)
         .filter(|&n| n <= isize::MAX as usize)
         .ok_or_else(|| {
-            Error::value(
-                Cause::Layout,
-                format!("the ArrowArray's offset {offset} is past any buffer"),
-            )
+            malformed(format!(
+                "the ArrowArray's offset {offset} is past any buffer"
+            ))
         })?;
     if count > 0 && data.is_null() {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "the ArrowArray of format {element:?} has a NULL data buffer for {count} values"
-            ),
-        ));
+        return Err(malformed(format!(
+            "the ArrowArray of format {element:?} has a NULL data buffer for {count} values"
+        )));
     }
     let address = (data as usize).wrapping_add(byte_offset);
     if count > 0 && !address.is_multiple_of(itemsize) {
@@ -486,10 +438,10 @@ fn layout_of(arrow_type: &ArrowType, length: usize, itemsize: usize) -> Result<L
         .checked_mul(itemsize)
         .and_then(|n| isize::try_from(n).ok())
         .ok_or_else(|| {
-            Error::value(
-                Cause::Layout,
-                format!("a tensor of {} values is too large", arrow_type.sizes[0]),
-            )
+            malformed(format!(
+                "a tensor of {} values is too large",
+                arrow_type.sizes[0]
+            ))
         })?;
     let (mut shape, mut strides) = (vec![length], vec![row]);
     match &tensor.permutation {

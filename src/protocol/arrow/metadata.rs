@@ -4,7 +4,8 @@
 
 use std::ffi::c_char;
 
-use crate::error::{Cause, Error, Result};
+use super::malformed;
+use crate::error::Result;
 
 /// The key naming a field's extension type.
 pub(crate) const EXTENSION_NAME: &[u8] = b"ARROW:extension:name";
@@ -58,10 +59,9 @@ pub(crate) unsafe fn read(ptr: *const c_char) -> Result<Metadata> {
 /// that would take the whole past [`MAX_METADATA_BYTES`].
 unsafe fn read_len(base: *const u8, at: &mut usize) -> Result<usize> {
     let too_long = || {
-        Error::value(
-            Cause::Layout,
-            format!("ArrowSchema metadata is longer than its {MAX_METADATA_BYTES}-byte limit"),
-        )
+        malformed(format!(
+            "ArrowSchema metadata is longer than its {MAX_METADATA_BYTES}-byte limit"
+        ))
     };
     if *at + 4 > MAX_METADATA_BYTES {
         return Err(too_long());
@@ -74,13 +74,10 @@ unsafe fn read_len(base: *const u8, at: &mut usize) -> Result<usize> {
         .ok()
         .filter(|&n| n <= MAX_METADATA_BYTES - *at);
     fits.ok_or_else(|| {
-        Error::value(
-            Cause::Layout,
-            format!(
-                "ArrowSchema metadata states a length of {len}, which is negative or more than \
+        malformed(format!(
+            "ArrowSchema metadata states a length of {len}, which is negative or more than \
                  its {MAX_METADATA_BYTES}-byte limit"
-            ),
-        )
+        ))
     })
 }
 
@@ -143,13 +140,10 @@ impl FixedShapeTensor {
 /// one of the shape's axes, `dim_names` of another length.
 pub(crate) fn parse_fixed_shape_tensor(json: &[u8]) -> Result<FixedShapeTensor> {
     let bad = |why: &str| {
-        Error::value(
-            Cause::Layout,
-            format!(
-                "arrow.fixed_shape_tensor metadata {:?} is malformed: {why}",
-                String::from_utf8_lossy(json)
-            ),
-        )
+        malformed(format!(
+            "arrow.fixed_shape_tensor metadata {:?} is malformed: {why}",
+            String::from_utf8_lossy(json)
+        ))
     };
     let Some(Json::Object(fields)) = Parser::new(json).document() else {
         return Err(bad("not a JSON object"));
@@ -365,6 +359,7 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Cause;
 
     #[test]
     fn metadata_round_trips() {

@@ -6,6 +6,7 @@
 use std::ffi::{CStr, c_int};
 
 use super::ffi::{ArrowArray, ArrowArrayStream, ArrowSchema};
+use super::malformed;
 use crate::error::{Cause, Error, Result};
 
 /// Owns a moved-in stream and releases it when dropped.
@@ -76,8 +77,16 @@ impl Stream {
     }
 }
 
+/// A stream that is not one chunk: `BufferError`.
+fn one_tensor(why: &str) -> Error {
+    Error::buffer(
+        Cause::Layout,
+        format!("an Arrow stream is imported as one tensor, one block of memory, but {why}"),
+    )
+}
+
 fn null_callback() -> Error {
-    Error::value(Cause::Capsule, "the ArrowArrayStream has a NULL callback")
+    malformed("the ArrowArrayStream has a NULL callback")
 }
 
 /// Reads the one chunk of `stream` and releases the stream.
@@ -95,10 +104,7 @@ fn null_callback() -> Error {
 pub(crate) unsafe fn one_chunk(stream: ArrowArrayStream) -> Result<(ArrowSchema, ArrowArray)> {
     let mut stream = Stream(stream);
     if stream.0.release.is_none() {
-        return Err(Error::value(
-            Cause::Capsule,
-            "the ArrowArrayStream has already been released",
-        ));
+        return Err(malformed("the ArrowArrayStream has already been released"));
     }
     let get_schema = stream.0.get_schema.ok_or_else(null_callback)?;
     let mut schema = Schema(ArrowSchema::released());
@@ -109,19 +115,15 @@ pub(crate) unsafe fn one_chunk(stream: ArrowArrayStream) -> Result<(ArrowSchema,
     }
     let first = stream.next()?;
     if first.0.release.is_none() {
-        return Err(Error::buffer(
-            Cause::Layout,
-            "the Arrow stream holds no chunk, and a tensor is one block of memory (an empty \
-             result has no array to share)",
+        return Err(one_tensor(
+            "it holds no chunk (an empty result has no array to share)",
         ));
     }
     let second = stream.next()?;
     if second.0.release.is_some() {
-        return Err(Error::buffer(
-            Cause::Layout,
-            "the Arrow stream holds more than one chunk, and a tensor is one block of memory \
-             (combine them first, a copy: pyarrow chunked_array.combine_chunks(), polars \
-             Series.rechunk())",
+        return Err(one_tensor(
+            "it holds more than one chunk (combine them first, a copy: pyarrow \
+             chunked_array.combine_chunks(), polars Series.rechunk())",
         ));
     }
     // Taken out of their guards, unreleased: the caller owns them now.

@@ -36,8 +36,11 @@ enum Lie {
     HONEST, NEGATIVE_LENGTH, NEGATIVE_OFFSET, OFFSET_OVERFLOW, CHILD_TOO_SHORT,
     NULL_DATA, NULL_BUFFERS, THREE_BUFFERS, UNKNOWN_FORMAT, PRIMITIVE_WITH_CHILD,
     NULLS, NULL_COUNT_WITHOUT_BITMAP, MISALIGNED, UNKNOWN_NULL_COUNT_NONE_NULL,
-    UNKNOWN_NULL_COUNT_ONE_NULL, RELEASED_ARRAY, SLICED,
+    UNKNOWN_NULL_COUNT_ONE_NULL, RELEASED_ARRAY, SLICED, NULL_FORMAT, NEGATIVE_METADATA_LENGTH,
 };
+
+/* Metadata of one pair whose key length is -1. */
+static const int32_t negative_metadata[2] = {1, -1};
 
 #define VALUES 16
 static long schemas_released = 0, arrays_released = 0, streams_released = 0;
@@ -83,7 +86,8 @@ static void fill_schema(struct ArrowSchema *s, const char *format, int list_size
     } else {
         snprintf(p->format, sizeof p->format, "%s", lie == UNKNOWN_FORMAT ? "xyz" : format);
     }
-    s->format = p->format;
+    s->format = lie == NULL_FORMAT ? NULL : p->format;
+    if (lie == NEGATIVE_METADATA_LENGTH) s->metadata = (const char *)negative_metadata;
     if (lie == PRIMITIVE_WITH_CHILD && list_size == 0) {
         p->child.format = "i";
         p->child.release = release_child_schema;
