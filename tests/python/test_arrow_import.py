@@ -359,3 +359,21 @@ def test_hostile_streams():
     # Three streams, released; two schemas and two arrays (the 2-chunk one's).
     assert lib.stream_releases() == before[1] + 3
     assert counts(lib) == (before[0][0] + 2, before[0][1] + 2)
+
+
+# ------------------------------------------------- 6: Rust extension arguments --
+
+
+def test_extension_arguments_take_arrow():
+    # Tensor, TypedTensor and the borrowed argument types import through the
+    # same discovery (the example extension: `make develop-extension`).
+    ext = pytest.importorskip("dlbridge_example")
+    fsl = pa.FixedSizeListArray.from_arrays(np.arange(6.0), 3)
+    shape, _, dtype, readonly, source = ext.describe(ArrowOnly(fsl))
+    assert (shape, dtype, readonly, source) == ([2, 3], "float64", True, "arrow")
+    assert ext.sum(fsl) == 15.0 and ext.trace(fsl) == 0.0 + 4.0
+    assert ext.data_ptr(pa.chunked_array([fsl])) == values_address(fsl)
+    with pytest.raises(BufferError):
+        ext.add_one(fsl)  # a writable borrow of immutable Arrow memory
+    with pytest.raises(BufferError, match="no zero-copy tensor"):
+        ext.describe(ArrowOnly(pa.array([1.0, None])))  # no __array__ fallback for arguments
