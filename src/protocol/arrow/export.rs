@@ -412,26 +412,38 @@ fn array_level(
     } else {
         (Vec::new(), [ptr::null(), data])
     };
-    let mut private = Box::new(ArrayPrivate {
+    let n_children = children.len();
+    // Leaked first, then pointed into: the buffer pointers live inside the
+    // allocation, and a pointer taken through the Box would not survive
+    // `into_raw`'s move of it (Miri's Stacked Borrows).
+    let private = Box::into_raw(Box::new(ArrayPrivate {
         _tensor: tensor.clone(),
         buffers,
         children,
-    });
+    }));
+    // SAFETY: `private` was just leaked: valid, and ours alone until the
+    // release callback takes it back.
+    let (buffers, children) = unsafe {
+        (
+            (&raw mut (*private).buffers).cast::<*const c_void>(),
+            (*private).children.as_mut_ptr(),
+        )
+    };
     Box::new(ArrowArray {
         length: length as i64,
         null_count: 0,
         offset: 0,
-        n_buffers: if private.children.is_empty() { 2 } else { 1 },
-        n_children: private.children.len() as i64,
-        buffers: private.buffers.as_mut_ptr(),
-        children: if private.children.is_empty() {
+        n_buffers: if n_children == 0 { 2 } else { 1 },
+        n_children: n_children as i64,
+        buffers,
+        children: if n_children == 0 {
             ptr::null_mut()
         } else {
-            private.children.as_mut_ptr()
+            children
         },
         dictionary: ptr::null_mut(),
         release: Some(release_array),
-        private_data: Box::into_raw(private).cast(),
+        private_data: private.cast(),
     })
 }
 
