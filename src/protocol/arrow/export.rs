@@ -471,11 +471,11 @@ unsafe extern "C" fn release_schema(schema: *mut ArrowSchema) {
         if schema.release.is_none() {
             return;
         }
-        // SAFETY: private_data is the Box leaked by `schema_level`, taken
+        // SAFETY: private_data is the Box leaked by `new_schema`, taken
         // back once: release is set to None below.
         let private = unsafe { Box::from_raw(schema.private_data.cast::<SchemaPrivate>()) };
         for &child in &private.children {
-            // SAFETY: each child struct was leaked by `schema_level` and is
+            // SAFETY: each child struct was leaked by `new_schema` and is
             // owned by this level; a child the consumer moved out has its
             // release set to NULL here, and the move took its resources.
             unsafe {
