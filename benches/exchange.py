@@ -20,6 +20,7 @@ import sys
 import timeit
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 import dlbridge
@@ -69,6 +70,13 @@ def rows(big: bool):
         ("dlbridge.asarray(interface-only)", "dlbridge.asarray(ia)", "np.asarray(ia)", 1.0),
         ("dlbridge.zeros((256,256))", "dlbridge.zeros((256, 256))", "np.zeros((256, 256), np.float32)", 1.0),
         ("dlbridge.empty((256,256))", "dlbridge.empty((256, 256))", "np.empty((256, 256), np.float32)", 1.0),
+        # Arrow in: a primitive pyarrow array (np.asarray is its zero-copy
+        # to_numpy), and a table's FixedSizeList column (a one-chunk
+        # ChunkedArray: the __arrow_c_stream__ path) beside NumPy's view of
+        # its values, reshaped (np.asarray of it is an object array).
+        ("dlbridge.asarray(pa.array)", "dlbridge.asarray(arrow)", "np.asarray(arrow)", 1.0),
+        ("dlbridge.asarray(FixedSizeList col)", "dlbridge.asarray(column)",
+         "column.chunk(0).values.to_numpy().reshape(4, 4)", 1.2),
     ]
     env = {
         "np": np,
@@ -81,6 +89,8 @@ def rows(big: bool):
         "st": StructOnly(t),
         "sa": StructOnly(small),
         "ia": InterfaceOnly(small),
+        "arrow": pa.array(small.ravel()),
+        "column": pa.chunked_array([pa.FixedSizeListArray.from_arrays(small.ravel(), 4)]),
     }
     if tvm_ffi is not None:
         env["tvm_ffi"] = tvm_ffi

@@ -72,6 +72,8 @@ pub enum Source {
     ArrayInterface,
     /// A `__cuda_array_interface__` dict (device memory).
     CudaArrayInterface,
+    /// An Arrow C Data Interface array (`__arrow_c_array__`, `__arrow_c_stream__`).
+    Arrow,
     /// Memory allocated or handed over by Rust.
     Rust,
 }
@@ -86,6 +88,7 @@ impl Source {
             Self::ArrayStruct => "array_struct",
             Self::ArrayInterface => "array_interface",
             Self::CudaArrayInterface => "cuda_array_interface",
+            Self::Arrow => "arrow",
             Self::Rust => "rust",
         }
     }

@@ -14,7 +14,11 @@
 //! assert_eq!(typestr::parse_typestr("|b1").unwrap(), typestr::Parsed::DType(DType::BOOL));
 //! ```
 
+// The Arrow C Data Interface has Python callers only (the PyCapsule
+// interface): without them, its items are tested but unused.
 pub mod array_interface;
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
+pub(crate) mod arrow;
 pub mod buffer;
 pub mod cuda_array_interface;
 pub(crate) mod dlpack;

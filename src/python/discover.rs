@@ -1,8 +1,9 @@
 //! `asarray`'s discovery: which spoke takes an object, in one table.
 //!
-//! The order is the contract's (`docs/architecture.md`): DLPack, the CUDA
-//! array interface, the buffer protocol, the array interface
-//! (`__array_struct__`, then `__array_interface__`). A spoke that does not speak to the object says
+//! The order is the contract's (`docs/architecture.md`): DLPack, the buffer
+//! protocol, the array interface (`__array_struct__`, then
+//! `__array_interface__`), the CUDA array interface, the Arrow PyCapsule
+//! interface (`__arrow_c_array__`, then `__arrow_c_stream__`). A spoke that does not speak to the object says
 //! so (`Ok(None)`) without raising; one that refuses with `BufferError`
 //! passes the object on to the next; any other error is the answer.
 //!
@@ -12,8 +13,21 @@
 //! protocol spoke and refused: that refusal carries the producer's meaning
 //! (a torch tensor that requires grad, a CUDA array), which `__array__`
 //! would drop with a copy.
+//!
+//! Arrow comes after the protocols dlbridge took before it: they carry
+//! strides and writability, which Arrow cannot (its arrays are immutable
+//! and contiguous), so an object that speaks both (a dlbridge tensor, a
+//! primitive pyarrow array) keeps them. It comes before `__array__`, which
+//! copies through NumPy and flattens what Arrow nests (a FixedSizeList
+//! column is an object array there). Two rules let Arrow answer for what
+//! the others refuse: pyarrow's `__dlpack__` refuses lists, booleans and
+//! nulls with `TypeError` (not the Array API's `BufferError`), which is
+//! read as a refusal from an object that also speaks Arrow; and an Arrow
+//! refusal alone does not stop `__array__` (nulls are dlbridge's refusal,
+//! not the producer's: its own `__array__` answers for them, as NumPy does,
+//! with a copy, which `copy=False` forbids).
 
-use pyo3::exceptions::PyBufferError;
+use pyo3::exceptions::{PyBufferError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 
@@ -21,7 +35,7 @@ use crate::error::{Cause, Error};
 
 use super::array_dunder;
 use super::lookup::{self, OnType};
-use crate::python::{array_interface, buffer, cuda_array_interface, dlpack};
+use crate::python::{array_interface, arrow, buffer, cuda_array_interface, dlpack};
 use crate::tensor::Tensor;
 
 /// One protocol's importer: `Ok(None)` when the object does not speak it.
@@ -34,12 +48,17 @@ type Importer = fn(&Bound<'_, PyAny>) -> PyResult<Option<Tensor>>;
 /// lookup (a struct-only object's import took 80 ns longer with it second).
 /// No producer offers device memory through a host protocol, and an object
 /// that exports a buffer is host memory whatever else it says.
-const PROTOCOLS: [(&str, Importer); 4] = [
+const PROTOCOLS: [(&str, Importer); 5] = [
     ("DLPack", dlpack_importer),
     ("buffer protocol", buffer_importer),
     ("array interface", array_interface::try_import),
     (CUDA_ARRAY_INTERFACE, cuda_array_interface_importer),
+    (ARROW, arrow::try_import),
 ];
+
+/// The Arrow PyCapsule interface's name in [`PROTOCOLS`]: its refusal
+/// alone leaves `__array__` to answer (see the module documentation).
+const ARROW: &str = "Arrow PyCapsule interface";
 
 fn dlpack_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let speaks = dlpack::is_dlpack_capsule(obj)
@@ -47,7 +66,19 @@ fn dlpack_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     if !speaks {
         return Ok(None);
     }
-    dlpack::import_object(obj, None, None, false).map(Some)
+    // A producer that also speaks Arrow (pyarrow) refuses with TypeError
+    // what its Arrow export carries: a refusal, and no legacy retry.
+    let speaks_arrow = |obj: &Bound<'_, PyAny>| arrow::speaks_arrow(obj);
+    match dlpack::import_object_retrying(obj, None, None, false, |o| !speaks_arrow(o)) {
+        Err(err) if err.is_instance_of::<PyTypeError>(obj.py()) && speaks_arrow(obj) => {
+            Err(PyBufferError::new_err(format!(
+                "__dlpack__ refused with {}: {} (the Arrow export is asked instead)",
+                err.get_type(obj.py()).name()?,
+                err.value(obj.py())
+            )))
+        }
+        result => result.map(Some),
+    }
 }
 
 /// The CUDA array interface's name in [`PROTOCOLS`]: it is not asked once
@@ -119,7 +150,7 @@ pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> 
         return Ok(tensor);
     }
     let type_name = obj.get_type().name()?.to_string();
-    if refusals.is_empty()
+    if refusals.iter().all(|refusal| refusal.starts_with(ARROW))
         && let Some(method) = lookup::protocol_attribute(obj, intern!(obj.py(), "__array__"))?
     {
         let array = array_dunder::call(obj, &method, copy)?;
@@ -145,8 +176,8 @@ pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> 
 }
 
 /// The protocols [`discover`] tries, for messages.
-const PROTOCOL_LIST: &str =
-    "DLPack, the buffer protocol, __array_struct__, __array_interface__, __cuda_array_interface__";
+const PROTOCOL_LIST: &str = "DLPack, the buffer protocol, __array_struct__, __array_interface__, \
+     __cuda_array_interface__, __arrow_c_array__, __arrow_c_stream__";
 
 /// The error when no protocol took an object: a `TypeError` when none spoke
 /// to it, the `BufferError` of every refusal otherwise.

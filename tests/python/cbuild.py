@@ -39,3 +39,19 @@ def dlpack_producer() -> ctypes.PyDLL:
     lib.deleted.argtypes = []
     lib.deleted.restype = ctypes.c_long
     return lib
+
+
+def arrow_producer() -> ctypes.PyDLL:
+    """helpers/arrow_producer.c with its signatures: `make_pair(format,
+    list_size, lie)` builds (schema, array) capsules over 16 int32 values,
+    `make_stream(chunks, fail)` a stream capsule; `*_releases()` count the
+    release callbacks' calls."""
+    lib = load("arrow_producer")
+    lib.make_pair.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+    lib.make_pair.restype = ctypes.py_object
+    lib.make_stream.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.make_stream.restype = ctypes.py_object
+    for counter in (lib.schema_releases, lib.array_releases, lib.stream_releases):
+        counter.argtypes = []
+        counter.restype = ctypes.c_long
+    return lib

@@ -19,6 +19,7 @@ import dlbridge
 from dlpack_structs import DLDataType, DLDevice, DLManagedTensorVersioned, DLTensor, capsule, capsule_pointer, versioned_header
 from array_interface_structs import PyArrayInterface
 from cbuild import load
+from arrow_error_cases import CASES as ARROW_CASES
 from cuda_error_cases import CASES as CUDA_CASES
 from pickle_error_cases import CASES as PICKLE_CASES
 from values_error_cases import CASES as VALUES_CASES
@@ -409,6 +410,7 @@ CASES = {
 CASES.update(PICKLE_CASES)
 CASES.update(VALUES_CASES)  # docs/errors.md's "Values, never padding" (tests/python/values_error_cases.py)
 CASES.update(CUDA_CASES)  # docs/errors.md's "CUDA refusals" (tests/python/cuda_error_cases.py)
+CASES.update(ARROW_CASES)  # docs/errors.md's "Arrow in" rows (tests/python/arrow_error_cases.py)
 
 
 def test_every_row_has_a_case_and_every_case_a_row():

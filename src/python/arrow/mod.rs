@@ -17,20 +17,26 @@
 //! complex and opaque bytes, non-CPU memory, strided layouts, 0-d tensors,
 //! elements not aligned to their size.
 //!
-//! `requested_schema`: a schema with the export's formats (names, flags
-//! and metadata aside) is honoured: it is the export. Any other is refused
-//! with `BufferError`: the spec lets a callee that cannot provide the
-//! request answer with its own schema instead, but pyarrow 26's `pa.array`
-//! then fails to cast it (`AttributeError` on `array.cast`, a bug of its
-//! own), and a zero-copy export cannot cast; the message names both types
-//! and `pa.array(t).cast(type)`, which works.
+//! `requested_schema` is honoured whole or refused with `BufferError`
+//! (`crate::protocol::arrow::export`): the formats, no dictionary, no
+//! extension type but `arrow.fixed_shape_tensor` (which N-d tensors then
+//! export as, zero-copy); names, flags and other metadata are copied. The
+//! spec lets a callee that cannot provide the request answer with its own
+//! schema instead, but pyarrow 26's `pa.array` then fails to cast it
+//! (`AttributeError` on `array.cast`, a bug of its own), and a zero-copy
+//! export cannot cast; the message names `pa.array(t).cast(type)`.
+//!
+//! Import (`import`): `__arrow_c_array__` and one-chunk
+//! `__arrow_c_stream__` producers, read-only and zero-copy.
 //!
 //! Not implemented: `__arrow_c_schema__` (neither pyarrow's arrays nor
 //! polars' Series offer it on an array, and the type travels in the pair)
 //! and `__arrow_c_device_array__` (the CPU protocol is what every consumer
 //! here asks for; a non-CPU tensor is refused).
 
-mod ffi;
+mod import;
+
+pub(crate) use import::{speaks_arrow, try_import};
 
 use std::ffi::CStr;
 
@@ -38,9 +44,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::error::{Cause, Error};
+use crate::protocol::arrow::export;
+use crate::protocol::arrow::ffi::{ArrowArray, ArrowSchema};
 use crate::python::names::type_name;
 use crate::tensor::Tensor;
-use ffi::{ArrowArray, ArrowSchema};
 
 const SCHEMA_NAME: &CStr = c"arrow_schema";
 const ARRAY_NAME: &CStr = c"arrow_array";
@@ -51,32 +58,30 @@ pub(crate) fn export<'py>(
     tensor: &Tensor,
     requested_schema: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let formats = ffi::formats(tensor)?;
-    if let Some(requested) = requested_schema.filter(|r| !r.is_none()) {
-        check_request(requested, &formats, tensor.shape())?;
-    }
+    let plan = match requested_schema.filter(|r| !r.is_none()) {
+        Some(requested) => {
+            let levels = read_request(requested)?;
+            export::plan(tensor, Some(levels.as_deref()))?
+        }
+        None => export::plan(tensor, None)?,
+    };
     let schema = capsule(
         py,
-        Box::into_raw(ffi::new_schema(&formats)),
+        Box::into_raw(export::new_schema(&plan.schema)),
         SCHEMA_NAME,
         free_schema_capsule,
     )?;
     let array = capsule(
         py,
-        Box::into_raw(ffi::new_array(tensor)),
+        Box::into_raw(export::new_array(tensor, &plan.shape)),
         ARRAY_NAME,
         free_array_capsule,
     )?;
     PyTuple::new(py, [schema, array])
 }
 
-/// Compares the consumer's schema with the export's formats; see the
-/// module documentation.
-fn check_request(
-    requested: &Bound<'_, PyAny>,
-    formats: &[String],
-    shape: &[usize],
-) -> PyResult<()> {
+/// Reads the consumer's schema capsule (see `export::read_request`).
+fn read_request(requested: &Bound<'_, PyAny>) -> PyResult<Option<Vec<export::RequestedLevel>>> {
     let ptr = requested.as_ptr();
     // SAFETY: a live object and an attached thread; IsValid sets no error.
     if unsafe { pyo3::ffi::PyCapsule_IsValid(ptr, SCHEMA_NAME.as_ptr()) } != 1 {
@@ -96,7 +101,7 @@ fn check_request(
     // SAFETY: an "arrow_schema" capsule holds an ArrowSchema (the PyCapsule
     // interface's contract), kept alive by the capsule, which the caller
     // holds for the call; a released one (release NULL) is not read.
-    let wanted = unsafe {
+    unsafe {
         if (*schema).release.is_none() {
             return Err(Error::value(
                 Cause::Capsule,
@@ -104,22 +109,8 @@ fn check_request(
             )
             .into());
         }
-        ffi::read_formats(schema)
-    };
-    if wanted.as_deref() == Some(formats) {
-        return Ok(());
+        Ok(export::read_request(schema)?)
     }
-    let shown = |formats: &[String]| format!("{:?}", formats.join(" of "));
-    Err(Error::buffer(
-        Cause::DType,
-        format!(
-            "requested_schema asks for Arrow type {}, but a tensor of shape {shape:?} exports \
-             as {} without a copy (cast the Arrow array instead: pa.array(t).cast(type))",
-            wanted.map_or_else(|| "of another structure".to_owned(), |w| shown(&w)),
-            shown(formats)
-        ),
-    )
-    .into())
 }
 
 /// Wraps a leaked struct in a capsule named `name` that frees it with

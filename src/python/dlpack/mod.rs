@@ -163,6 +163,21 @@ pub(crate) fn import_object(
     copy: Option<bool>,
     legacy_writable: bool,
 ) -> PyResult<Tensor> {
+    import_object_retrying(object, device, copy, legacy_writable, |_| true)
+}
+
+/// [`import_object`], asking a producer that rejected the versioned call
+/// with `TypeError` again with no arguments only if `retry_legacy(object)`
+/// (discovery says no for a producer it can ask through another protocol:
+/// pyarrow refuses with `TypeError` what DLPack cannot carry, and warns on
+/// the legacy call).
+pub(crate) fn import_object_retrying(
+    object: &Bound<'_, PyAny>,
+    device: Option<DeviceRequest>,
+    copy: Option<bool>,
+    legacy_writable: bool,
+    retry_legacy: impl Fn(&Bound<'_, PyAny>) -> bool,
+) -> PyResult<Tensor> {
     let py = object.py();
     if is_dlpack_capsule(object) {
         let tensor = consume_capsule(object, legacy_writable)?;
@@ -203,7 +218,8 @@ pub(crate) fn import_object(
         Err(err)
             if err.is_instance_of::<pyo3::exceptions::PyTypeError>(py)
                 && request.dl_device.is_none()
-                && request.copy.is_none() =>
+                && request.copy.is_none()
+                && retry_legacy(object) =>
         {
             // A producer that predates `max_version` (DLPack < 1.0); the
             // stream was in the protocol from the start.
