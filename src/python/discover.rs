@@ -107,14 +107,28 @@ fn buffer_importer(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
 /// back as an `Option` (no bigger than the tensor), not inside a nested
 /// `Result`: every import moves it, and a larger carrier made those moves
 /// `memcpy` calls.
+///
+/// `views_first` (asarray's) asks a stream-only Arrow producer for a
+/// zero-copy `__array__` before its stream (see [`zero_copy_array`]).
 #[inline(always)]
-fn discover(obj: &Bound<'_, PyAny>, refusals: &mut Vec<String>) -> PyResult<Option<Tensor>> {
+fn discover(
+    obj: &Bound<'_, PyAny>,
+    refusals: &mut Vec<String>,
+    views_first: bool,
+) -> PyResult<Option<Tensor>> {
     let py = obj.py();
     for (name, importer) in PROTOCOLS {
         // A refusal carries the producer's meaning (a torch tensor's
         // negative bit, which its CUDA array interface drops): not bypassed.
         if name == CUDA_ARRAY_INTERFACE && !refusals.is_empty() {
             continue;
+        }
+        if name == ARROW
+            && views_first
+            && refusals.is_empty()
+            && let Some(tensor) = zero_copy_array(obj)?
+        {
+            return Ok(Some(tensor));
         }
         match importer(obj) {
             Ok(Some(tensor)) => return Ok(Some(tensor)),
@@ -131,7 +145,7 @@ fn discover(obj: &Bound<'_, PyAny>, refusals: &mut Vec<String>) -> PyResult<Opti
 /// Imports `obj` through the first protocol that takes it, zero-copy.
 pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     let mut refusals = Vec::new();
-    if let Some(tensor) = discover(obj, &mut refusals)? {
+    if let Some(tensor) = discover(obj, &mut refusals, false)? {
         return Ok(tensor);
     }
     Err(nothing_took(
@@ -146,7 +160,7 @@ pub(crate) fn import_any(obj: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 /// [`array_dunder::call`]).
 pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Tensor> {
     let mut refusals = Vec::new();
-    if let Some(tensor) = discover(obj, &mut refusals)? {
+    if let Some(tensor) = discover(obj, &mut refusals, true)? {
         return Ok(tensor);
     }
     let type_name = obj.get_type().name()?.to_string();
@@ -156,7 +170,7 @@ pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> 
         let array = array_dunder::call(obj, &method, copy)?;
         // Whatever `__array__` returned (an ndarray: NumPy requires one) goes
         // through the protocols, never through `__array__` again.
-        if let Some(tensor) = discover(&array, &mut refusals)? {
+        if let Some(tensor) = discover(&array, &mut refusals, false)? {
             return Ok(tensor);
         }
         return Err(nothing_took(
@@ -173,6 +187,34 @@ pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> 
         &refusals,
         &format!("{PROTOCOL_LIST}, __array__"),
     ))
+}
+
+/// A stream-only Arrow producer's own zero-copy view, if it has one:
+/// `__array__(copy=False)`, imported through the protocols. A pandas or
+/// polars `Series` offers `__arrow_c_stream__` beside `__array__`, and its
+/// stream costs a table built per call (pandas: 140 µs against 11 µs for
+/// its array); a producer that cannot give a view (a pyarrow
+/// `ChunkedArray` always copies; a `FixedSizeList` column would be an
+/// object array) says so, or gives what no protocol takes, and its stream
+/// is asked as before. Only for objects without `__arrow_c_array__`: an
+/// Arrow array is read from its own buffers.
+fn zero_copy_array(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+    let py = obj.py();
+    if lookup::on_type(obj, intern!(py, "__arrow_c_stream__")) != OnType::Defined
+        || lookup::on_type(obj, intern!(py, "__arrow_c_array__")) == OnType::Defined
+        || lookup::on_type(obj, intern!(py, "__array__")) != OnType::Defined
+    {
+        return Ok(None);
+    }
+    let Some(method) = lookup::protocol_attribute(obj, intern!(py, "__array__"))? else {
+        return Ok(None);
+    };
+    // Any refusal here (a copy it cannot avoid, NumPy 1's signature) only
+    // means "no view": the stream answers.
+    let Ok(array) = array_dunder::call(obj, &method, Some(false)) else {
+        return Ok(None);
+    };
+    discover(&array, &mut Vec::new(), false)
 }
 
 /// The protocols [`discover`] tries, for messages.

@@ -148,9 +148,24 @@ def test_polars_array_series():
     pl = pytest.importorskip("polars")
     s = pl.Series([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], dtype=pl.Array(pl.Float32, 2))
     t = dlbridge.asarray(s)
-    assert (t.source, t.shape, t.dtype, t.readonly) == ("arrow", (3, 2), "float32", True)
+    # polars' own zero-copy view (`__array__(copy=False)`) is asked before
+    # its stream, which would build an Arrow table per call; the same buffer.
+    assert (t.source, t.shape, t.dtype, t.readonly) == ("ndarray", (3, 2), "float32", True)
     assert t.data_ptr == values_address(s.to_arrow())  # polars' own buffer, shared
     assert np.asarray(t).tolist() == s.to_list()
+
+
+def test_stream_producers_with_a_view_give_the_view_first():
+    # A pandas Series speaks __arrow_c_stream__ (a pyarrow table built per
+    # call) and __array__: its zero-copy view answers, as before Arrow in.
+    pd = pytest.importorskip("pandas")
+    base = np.arange(6.0)
+    t = dlbridge.asarray(pd.Series(base, copy=False))
+    assert t.source == "ndarray" and t.data_ptr == base.ctypes.data
+    # A ChunkedArray cannot give a view (pyarrow copies it): its stream.
+    fsl = pa.FixedSizeListArray.from_arrays(np.arange(8, dtype=np.int64), 4)
+    t = dlbridge.asarray(pa.chunked_array([fsl]))
+    assert (t.source, t.shape) == ("arrow", (2, 4)) and t.data_ptr == values_address(fsl)
 
 
 def test_polars_series_with_nulls_still_converts():
