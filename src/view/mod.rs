@@ -116,7 +116,8 @@ mod tests {
         let t = Tensor::from(a);
         assert_eq!(t.strides(), &[-32, 16]);
         assert_eq!(t.data_ptr().cast_const(), ptr.cast());
-        let v = t.as_ndarray::<i64>().unwrap();
+        // SAFETY: nothing writes this memory while the view lives.
+        let v = unsafe { t.as_ndarray::<i64>() }.unwrap();
         assert_eq!(v, expect.view().into_dyn());
         assert_eq!(v.as_ptr(), ptr);
         assert_eq!(v[[0, 0]], 21);
@@ -125,20 +126,32 @@ mod tests {
     #[test]
     fn refusals() {
         let t = Tensor::from(Array2::<f32>::zeros((2, 2)));
-        assert_eq!(t.as_ndarray::<f64>().unwrap_err().kind(), ErrorKind::Type);
-        let err = t.as_ndarray_dim::<f32, Ix3>().unwrap_err();
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(
+            unsafe { t.as_ndarray::<f64>() }.unwrap_err().kind(),
+            ErrorKind::Type
+        );
+        // SAFETY: nothing writes this memory while the view lives.
+        let err = unsafe { t.as_ndarray_dim::<f32, Ix3>() }.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Type);
         assert!(
             err.message()
                 .contains("expected a 3-d tensor, got a 2-d tensor")
         );
-        assert_eq!(t.as_ndarray_dim::<f32, Ix2>().unwrap().dim(), (2, 2));
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(
+            unsafe { t.as_ndarray_dim::<f32, Ix2>() }.unwrap().dim(),
+            (2, 2)
+        );
         let zero_d = Tensor::from(ndarray::arr0(5u8));
-        assert_eq!(zero_d.as_ndarray::<u8>().unwrap()[[]], 5);
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(unsafe { zero_d.as_ndarray::<u8>() }.unwrap()[[]], 5);
         let empty = Tensor::zeros(&[0, 3], DType::FLOAT32).unwrap();
-        assert_eq!(empty.as_ndarray::<f32>().unwrap().len(), 0);
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(unsafe { empty.as_ndarray::<f32>() }.unwrap().len(), 0);
         let deep = Tensor::zeros(&[1; 64], DType::UINT16).unwrap();
-        assert_eq!(deep.as_ndarray::<u16>().unwrap().ndim(), 64);
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(unsafe { deep.as_ndarray::<u16>() }.unwrap().ndim(), 64);
     }
 
     #[test]
