@@ -195,8 +195,8 @@ fn flags_offsets_and_devices_are_kept() {
     let t = Tensor::try_from(produce::<DLManagedTensorVersioned>(cuda, &released)).unwrap();
     assert_eq!((t.device().device_type, t.device().device_id), (2, 1));
     assert_eq!(t.copy().unwrap_err().kind(), ErrorKind::Buffer);
-    // SAFETY: nothing writes this memory while the view lives.
     assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
         unsafe { t.as_ndarray::<f32>() }.unwrap_err().kind(),
         ErrorKind::Buffer
     );

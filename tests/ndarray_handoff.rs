@@ -149,8 +149,8 @@ fn every_layout<T: Sample>() {
     let f_expect = f.clone();
     let tf = Tensor::from(f);
     assert_eq!(tf.strides(), &[size, 5 * size, 20 * size]);
-    // SAFETY: nothing writes this memory while the view lives.
     assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
         unsafe { tf.as_ndarray::<T>() }.unwrap(),
         f_expect.view().into_dyn()
     );
@@ -198,13 +198,13 @@ fn every_layout<T: Sample>() {
     // 0-d.
     let zero_d = Tensor::from(arr0(T::sample(7)));
     assert_eq!(zero_d.ndim(), 0);
-    // SAFETY: nothing writes this memory while the view lives.
     assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
         unsafe { zero_d.as_ndarray::<T>() }.unwrap()[[]],
         T::sample(7)
     );
-    // SAFETY: nothing writes this memory while the view lives.
     assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
         unsafe { zero_d.as_ndarray_dim::<T, Ix0>() }.unwrap()[()],
         T::sample(7)
     );
@@ -235,8 +235,8 @@ fn every_layout<T: Sample>() {
     (ix[0], ix[31], ix[63]) = (1, 2, 1);
     assert_eq!(vd[IxDyn(&ix)], T::sample(121));
     let td_back = Tensor::try_from(td.to_dlpack_versioned().unwrap()).unwrap();
-    // SAFETY: nothing writes this memory while the view lives.
     assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
         unsafe { td_back.as_ndarray::<T>() }.unwrap(),
         deep_expect.view()
     );

@@ -134,8 +134,8 @@ mod tests {
     #[test]
     fn refusals() {
         let t = Tensor::from(Array2::<f32>::zeros((2, 2)));
-        // SAFETY: nothing writes this memory while the view lives.
         assert_eq!(
+            // SAFETY: nothing writes this memory while the view lives.
             unsafe { t.as_ndarray::<f64>() }.unwrap_err().kind(),
             ErrorKind::Type
         );
@@ -146,8 +146,8 @@ mod tests {
             err.message()
                 .contains("expected a 3-d tensor, got a 2-d tensor")
         );
-        // SAFETY: nothing writes this memory while the view lives.
         assert_eq!(
+            // SAFETY: nothing writes this memory while the view lives.
             unsafe { t.as_ndarray_dim::<f32, Ix2>() }.unwrap().dim(),
             (2, 2)
         );
