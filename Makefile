@@ -30,7 +30,7 @@ demo: develop ## Run the demo: NumPy -> dlbridge -> PyTorch -> NumPy, pointers a
 # The core (everything outside src/python/ and lib.rs's `mod python`) never
 # names Python: the layers point one way, from src/python/ to the core.
 CORE := src/protocol src/tensor.rs src/layout.rs src/dtype.rs src/device.rs src/owner.rs \
-	src/descriptor.rs src/error.rs src/view src/cuda
+	src/descriptor.rs src/error.rs src/view src/cuda src/borrow
 
 .PHONY: lint
 lint: venv ## cargo fmt --check, the core names no Python, clippy -D warnings (with and without Python), cargo doc, ruff, the fuzz targets compile

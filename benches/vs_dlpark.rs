@@ -77,7 +77,8 @@ fn dlpark_export<D: ndarray::Dimension>(array: ndarray::Array<f32, D>) -> Versio
 /// dlbridge's import of a managed tensor as an `ArrayViewD`, then release.
 fn dlbridge_import_viewd(managed: Versioned) {
     let tensor = Tensor::try_from(managed).unwrap();
-    black_box(&tensor.as_ndarray::<f32>().unwrap());
+    // SAFETY: nothing writes this memory while the view lives.
+    black_box(&unsafe { tensor.as_ndarray::<f32>() }.unwrap());
 }
 
 /// dlpark's view of a managed tensor as an `ArrayViewD`, then release.
@@ -90,7 +91,8 @@ fn dlpark_import_viewd(managed: Versioned) {
 
 fn dlbridge_import_view2(managed: Versioned) {
     let tensor = Tensor::try_from(managed).unwrap();
-    black_box(&tensor.as_ndarray_dim::<f32, Ix2>().unwrap());
+    // SAFETY: nothing writes this memory while the view lives.
+    black_box(&unsafe { tensor.as_ndarray_dim::<f32, Ix2>() }.unwrap());
 }
 
 fn dlpark_import_view2(managed: Versioned) {

@@ -36,7 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let dlpack = tensor.to_dlpack_versioned()?; // what a consumer (PyTorch, NumPy, ...) receives
     let imported = Tensor::try_from(dlpack)?;
-    let view = imported.as_ndarray::<f32>()?;
+    // SAFETY: nothing writes this memory while the view lives.
+    let view = unsafe { imported.as_ndarray::<f32>() }?;
     println!(
         "imported back as ndarray data={:p} same={}\n{view}",
         view.as_ptr(),
@@ -76,7 +77,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.shape(),
         t.strides()
     );
-    println!("{}", t.as_ndarray::<f32>()?);
+    // SAFETY: nothing writes this memory while the view lives.
+    println!("{}", unsafe { t.as_ndarray::<f32>() }?);
     drop(t);
     println!(
         "deleter calls after dropping one view: {}",

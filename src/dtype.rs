@@ -378,7 +378,8 @@ impl std::fmt::Display for DType {
 ///
 /// /// The first element of any tensor whose dtype is `T`'s.
 /// fn first<T: Element>(t: &Tensor) -> Option<T> {
-///     t.as_ndarray::<T>().ok()?.iter().next().copied()
+///     // SAFETY: nothing writes this memory while the view lives.
+///     unsafe { t.as_ndarray::<T>() }.ok()?.iter().next().copied()
 /// }
 ///
 /// let t = Tensor::from(vec![7u16, 8]);

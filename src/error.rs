@@ -41,7 +41,8 @@ use std::fmt;
 /// use dlbridge::{ErrorKind, Tensor};
 ///
 /// let t = Tensor::from(vec![1.0f32, 2.0]);
-/// let err = t.as_ndarray::<f64>().unwrap_err(); // float32 memory, viewed as f64
+/// // SAFETY: nothing writes this memory while the view lives.
+/// let err = unsafe { t.as_ndarray::<f64>() }.unwrap_err(); // float32 memory, viewed as f64
 /// let exception = match err.kind() {
 ///     ErrorKind::Type => "TypeError",
 ///     ErrorKind::Value => "ValueError",

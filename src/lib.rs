@@ -28,7 +28,8 @@
 //! let dlpack = t.to_dlpack_versioned().unwrap();
 //! let back = Tensor::try_from(dlpack).unwrap();
 //! assert_eq!(back.data_ptr(), t.data_ptr());
-//! assert_eq!(back.as_ndarray::<f32>().unwrap()[[1, 0]], 3.0);
+//! // SAFETY: nothing writes this memory while the view lives.
+//! assert_eq!(unsafe { back.as_ndarray::<f32>() }.unwrap()[[1, 0]], 3.0);
 //! ```
 //!
 //! With the `python` feature (on for the Python package) the crate is also
@@ -38,6 +39,7 @@
 // one that can panic says when (`# Panics`).
 #![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
+pub mod borrow;
 pub mod cuda;
 pub mod descriptor;
 pub mod device;
@@ -65,7 +67,7 @@ pub mod extension_guide {}
 #[cfg(feature = "python")]
 pub use python::arg::{TensorRef, TypedRef};
 #[cfg(feature = "python")]
-pub use python::borrow::{self, ReadonlyTensor, ReadwriteTensor};
+pub use python::borrow::{ReadonlyTensor, ReadwriteTensor};
 #[cfg(feature = "python")]
 pub use python::fast_path::fast_path_counts;
 #[cfg(feature = "python")]

@@ -137,7 +137,8 @@ impl Tensor {
     /// let t = Tensor::from(a);
     /// let c = t.copy().unwrap();
     /// assert!(c.layout().is_c_contiguous() && !t.layout().is_c_contiguous());
-    /// assert_eq!(c.as_ndarray::<i32>().unwrap(), t.as_ndarray::<i32>().unwrap());
+    /// // SAFETY: nothing writes this memory while the view lives.
+    /// assert_eq!(unsafe { c.as_ndarray::<i32>() }.unwrap(), unsafe { t.as_ndarray::<i32>() }.unwrap());
     /// ```
     ///
     /// # Errors
@@ -164,7 +165,8 @@ impl Tensor {
     ///
     /// let bits = Tensor::from(vec![0x3f80u16, 0x4000]); // bfloat16 1.0 and 2.0
     /// let bf16 = bits.view(DType::BFLOAT16).unwrap();
-    /// assert_eq!(bf16.as_ndarray::<half::bf16>().unwrap()[[1]].to_f32(), 2.0);
+    /// // SAFETY: nothing writes this memory while the view lives.
+    /// assert_eq!(unsafe { bf16.as_ndarray::<half::bf16>() }.unwrap()[[1]].to_f32(), 2.0);
     /// assert_eq!(bf16.view(DType::UINT8).unwrap().shape(), &[4]);
     /// assert_eq!(bits.view(DType::FLOAT32).unwrap().shape(), &[1]);
     /// assert!(bits.view(DType::FLOAT64).is_err()); // 4 bytes hold no 8-byte item

@@ -172,11 +172,16 @@ fn flags_offsets_and_devices_are_kept() {
     let t = Tensor::try_from(produce::<DLManagedTensorVersioned>(spec, &released)).unwrap();
     assert!(t.readonly());
     assert_eq!(
-        t.as_ndarray::<f32>().unwrap().as_ptr().cast::<u8>(),
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { t.as_ndarray::<f32>() }
+            .unwrap()
+            .as_ptr()
+            .cast::<u8>(),
         t.data_ptr().cast_const()
     );
     let bytes = t.view(DType::UINT32).unwrap();
-    let words = bytes.as_ndarray::<u32>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let words = unsafe { bytes.as_ndarray::<u32>() }.unwrap();
     assert_eq!(
         words[0],
         u32::from_ne_bytes([8, 9, 10, 11]),
@@ -190,7 +195,11 @@ fn flags_offsets_and_devices_are_kept() {
     let t = Tensor::try_from(produce::<DLManagedTensorVersioned>(cuda, &released)).unwrap();
     assert_eq!((t.device().device_type, t.device().device_id), (2, 1));
     assert_eq!(t.copy().unwrap_err().kind(), ErrorKind::Buffer);
-    assert_eq!(t.as_ndarray::<f32>().unwrap_err().kind(), ErrorKind::Buffer);
+    assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { t.as_ndarray::<f32>() }.unwrap_err().kind(),
+        ErrorKind::Buffer
+    );
     let out = t.to_dlpack_versioned().unwrap();
     let round = Tensor::try_from(out).unwrap();
     assert_eq!(round.device(), t.device());

@@ -115,7 +115,8 @@ fn dlpack_exports_and_devices_say_why() {
     let gpu =
         Tensor::try_from(produce(&[2], &[1], DLDataType::F32, cuda, false, &released)).unwrap();
     assert_refused(gpu.copy().unwrap_err(), Cause::Device, ErrorKind::Buffer);
-    let view = gpu.as_ndarray::<f32>().unwrap_err();
+    // SAFETY: nothing writes this memory while the view lives.
+    let view = unsafe { gpu.as_ndarray::<f32>() }.unwrap_err();
     assert_refused(view, Cause::Device, ErrorKind::Buffer);
 }
 
@@ -323,11 +324,13 @@ fn array_structs_say_why() {
 fn views_say_why() {
     let t = Tensor::from(vec![1.0f32, 2.0, 3.0, 4.0]);
     assert_refused(
-        t.as_ndarray::<f64>().unwrap_err(),
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { t.as_ndarray::<f64>() }.unwrap_err(),
         Cause::DType,
         ErrorKind::Type,
     );
-    let rank = t.as_ndarray_dim::<f32, ndarray::Ix2>().unwrap_err();
+    // SAFETY: nothing writes this memory while the view lives.
+    let rank = unsafe { t.as_ndarray_dim::<f32, ndarray::Ix2>() }.unwrap_err();
     assert_refused(rank, Cause::Layout, ErrorKind::Type);
     // 16 bytes re-count as two float64; 12 bytes hold no whole one.
     assert_eq!(t.view(DType::FLOAT64).unwrap().shape(), &[2]);
@@ -349,7 +352,8 @@ fn views_say_why() {
     assert_refused(foreign, Cause::Aliasing, ErrorKind::Buffer);
 
     let bools = Tensor::from(vec![0u8, 1, 2]).view(DType::BOOL).unwrap();
-    let invalid = bools.as_ndarray::<bool>().unwrap_err();
+    // SAFETY: nothing writes this memory while the view lives.
+    let invalid = unsafe { bools.as_ndarray::<bool>() }.unwrap_err();
     assert_refused(invalid, Cause::DType, ErrorKind::Value);
 
     let deep = ndarray::ArrayD::<u8>::zeros(vec![1; 65]);

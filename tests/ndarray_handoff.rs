@@ -131,13 +131,16 @@ fn every_layout<T: Sample>() {
     assert_eq!(t.data_ptr().cast_const(), ptr.cast::<u8>());
     let size = size_of::<T>() as isize;
     assert_eq!(t.strides(), &[20 * size, 5 * size, size]);
-    let v = t.as_ndarray::<T>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let v = unsafe { t.as_ndarray::<T>() }.unwrap();
     assert_eq!(v.as_ptr(), ptr);
     assert_eq!(v, expect.view().into_dyn());
-    let fixed = t.as_ndarray_dim::<T, Ix3>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let fixed = unsafe { t.as_ndarray_dim::<T, Ix3>() }.unwrap();
     assert_eq!(fixed, expect.view());
     assert_eq!(
-        t.as_ndarray_dim::<T, Ix2>().unwrap_err().kind(),
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { t.as_ndarray_dim::<T, Ix2>() }.unwrap_err().kind(),
         ErrorKind::Type
     );
 
@@ -146,7 +149,11 @@ fn every_layout<T: Sample>() {
     let f_expect = f.clone();
     let tf = Tensor::from(f);
     assert_eq!(tf.strides(), &[size, 5 * size, 20 * size]);
-    assert_eq!(tf.as_ndarray::<T>().unwrap(), f_expect.view().into_dyn());
+    assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { tf.as_ndarray::<T>() }.unwrap(),
+        f_expect.view().into_dyn()
+    );
 
     // Negative and stepped strides, in Rust-owned memory ...
     let mut n = expect.clone();
@@ -156,7 +163,8 @@ fn every_layout<T: Sample>() {
     let n_first = n.as_ptr();
     let tn = Tensor::from(n);
     assert!(tn.strides().iter().filter(|&&s| s < 0).count() == 2);
-    let vn = tn.as_ndarray::<T>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let vn = unsafe { tn.as_ndarray::<T>() }.unwrap();
     assert_eq!(vn, n_expect.view().into_dyn());
     assert_eq!(vn.as_ptr(), n_first, "index [0, 0, 0] is the data pointer");
     assert_eq!(vn[[1, 3, 1]], n_expect[[1, 3, 1]]);
@@ -164,7 +172,8 @@ fn every_layout<T: Sample>() {
     let imported = Tensor::try_from(tn.to_dlpack_versioned().unwrap()).unwrap();
     assert_eq!(imported.data_ptr(), tn.data_ptr());
     assert_eq!(
-        imported.as_ndarray::<T>().unwrap(),
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { imported.as_ndarray::<T>() }.unwrap(),
         n_expect.view().into_dyn()
     );
 
@@ -179,7 +188,8 @@ fn every_layout<T: Sample>() {
         false,
         &released,
     );
-    let fv = ft.as_ndarray_dim::<T, Ix2>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let fv = unsafe { ft.as_ndarray_dim::<T, Ix2>() }.unwrap();
     let want = Array::from_shape_fn((3, 4), |(i, j)| T::sample(11 - 4 * i - j));
     assert_eq!(fv, want.view());
     drop(ft);
@@ -188,14 +198,23 @@ fn every_layout<T: Sample>() {
     // 0-d.
     let zero_d = Tensor::from(arr0(T::sample(7)));
     assert_eq!(zero_d.ndim(), 0);
-    assert_eq!(zero_d.as_ndarray::<T>().unwrap()[[]], T::sample(7));
-    assert_eq!(zero_d.as_ndarray_dim::<T, Ix0>().unwrap()[()], T::sample(7));
+    assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { zero_d.as_ndarray::<T>() }.unwrap()[[]],
+        T::sample(7)
+    );
+    assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { zero_d.as_ndarray_dim::<T, Ix0>() }.unwrap()[()],
+        T::sample(7)
+    );
 
     // Empty, including an inverted empty axis.
     let mut e = Array::<T, _>::from_shape_vec((2, 0, 3), Vec::new()).unwrap();
     e.invert_axis(Axis(2));
     let te = Tensor::from(e);
-    let ve = te.as_ndarray::<T>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let ve = unsafe { te.as_ndarray::<T>() }.unwrap();
     assert_eq!(ve.shape(), &[2, 0, 3]);
     assert_eq!(ve.len(), 0);
     assert_eq!(ve.iter().count(), 0);
@@ -209,20 +228,26 @@ fn every_layout<T: Sample>() {
     let deep_expect = deep.clone();
     let td = Tensor::try_from(deep).unwrap();
     assert_eq!(td.ndim(), 64);
-    let vd = td.as_ndarray::<T>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let vd = unsafe { td.as_ndarray::<T>() }.unwrap();
     assert_eq!(vd, deep_expect.view());
     let mut ix = vec![0usize; 64];
     (ix[0], ix[31], ix[63]) = (1, 2, 1);
     assert_eq!(vd[IxDyn(&ix)], T::sample(121));
     let td_back = Tensor::try_from(td.to_dlpack_versioned().unwrap()).unwrap();
-    assert_eq!(td_back.as_ndarray::<T>().unwrap(), deep_expect.view());
+    assert_eq!(
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { td_back.as_ndarray::<T>() }.unwrap(),
+        deep_expect.view()
+    );
 
     // Mutable: write through the safe path, read the data back.
     let mut m = Tensor::from(Array::from_elem((2, 3).f(), T::sample(0)));
     m.as_ndarray_mut_dim::<T, Ix2>()
         .unwrap()
         .assign(&Array::from_shape_fn((2, 3), |(i, j)| T::sample(i * 3 + j)));
-    let got = m.as_ndarray_dim::<T, Ix2>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let got = unsafe { m.as_ndarray_dim::<T, Ix2>() }.unwrap();
     assert_eq!(got[[1, 2]], T::sample(5));
     assert_eq!(got[[0, 1]], T::sample(1));
 }
@@ -251,13 +276,15 @@ fn every_element_type_through_every_layout() {
 fn views_refuse_what_they_cannot_express() {
     let _serial = serial();
     let t = Tensor::from(array![[1.0f32, 2.0], [3.0, 4.0]]);
-    let err = t.as_ndarray::<f64>().unwrap_err();
+    // SAFETY: nothing writes this memory while the view lives.
+    let err = unsafe { t.as_ndarray::<f64>() }.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Type);
     assert_eq!(
         err.message(),
         "expected dtype float64, got float32 (shape [2, 2])"
     );
-    let err = t.as_ndarray_dim::<f32, Ix1>().unwrap_err();
+    // SAFETY: nothing writes this memory while the view lives.
+    let err = unsafe { t.as_ndarray_dim::<f32, Ix1>() }.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Type);
     assert_eq!(
         err.message(),
@@ -267,10 +294,14 @@ fn views_refuse_what_they_cannot_express() {
     // A pointer one byte off the element alignment.
     let released = Arc::new(AtomicUsize::new(0));
     let odd = foreign(vec![0u16; 8], &[4], &[1], 1, false, &released);
-    let err = odd.as_ndarray::<u16>().unwrap_err();
+    // SAFETY: nothing writes this memory while the view lives.
+    let err = unsafe { odd.as_ndarray::<u16>() }.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Buffer);
     assert!(err.message().contains("not aligned"), "{err}");
-    assert!(odd.view(DType::INT16).unwrap().as_ndarray::<u16>().is_err());
+    let as_i16 = odd.view(DType::INT16).unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    assert!(unsafe { as_i16.as_ndarray::<u16>() }.is_err());
+    drop(as_i16);
     drop(odd);
     assert_eq!(released.load(Ordering::SeqCst), 1);
 }
@@ -280,7 +311,8 @@ fn bool_views_check_every_byte() {
     let _serial = serial();
     let bytes = Tensor::from(array![[0u8, 1, 1], [1, 0, 2]]);
     let as_bool = bytes.view(DType::BOOL).unwrap();
-    let err = as_bool.as_ndarray::<bool>().unwrap_err();
+    // SAFETY: nothing writes this memory while the view lives.
+    let err = unsafe { as_bool.as_ndarray::<bool>() }.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Value);
     assert_eq!(
         err.message(),
@@ -291,21 +323,25 @@ fn bool_views_check_every_byte() {
     let mut flipped = Array::from_shape_vec((2, 3), vec![0u8, 1, 1, 1, 0, 7]).unwrap();
     flipped.invert_axis(Axis(0));
     flipped.invert_axis(Axis(1));
-    let err = Tensor::from(flipped)
-        .view(DType::BOOL)
-        .unwrap()
-        .as_ndarray::<bool>()
-        .unwrap_err();
+    let flipped = Tensor::from(flipped).view(DType::BOOL).unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let err = unsafe { flipped.as_ndarray::<bool>() }.unwrap_err();
     assert!(err.message().contains("index [0, 0] is 7"), "{err}");
     // Valid bytes view fine, and as_ndarray_mut checks too.
     let mut ok = Tensor::from(vec![0u8, 1, 1]).view(DType::BOOL).unwrap();
     assert_eq!(
-        ok.as_ndarray_dim::<bool, Ix1>().unwrap().to_vec(),
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { ok.as_ndarray_dim::<bool, Ix1>() }
+            .unwrap()
+            .to_vec(),
         [false, true, true]
     );
     ok.as_ndarray_mut::<bool>().unwrap()[[0]] = true;
     assert_eq!(
-        ok.as_ndarray_dim::<bool, Ix1>().unwrap().to_vec(),
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { ok.as_ndarray_dim::<bool, Ix1>() }
+            .unwrap()
+            .to_vec(),
         [true; 3]
     );
     let mut bad = Tensor::from(vec![3u8]).view(DType::BOOL).unwrap();
@@ -326,7 +362,8 @@ fn safe_mutable_views_need_exclusive_rust_owned_memory() {
         v.mapv_inplace(|x| x * 10);
     }
     assert_eq!(
-        t.as_ndarray::<i32>()
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { t.as_ndarray::<i32>() }
             .unwrap()
             .iter()
             .copied()
@@ -366,7 +403,8 @@ fn safe_mutable_views_need_exclusive_rust_owned_memory() {
     }
     drop(imported);
     assert_eq!(
-        t.as_ndarray::<i32>()
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { t.as_ndarray::<i32>() }
             .unwrap()
             .iter()
             .copied()
@@ -380,8 +418,10 @@ fn safe_mutable_views_need_exclusive_rust_owned_memory() {
     let mut c = z.copy().unwrap();
     assert_ne!(c.data_ptr(), z.data_ptr());
     c.as_ndarray_mut::<f64>().unwrap()[[0, 0]] = 0.0;
-    assert_eq!(z.as_ndarray::<f64>().unwrap().sum(), 6.0);
-    assert_eq!(c.as_ndarray::<f64>().unwrap().sum(), 4.5);
+    // SAFETY: nothing writes this memory while the view lives.
+    assert_eq!(unsafe { z.as_ndarray::<f64>() }.unwrap().sum(), 6.0);
+    // SAFETY: nothing writes this memory while the view lives.
+    assert_eq!(unsafe { c.as_ndarray::<f64>() }.unwrap().sum(), 4.5);
     // Dtype and rank are still checked.
     assert_eq!(
         c.as_ndarray_mut::<f32>().unwrap_err().kind(),
@@ -410,7 +450,8 @@ fn readonly_memory_is_never_viewed_mutably() {
     assert!(typed.view_mut().is_err());
     // SAFETY: as above.
     assert!(unsafe { typed.view_mut_unchecked() }.is_err());
-    assert_eq!(typed.view().sum(), 4.0, "reading is fine");
+    // SAFETY: nothing writes this memory while the view lives.
+    assert_eq!(unsafe { typed.view() }.sum(), 4.0, "reading is fine");
 
     // DLPack READ_ONLY from a foreign producer.
     let released = Arc::new(AtomicUsize::new(0));
@@ -429,7 +470,8 @@ fn self_overlapping_layouts_are_not_viewed_mutably() {
     let released = Arc::new(AtomicUsize::new(0));
     // A writable broadcast (stride 0), as `torch.expand` produces.
     let broadcast = foreign((0..3u64).collect(), &[4, 3], &[0, 1], 0, false, &released);
-    let v = broadcast.as_ndarray_dim::<u64, Ix2>().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let v = unsafe { broadcast.as_ndarray_dim::<u64, Ix2>() }.unwrap();
     assert_eq!(v.row(3).to_vec(), [0, 1, 2], "shared views may repeat");
     // SAFETY: nothing else views the memory; the call must refuse anyway.
     let err = unsafe { broadcast.as_ndarray_mut_unchecked::<u64, Ix2>() }.unwrap_err();
@@ -449,13 +491,17 @@ fn typed_tensors_check_once() {
     let m: TypedTensor<f64, Ix2> = Tensor::from(array![[1.0, 2.0], [3.0, 4.0]])
         .try_into()
         .unwrap();
-    assert_eq!(m.view().diag().sum(), 5.0);
+    // SAFETY: nothing writes this memory while the view lives.
+    assert_eq!(unsafe { m.view() }.diag().sum(), 5.0);
     assert_eq!(m.shape(), &[2, 2], "derefs to the tensor");
     let ptr = m.data_ptr();
     let back: Tensor = m.clone().into_tensor();
     assert_eq!(back.data_ptr(), ptr);
     // Typed views travel to other threads.
-    let sum = thread::spawn(move || m.view().sum()).join().unwrap();
+    // SAFETY: nothing writes this memory while the view lives.
+    let sum = thread::spawn(move || unsafe { m.view() }.sum())
+        .join()
+        .unwrap();
     assert_eq!(sum, 10.0);
 
     let err = TypedTensor::<f32, Ix2>::new(back.clone()).unwrap_err();
@@ -473,7 +519,7 @@ fn typed_tensors_check_once() {
 
     let mut owned = TypedTensor::from(Array::<u8, _>::zeros((2, 2)));
     owned.view_mut().unwrap()[[1, 1]] = 9;
-    assert_eq!(owned.view()[[1, 1]], 9);
+    assert_eq!(owned.view_mut().unwrap()[[1, 1]], 9);
     let other = owned.clone();
     assert!(owned.view_mut().is_err(), "a clone shares the memory");
     assert!(owned.may_share_memory(&other));
@@ -512,7 +558,8 @@ fn owner_is_released_once_after_the_last_view_on_any_thread() {
         .into_iter()
         .map(|v| {
             thread::spawn(move || {
-                let sum = v.as_ndarray::<f32>().unwrap().sum();
+                // SAFETY: nothing writes this memory while the view lives.
+                let sum = unsafe { v.as_ndarray::<f32>() }.unwrap().sum();
                 drop(v);
                 sum
             })
@@ -526,7 +573,8 @@ fn owner_is_released_once_after_the_last_view_on_any_thread() {
         start + 1,
         "the export and typed view remain"
     );
-    assert_eq!(typed.view().as_ptr(), ptr);
+    // SAFETY: nothing writes this memory while the view lives.
+    assert_eq!(unsafe { typed.view() }.as_ptr(), ptr);
     thread::spawn(move || drop(typed)).join().unwrap();
     assert_eq!(live_buffers(), start + 1, "the export remains");
     // The DLPack consumer releases it on yet another thread: freed once, now.
@@ -549,7 +597,8 @@ fn exclusivity_seen_across_threads_orders_the_memory() {
     let mut t = Tensor::from(vec![1u32; 32]);
     let clone = t.clone();
     let reader = thread::spawn(move || {
-        let sum: u32 = clone.as_ndarray::<u32>().unwrap().sum();
+        // SAFETY: nothing writes this memory while the view lives.
+        let sum: u32 = unsafe { clone.as_ndarray::<u32>() }.unwrap().sum();
         drop(clone);
         sum
     });
@@ -563,7 +612,8 @@ fn exclusivity_seen_across_threads_orders_the_memory() {
         }
     }
     assert_eq!(reader.join().unwrap(), 32);
-    assert_eq!(t.as_ndarray::<u32>().unwrap().sum(), 7 * 32);
+    // SAFETY: nothing writes this memory while the view lives.
+    assert_eq!(unsafe { t.as_ndarray::<u32>() }.unwrap().sum(), 7 * 32);
 }
 
 #[test]
@@ -587,10 +637,12 @@ fn a_huge_stride_on_a_length_one_axis_is_harmless() {
     let t = Tensor::from(array);
     assert_eq!(t.shape(), &[1, 2]);
     assert_eq!(
-        t.as_ndarray_dim::<f32, Ix2>().unwrap(),
+        // SAFETY: nothing writes this memory while the view lives.
+        unsafe { t.as_ndarray_dim::<f32, Ix2>() }.unwrap(),
         array![[1.0f32, 2.0]]
     );
     let back = Tensor::try_from(t.to_dlpack_versioned().unwrap()).unwrap();
     assert_eq!(back.data_ptr(), t.data_ptr());
-    assert_eq!(back.as_ndarray::<f32>().unwrap().sum(), 3.0);
+    // SAFETY: nothing writes this memory while the view lives.
+    assert_eq!(unsafe { back.as_ndarray::<f32>() }.unwrap().sum(), 3.0);
 }

@@ -15,11 +15,13 @@
 //! let gpu = Device { device_type: 2, device_id: 0 };
 //! // Same stream: nothing to order, the driver is not needed.
 //! assert!(driver::make_wait(gpu, Stream::LEGACY, Stream::LEGACY).is_ok());
-//! driver::use_library(Some("/nonexistent/libcuda.so.1".as_ref()));
+//! // SAFETY: no file is there, so nothing is loaded or called.
+//! unsafe { driver::use_library(Some("/nonexistent/libcuda.so.1".as_ref())) };
 //! let err = driver::synchronize(gpu, Stream::PER_THREAD).unwrap_err();
 //! assert_eq!(err.cause(), Cause::Stream);
 //! assert!(err.message().contains("needs the CUDA driver"), "{err}");
-//! driver::use_library(None); // back to the system's driver
+//! // SAFETY: the system's driver, as before.
+//! unsafe { driver::use_library(None) }; // back to the system's driver
 //! ```
 
 use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
@@ -78,7 +80,16 @@ static STATE: Mutex<State> = Mutex::new(State {
 /// next time it is needed (`None`: the system's again), forgetting what an
 /// earlier load gave. A library loaded before stays mapped (nothing it
 /// handed out is ever dangling).
-pub fn use_library(path: Option<&Path>) {
+///
+/// # Safety
+///
+/// `path`, when given, names a library that is sound to load into this
+/// process (its initialisers run) and, if it exports the driver's entry
+/// points (`cuInit`, `cuPointerGetAttribute`, `cuStreamSynchronize`, ...),
+/// implements them with the CUDA driver API's prototypes and meaning: the
+/// crate calls them through those prototypes, as `libloading::Library::new`
+/// and `Library::get` require of their callers.
+pub unsafe fn use_library(path: Option<&Path>) {
     let mut state = STATE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -123,7 +134,8 @@ fn load(path: &Path) -> std::result::Result<&'static Driver, String> {
     }
     // SAFETY: loading runs the library's initialisers; the CUDA driver's are
     // made to run in any process (every CUDA program dlopens it so). A path
-    // given to `use_library` is the caller's to trust, as LD_LIBRARY_PATH.
+    // given to the unsafe `use_library` comes with its caller's promise that
+    // it is such a library.
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| {
         format!(
             "cannot load the CUDA driver library {}: {}",

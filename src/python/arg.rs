@@ -28,14 +28,17 @@
 //! away (`resize` checks the reference count), even from a callback or
 //! another thread while the GIL is released.
 //!
-//! # What it does not track
+//! # Tracked
 //!
-//! Unlike rust-numpy's `PyReadonlyArray`, these arguments register no shared
-//! borrow: beside a [`crate::ReadwriteTensor`] of the same memory,
-//! `f(x: TypedRef, out: ReadwriteTensor)` called as `f(a, a)` reads what it
-//! writes. A function that writes one argument takes its other array
-//! arguments as [`crate::ReadonlyTensor`], whose borrows are tracked
-//! ([`crate::borrow`]).
+//! As rust-numpy's `PyReadonlyArray`, each argument of CPU memory holds a
+//! shared borrow in the process's registry ([`crate::borrow`]) from
+//! extraction until it drops, so its views are safe: a
+//! [`crate::ReadwriteTensor`] of overlapping memory (the same array passed
+//! twice, `f(a, a)`, overlapping slices, a NumPy view, `torch.from_numpy`
+//! or a `memoryview` of it, another extension's argument or a call further
+//! up the stack) is refused with `BufferError` while it lives, and it is
+//! refused while such a borrow is held. Memory on another device takes no
+//! borrow: it has no view.
 //!
 //! ```no_run
 //! use dlbridge::{TensorRef, TypedRef};
@@ -59,11 +62,13 @@ use ndarray::{ArrayView, ArrayViewD, Dimension, IxDyn};
 use pyo3::Borrowed;
 use pyo3::prelude::*;
 
+use super::borrow::tensors::{Guard, describe};
 use super::convert::is_home_binary;
 use super::discover::import_any;
 use super::dlpack::ndarray_fields;
 use super::owner::PyOwner;
 use super::tensor::PyTensor;
+use crate::borrow::key::BorrowKey;
 use crate::descriptor::Descriptor;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
@@ -88,6 +93,28 @@ impl Object {
     }
 }
 
+/// Takes the shared borrow of a descriptor's memory, CPU memory only
+/// (nothing views the rest): the registry then refuses any writer of it,
+/// tracked anywhere in the process, while the argument lives.
+fn borrow_shared<'a, 'py: 'a>(
+    obj: &Bound<'py, PyAny>,
+    d: &Descriptor,
+) -> PyResult<Option<Guard<'a>>> {
+    if !d.device.is_cpu() {
+        return Ok(None);
+    }
+    let key = BorrowKey::new(
+        d.data.addr(),
+        d.layout.shape(),
+        d.layout.strides(),
+        d.dtype.itemsize(),
+    );
+    Guard::acquire(obj, key, false, || {
+        describe(d.dtype, d.layout.shape(), d.source)
+    })
+    .map(Some)
+}
+
 /// Any array-like argument, borrowed for the call (see the module docs).
 /// An exact `numpy.ndarray` is held as its checked descriptor alone.
 pub struct TensorRef<'a> {
@@ -96,16 +123,18 @@ pub struct TensorRef<'a> {
     /// producer but an exact ndarray); `None` while it is only borrowed.
     owner: Option<Owner>,
     object: Object,
-    _borrow: PhantomData<&'a ()>,
+    /// The shared borrow of the memory (dropped after nothing views it).
+    _guard: Option<Guard<'a>>,
 }
 
 // SAFETY: the descriptor points into memory kept alive by the caller's
-// borrow or by `owner` (`Send + Sync`), read only through shared views.
-unsafe impl Send for TensorRef<'_> {}
-// SAFETY: as above; `&TensorRef` hands out shared views only.
+// borrow or by `owner` (`Send + Sync`), read only through shared views,
+// which the registry's borrow keeps every tracked writer away from; the
+// guard is only touched on drop, by the thread that owns the argument (it
+// is not `Send`).
 unsafe impl Sync for TensorRef<'_> {}
 
-impl<'a, 'py> FromPyObject<'a, 'py> for TensorRef<'a> {
+impl<'a, 'py: 'a> FromPyObject<'a, 'py> for TensorRef<'a> {
     type Error = PyErr;
 
     #[inline]
@@ -113,10 +142,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TensorRef<'a> {
         let object = Object(obj.to_owned().unbind());
         if let Some(descriptor) = ndarray_fields::read_lent(&obj)? {
             return Ok(Self {
+                _guard: borrow_shared(&obj, &descriptor)?,
                 descriptor,
                 owner: None,
                 object,
-                _borrow: PhantomData,
             });
         }
         let tensor = if is_home_binary()
@@ -128,10 +157,10 @@ impl<'a, 'py> FromPyObject<'a, 'py> for TensorRef<'a> {
         };
         let (descriptor, owner) = tensor.into_parts();
         Ok(Self {
+            _guard: borrow_shared(&obj, &descriptor)?,
             descriptor,
             owner: Some(owner),
             object,
-            _borrow: PhantomData,
         })
     }
 }
@@ -232,7 +261,8 @@ impl TensorRef<'_> {
         // checked) starting at its lowest address, the data pointer (its
         // strides are positive); validated at import to lie inside memory
         // that the caller's borrow or `owner` keeps alive for `&self`;
-        // aligned (checked above); shared reads only.
+        // aligned (checked above); no tracked writer while the registry
+        // holds this argument's shared borrow (CPU memory: checked above).
         Ok(Some(unsafe { std::slice::from_raw_parts(ptr, len) }))
     }
 
@@ -248,7 +278,9 @@ impl TensorRef<'_> {
             TypedParts::<T, D>::check::<()>(d.data, &d.layout, d.dtype, d.device, d.readonly)
         }?;
         // SAFETY: the memory is alive for the borrow of `self`: the caller's
-        // borrow of the argument (`'a` outlives `self`) or `owner` keeps it.
+        // borrow of the argument (`'a` outlives `self`) or `owner` keeps it;
+        // a view exists only of CPU memory (checked), whose shared borrow
+        // the registry holds until `self` drops: no tracked writer.
         Ok(unsafe { parts.into_view() })
     }
 
@@ -278,19 +310,20 @@ pub struct TypedRef<'a, T: Element, D: Dimension = IxDyn, C: Constraint = ()> {
     /// Never read: it is held to be dropped with the argument.
     _owner: Option<Owner>,
     object: Object,
-    _borrow: PhantomData<&'a ()>,
+    /// The shared borrow of the memory (the typed checks refuse memory
+    /// off the CPU, so there always is one; dropped after the views).
+    _guard: Option<Guard<'a>>,
     _constraint: PhantomData<fn() -> C>,
 }
 
 // SAFETY: the view recipe points into memory kept alive by the caller's
 // borrow or by `owner` (`Send + Sync`); it is read only through shared
-// views, under the same rules as `TypedTensor`, whose `T: Element` is
-// `Send + Sync`.
-unsafe impl<T: Element, D: Dimension, C: Constraint> Send for TypedRef<'_, T, D, C> {}
-// SAFETY: as above; `&TypedRef` hands out shared views only.
+// views (`T: Element` is `Send + Sync`), which the registry's borrow keeps
+// every tracked writer away from; the guard is only touched on drop, by
+// the thread that owns the argument (it is not `Send`).
 unsafe impl<T: Element, D: Dimension, C: Constraint> Sync for TypedRef<'_, T, D, C> {}
 
-impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
+impl<'a, 'py: 'a, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
     for TypedRef<'a, T, D, C>
 {
     type Error = PyErr;
@@ -307,7 +340,7 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
                 parts,
                 _owner: None,
                 object,
-                _borrow: PhantomData,
+                _guard: borrow_shared(&obj, &d)?,
                 _constraint: PhantomData,
             });
         }
@@ -318,21 +351,26 @@ impl<'a, 'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
         } else {
             import_any(&obj)?
         };
+        let parts = TypedParts::of::<C>(&tensor)?;
+        let (descriptor, owner) = tensor.into_parts();
         Ok(Self {
-            parts: TypedParts::of::<C>(&tensor)?,
-            _owner: Some(tensor.into_owner()),
+            parts,
+            _owner: Some(owner),
             object,
-            _borrow: PhantomData,
+            _guard: borrow_shared(&obj, &descriptor)?,
             _constraint: PhantomData,
         })
     }
 }
 
 impl<T: Element, D: Dimension, C: Constraint> TypedRef<'_, T, D, C> {
-    /// A shared view (no checks left to make).
+    /// A shared view (no checks left to make), tracked: the registry holds
+    /// this argument's shared borrow while the view can live.
     pub fn view(&self) -> ArrayView<'_, T, D> {
         // SAFETY: the memory is alive for the borrow of `self`: the caller's
-        // borrow of the argument (`'a` outlives `self`) or `owner` keeps it.
+        // borrow of the argument (`'a` outlives `self`) or `owner` keeps it;
+        // the registry holds its shared borrow until `self` drops, so no
+        // tracked writer exists meanwhile.
         unsafe { self.parts.view() }
     }
 

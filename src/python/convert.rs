@@ -155,20 +155,23 @@ impl Tensor {
     /// memory (Rust-owned memory is freed once, when Python is done with it):
     ///
     /// ```no_run
-    /// use dlbridge::{Tensor, TypedTensor};
+    /// use dlbridge::{Tensor, TypedRef, TypedTensor};
     /// use pyo3::prelude::*;
     ///
     /// /// Takes NumPy, PyTorch, memoryviews, array-interface objects, ...
+    /// /// and returns a new tensor (the argument is read through a tracked
+    /// /// borrow: `TypedRef`; a `Tensor`'s own views are `unsafe`).
     /// #[pyfunction]
-    /// fn scale(x: Tensor, k: f64) -> PyResult<Tensor> {
-    ///     Ok(Tensor::try_from(x.as_ndarray::<f64>()?.mapv(|v| v * k))?)
+    /// fn scale(x: TypedRef<'_, f64>, k: f64) -> PyResult<Tensor> {
+    ///     Ok(Tensor::try_from(x.view().mapv(|v| v * k))?)
     /// }
     ///
-    /// /// Dtype and rank checked at the boundary: `TypeError: expected a
-    /// /// 2-d tensor, got a 3-d tensor (shape [2, 2, 2])`.
+    /// /// Kept beyond the call: an owning `TypedTensor`, dtype and rank
+    /// /// checked at the boundary (`TypeError: expected a 2-d tensor, got a
+    /// /// 3-d tensor (shape [2, 2, 2])`).
     /// #[pyfunction]
-    /// fn trace(m: TypedTensor<f64, ndarray::Ix2>) -> f64 {
-    ///     m.view().diag().sum()
+    /// fn keep(m: TypedTensor<f64, ndarray::Ix2>) -> usize {
+    ///     m.shape()[0]
     /// }
     /// ```
     ///
@@ -177,7 +180,8 @@ impl Tensor {
     /// Python::attach(|py| -> PyResult<()> {
     ///     let data = pyo3::types::PyBytes::new(py, b"abc");
     ///     let t = dlbridge::Tensor::from_py(&data)?;
-    ///     assert_eq!(t.as_ndarray::<u8>()?[[2]], b'c');
+    ///     // SAFETY: nothing writes this memory while the view lives.
+    ///     assert_eq!(unsafe { t.as_ndarray::<u8>() }?[[2]], b'c');
     ///     Ok(())
     /// })
     /// .unwrap();
@@ -222,7 +226,8 @@ mod tests {
 
             let typed: TypedTensor<f32> =
                 back.clone().into_pyobject(py).unwrap().extract().unwrap();
-            assert_eq!(typed.view().sum(), 6.0);
+            // SAFETY: nothing writes this memory while the view lives.
+            assert_eq!(unsafe { typed.view() }.sum(), 6.0);
             let err = back
                 .into_pyobject(py)
                 .unwrap()
@@ -238,7 +243,8 @@ mod tests {
             let t = Tensor::from_py(&data).unwrap();
             assert_eq!(t.data_ptr().cast_const(), data.as_bytes().as_ptr());
             assert!(t.readonly());
-            assert_eq!(t.as_ndarray::<u8>().unwrap()[[2]], b'c');
+            // SAFETY: nothing writes this memory while the view lives.
+            assert_eq!(unsafe { t.as_ndarray::<u8>() }.unwrap()[[2]], b'c');
         });
     }
 }

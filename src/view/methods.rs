@@ -10,15 +10,38 @@ use super::raw::{RawView, check_exclusive, check_writable};
 
 impl Tensor {
     /// A zero-copy `ndarray` view of the elements, as Rust type `T`, of any
-    /// rank. Negative strides, 0-d, empty and 64-d tensors are fine.
+    /// rank, tracked by no one. Negative strides, 0-d, empty and 64-d
+    /// tensors are fine.
+    ///
+    /// `unsafe` for the reason rust-numpy's `PyArray::as_array` is: a
+    /// `Tensor` is one handle on memory that others may reach (its clones,
+    /// its exports, the producer it was imported from), and one of them may
+    /// be written in safe code meanwhile (a tracked `ReadwriteTensor`
+    /// argument of the same memory, in a call this code makes). The safe
+    /// reads: a borrowed argument (`TypedRef`, `TensorRef`,
+    /// `ReadonlyTensor`, feature `python`), whose borrow the registry
+    /// records; [`Tensor::as_ndarray_mut`] of Rust-owned memory no one else
+    /// holds; or a copy ([`Tensor::copy`]).
     ///
     /// ```
     /// use dlbridge::{DType, Tensor};
     /// let t = Tensor::zeros(&[2, 2], DType::FLOAT64).unwrap();
-    /// let v = t.as_ndarray::<f64>().unwrap();
+    /// // SAFETY: `t` is Rust-owned and never shared: nothing writes it.
+    /// let v = unsafe { t.as_ndarray::<f64>() }.unwrap();
     /// assert_eq!(v.sum(), 0.0);
-    /// assert!(t.as_ndarray::<f32>().is_err());
+    /// // SAFETY: as above.
+    /// assert!(unsafe { t.as_ndarray::<f32>() }.is_err());
     /// ```
+    ///
+    /// # Safety
+    ///
+    /// For as long as the returned view lives, no element it covers may be
+    /// written through any other path: no mutable view (tracked, such as a
+    /// `ReadwriteTensor` argument of the same memory, or unchecked) from
+    /// this tensor, its clones or another tensor importing the same memory;
+    /// no raw pointer write; no Python code, foreign library or other
+    /// thread (in a Python extension: do not call into Python code that may
+    /// write the memory, nor release the GIL while another thread might).
     ///
     /// # Errors
     ///
@@ -35,11 +58,11 @@ impl Tensor {
     /// [`Cause::Device`]: crate::Cause::Device
     /// [`Cause::Layout`]: crate::Cause::Layout
     /// [`Cause::Pointer`]: crate::Cause::Pointer
-    pub fn as_ndarray<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
+    pub unsafe fn as_ndarray<T: Element>(&self) -> Result<ArrayViewD<'_, T>> {
         // `IxDyn` dims straight from the shape (see `RawView::with_dims`).
         let raw = RawView::<T, IxDyn>::with_dims(self, ndarray::IxDyn)?;
         // SAFETY: as in `as_ndarray_dim`: the view borrows `self`, whose
-        // owner keeps the memory alive.
+        // owner keeps the memory alive; no writer is the caller's promise.
         Ok(unsafe { raw.view() })
     }
 
@@ -51,9 +74,11 @@ impl Tensor {
     /// use dlbridge::Tensor;
     /// use ndarray::{Ix1, Ix2, array};
     /// let t = Tensor::from(array![[1i32, 2, 3], [4, 5, 6]]);
-    /// let m = t.as_ndarray_dim::<i32, Ix2>().unwrap();
+    /// // SAFETY: `t` is Rust-owned and never shared: nothing writes it.
+    /// let m = unsafe { t.as_ndarray_dim::<i32, Ix2>() }.unwrap();
     /// assert_eq!(m.row(1).sum(), 15);
-    /// let err = t.as_ndarray_dim::<i32, Ix1>().unwrap_err();
+    /// // SAFETY: as above.
+    /// let err = unsafe { t.as_ndarray_dim::<i32, Ix1>() }.unwrap_err();
     /// assert_eq!(err.message(), "expected a 1-d tensor, got a 2-d tensor (shape [2, 3])");
     /// ```
     ///
@@ -62,12 +87,15 @@ impl Tensor {
     /// Those of [`Tensor::as_ndarray`], and `Type` ([`Cause::Layout`]) for a
     /// tensor whose rank is not `D`'s.
     ///
+    /// # Safety
+    ///
+    /// That of [`Tensor::as_ndarray`].
+    ///
     /// [`Cause::Layout`]: crate::Cause::Layout
-    pub fn as_ndarray_dim<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
+    pub unsafe fn as_ndarray_dim<T: Element, D: Dimension>(&self) -> Result<ArrayView<'_, T, D>> {
         let raw = RawView::<T, D>::new(self)?;
         // SAFETY: the view borrows `self`, whose owner keeps the memory
-        // alive; Rust writes exclude shared views (module docs), and the
-        // foreign side is the documented limitation.
+        // alive; that nothing writes it meanwhile is the caller's promise.
         Ok(unsafe { raw.view() })
     }
 
@@ -84,7 +112,7 @@ impl Tensor {
     /// use dlbridge::Tensor;
     /// let mut t = Tensor::from(vec![1.0f32, 2.0, 3.0]);
     /// t.as_ndarray_mut::<f32>().unwrap().mapv_inplace(|x| x * 10.0);
-    /// assert_eq!(t.as_ndarray::<f32>().unwrap().sum(), 60.0);
+    /// assert_eq!(t.as_ndarray_mut::<f32>().unwrap().sum(), 60.0);
     ///
     /// let other = t.clone(); // a second view of the same memory
     /// assert!(t.as_ndarray_mut::<f32>().is_err());
@@ -113,7 +141,7 @@ impl Tensor {
     /// use ndarray::Ix2;
     /// let mut t = Tensor::zeros(&[2, 3], DType::INT64).unwrap();
     /// t.as_ndarray_mut_dim::<i64, Ix2>().unwrap()[[1, 2]] = 7;
-    /// assert_eq!(t.as_ndarray_dim::<i64, Ix2>().unwrap()[[1, 2]], 7);
+    /// assert_eq!(t.as_ndarray_mut_dim::<i64, Ix2>().unwrap()[[1, 2]], 7);
     /// ```
     ///
     /// # Errors
@@ -170,7 +198,8 @@ impl Tensor {
     ///     let mut view = unsafe { t.as_ndarray_mut_unchecked::<u8, IxDyn>() }.unwrap();
     ///     view[[0]] = 9;
     /// }
-    /// assert_eq!(alias.as_ndarray::<u8>().unwrap()[[0]], 9);
+    /// // SAFETY: the mutable view is gone and nothing else writes.
+    /// assert_eq!(unsafe { alias.as_ndarray::<u8>() }.unwrap()[[0]], 9);
     /// ```
     ///
     /// # Errors

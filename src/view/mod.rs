@@ -10,11 +10,20 @@
 //! owner), and, for imported memory, the producer itself (the NumPy array or
 //! PyTorch tensor it came from). dlbridge hands out three kinds of views.
 //!
-//! 1. **Shared views**: [`Tensor::as_ndarray`], [`Tensor::as_ndarray_dim`],
-//!    [`TypedTensor::view`]. They borrow the tensor, so its owner (and with it
-//!    the memory) outlives them, and any number may coexist. Rust code can
-//!    write the memory only through the two kinds below, and both exclude
-//!    shared Rust views for as long as they live.
+//! 1. **Untracked shared views**, `unsafe`: [`Tensor::as_ndarray`],
+//!    [`Tensor::as_ndarray_dim`], [`TypedTensor::view`]. They borrow the
+//!    tensor, so its owner (and with it the memory) outlives them, but
+//!    nothing records them, while a `Tensor` is one handle on memory that
+//!    others can reach and write in safe code: a clone exported to Python
+//!    and borrowed by a `ReadwriteTensor` argument, the producer's own
+//!    array in a call further up. A safe `&self` view could not rule that
+//!    out for its whole life (a clone can be made and exported while it
+//!    lives), so these are `unsafe fn`s whose caller promises no writer, as
+//!    rust-numpy's `PyArray::as_array`. The safe shared views are the
+//!    Python layer's tracked arguments (`TypedRef`, `TensorRef`,
+//!    `ReadonlyTensor`: a shared borrow in [`crate::borrow`]'s registry),
+//!    and, for Rust-owned memory no one else holds, the exclusive view
+//!    below.
 //!
 //! 2. **Exclusive mutable views**, safe: [`Tensor::as_ndarray_mut`],
 //!    [`Tensor::as_ndarray_mut_dim`], [`TypedTensor::view_mut`]. They take
@@ -62,12 +71,11 @@
 //!   extension author.
 //! - **No borrow tracking here.** Two tensors imported from one NumPy array
 //!   share no owner, so nothing in these views relates them, and they stay
-//!   plain `ArrayView`s with no guard and no global lookup. Tracked borrows
-//!   are a separate pair of argument types for Python extensions
-//!   (`ReadonlyTensor` and `ReadwriteTensor`, feature `python`): a registry
-//!   of borrowed address ranges shared by every extension in the process
-//!   gives them a safe mutable path for imported memory. The views of this
-//!   module take no part in it (their module docs say what that means).
+//!   plain `ArrayView`s with no guard and no global lookup: which is why
+//!   the shared ones are `unsafe`. Tracked borrows belong to the argument
+//!   types of the Python layer (feature `python`), whose registry
+//!   ([`crate::borrow`]) of borrowed address ranges is shared by every
+//!   extension in the process.
 //! - **Conservative.** The safe mutable path refuses all imported memory
 //!   (even when it happens to be exclusive) and Rust-owned memory with a
 //!   live clone or export; self-overlap is judged by a sufficient test
@@ -116,7 +124,8 @@ mod tests {
         let t = Tensor::from(a);
         assert_eq!(t.strides(), &[-32, 16]);
         assert_eq!(t.data_ptr().cast_const(), ptr.cast());
-        let v = t.as_ndarray::<i64>().unwrap();
+        // SAFETY: nothing writes this memory while the view lives.
+        let v = unsafe { t.as_ndarray::<i64>() }.unwrap();
         assert_eq!(v, expect.view().into_dyn());
         assert_eq!(v.as_ptr(), ptr);
         assert_eq!(v[[0, 0]], 21);
@@ -125,20 +134,32 @@ mod tests {
     #[test]
     fn refusals() {
         let t = Tensor::from(Array2::<f32>::zeros((2, 2)));
-        assert_eq!(t.as_ndarray::<f64>().unwrap_err().kind(), ErrorKind::Type);
-        let err = t.as_ndarray_dim::<f32, Ix3>().unwrap_err();
+        assert_eq!(
+            // SAFETY: nothing writes this memory while the view lives.
+            unsafe { t.as_ndarray::<f64>() }.unwrap_err().kind(),
+            ErrorKind::Type
+        );
+        // SAFETY: nothing writes this memory while the view lives.
+        let err = unsafe { t.as_ndarray_dim::<f32, Ix3>() }.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Type);
         assert!(
             err.message()
                 .contains("expected a 3-d tensor, got a 2-d tensor")
         );
-        assert_eq!(t.as_ndarray_dim::<f32, Ix2>().unwrap().dim(), (2, 2));
+        assert_eq!(
+            // SAFETY: nothing writes this memory while the view lives.
+            unsafe { t.as_ndarray_dim::<f32, Ix2>() }.unwrap().dim(),
+            (2, 2)
+        );
         let zero_d = Tensor::from(ndarray::arr0(5u8));
-        assert_eq!(zero_d.as_ndarray::<u8>().unwrap()[[]], 5);
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(unsafe { zero_d.as_ndarray::<u8>() }.unwrap()[[]], 5);
         let empty = Tensor::zeros(&[0, 3], DType::FLOAT32).unwrap();
-        assert_eq!(empty.as_ndarray::<f32>().unwrap().len(), 0);
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(unsafe { empty.as_ndarray::<f32>() }.unwrap().len(), 0);
         let deep = Tensor::zeros(&[1; 64], DType::UINT16).unwrap();
-        assert_eq!(deep.as_ndarray::<u16>().unwrap().ndim(), 64);
+        // SAFETY: nothing writes this memory while the view lives.
+        assert_eq!(unsafe { deep.as_ndarray::<u16>() }.unwrap().ndim(), 64);
     }
 
     #[test]

@@ -28,7 +28,8 @@ use super::raw::{RawView, check_exclusive, check_writable};
 /// use ndarray::{Ix2, array};
 ///
 /// let m: TypedTensor<f64, Ix2> = Tensor::from(array![[1.0, 2.0], [3.0, 4.0]]).try_into().unwrap();
-/// assert_eq!(m.view().diag().sum(), 5.0);
+/// // SAFETY: `m` is Rust-owned and never shared: nothing writes it.
+/// assert_eq!(unsafe { m.view() }.diag().sum(), 5.0);
 ///
 /// let err = TypedTensor::<f32, Ix2>::new(Tensor::from(vec![1.0f64])).unwrap_err();
 /// assert_eq!(err.message(), "expected dtype float32, got float64 (shape [1])");
@@ -69,10 +70,18 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
         })
     }
 
-    /// A shared view (no checks left to make).
-    pub fn view(&self) -> ArrayView<'_, T, D> {
+    /// A shared view (no checks left to make), tracked by no one.
+    ///
+    /// # Safety
+    ///
+    /// That of [`Tensor::as_ndarray`]: while the view lives, nothing writes
+    /// the elements it covers through any other path. The safe reads are
+    /// the tracked borrowed arguments (`TypedRef`, `ReadonlyTensor`,
+    /// feature `python`) and [`TypedTensor::view_mut`].
+    pub unsafe fn view(&self) -> ArrayView<'_, T, D> {
         // SAFETY: as in `Tensor::as_ndarray_dim`; `self.tensor` keeps the
-        // memory alive for the borrow of `self`.
+        // memory alive for the borrow of `self`; no writer is the caller's
+        // promise.
         unsafe { self.raw.clone().view() }
     }
 
@@ -82,7 +91,7 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
     /// use dlbridge::{Tensor, TypedTensor};
     /// let mut v = TypedTensor::<u32>::new(Tensor::from(vec![1u32, 2])).unwrap();
     /// v.view_mut().unwrap()[[1]] += 40;
-    /// assert_eq!(v.view()[[1]], 42);
+    /// assert_eq!(v.view_mut().unwrap()[[1]], 42);
     /// ```
     ///
     /// # Errors
@@ -125,6 +134,17 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
         // SAFETY: writable and distinct checked above; exclusivity is the
         // caller's promise.
         Ok(unsafe { self.raw.clone().view_mut() })
+    }
+
+    /// The refusals of every mutable view (readonly memory, an element
+    /// reached through two indices), without making one.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TypedTensor::view_mut_unchecked`].
+    #[cfg_attr(not(feature = "python"), allow(dead_code))] // ReadwriteTensor
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        check_writable(&self.tensor, &self.raw)
     }
 
     /// The untyped tensor.

@@ -166,6 +166,77 @@ def test_borrows_meet_across_producers_of_one_memory(other):
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
+# --- copy_into(x, out): the guide's reading type (TypedRef) beside its writing
+# one (ReadwriteTensor). Before reading arguments were tracked, each of these
+# calls held `&[f64]` and `&mut [f64]` over the same elements in safe code.
+
+ALIASES = {
+    "same array": lambda a: a,
+    "numpy view": lambda a: a.view(),
+    "torch.from_numpy": torch.from_numpy,
+    "memoryview": memoryview,
+    "dlbridge": dlbridge.asarray,
+}
+
+
+@pytest.mark.parametrize("alias", ALIASES)
+def test_copy_into_refuses_the_same_memory(alias):
+    a = np.arange(4.0)
+    before = held()
+    with pytest.raises(BufferError, match=r"cannot borrow the float64 tensor of shape \[4\] .*mutably: .*overlap 1 shared borrow"):
+        ex.copy_into(a, ALIASES[alias](a))
+    with pytest.raises(BufferError, match="overlap a mutable borrow|overlap 1 shared borrow"):
+        ex.hold_mut(a, lambda: ex.copy_into(ALIASES[alias](a), np.zeros(4)))
+    assert a.tolist() == [0.0, 1.0, 2.0, 3.0], "nothing written"
+    assert held() == before, "every borrow released, once"
+    assert sys.getrefcount(a) == 2
+
+
+def test_copy_into_refuses_overlapping_slices():
+    a = np.arange(5.0)
+    with pytest.raises(BufferError, match="overlap 1 shared borrow"):
+        ex.copy_into(a[1:], a[:-1])
+    with pytest.raises(BufferError, match="overlap 1 shared borrow"):
+        ex.copy_into(a[:-1], a[1:])
+    with pytest.raises(BufferError):
+        ex.copy_into(torch.from_numpy(a)[1:], memoryview(a)[:-1])
+    assert a.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_copy_into_copies_disjoint_memory():
+    a, out = np.arange(4.0), np.zeros(4)
+    ex.copy_into(a, out)
+    assert out.tolist() == [0.0, 1.0, 2.0, 3.0]
+    b = np.arange(10.0)
+    ex.copy_into(b[:5], b[5:])  # halves of one array
+    assert b.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] * 2
+    c = np.arange(6.0)
+    ex.copy_into(c[::2], c[1::2])  # interleaved
+    assert c.tolist() == [0.0, 0.0, 2.0, 2.0, 4.0, 4.0]
+    t = torch.zeros(4, dtype=torch.float64)
+    ex.copy_into(memoryview(a), t)  # across producers
+    assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
+    ex.copy_into(a, a.copy())
+
+
+def test_reading_arguments_hold_a_shared_borrow_while_they_live():
+    # TypedRef: a write to the memory it reads is refused while it lives ...
+    a = np.arange(4.0)
+    before = held()
+    with pytest.raises(BufferError, match="overlap 1 shared borrow"):
+        ex.sum_after(a, lambda: ex.add_one(a))
+    # ... and a TypedRef is refused while a write holds the memory.
+    with pytest.raises(BufferError, match="cannot borrow .* for reading: .*overlap a mutable borrow"):
+        ex.hold_mut(a, lambda: ex.sum_f64_any(torch.from_numpy(a)))
+    # TensorRef too (any dtype, any producer).
+    with pytest.raises(BufferError, match="for reading"):
+        ex.hold_mut(a, lambda: ex.sum(memoryview(a)))
+    # Readers share.
+    assert ex.hold(a, lambda: ex.sum_after(a, lambda: ex.sum(a))) == 6.0
+    assert held() == before
+    assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_borrows_are_released_after_a_refusal_and_an_exception():
     a = np.arange(4.0)
     before = held()

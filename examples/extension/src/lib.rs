@@ -1,15 +1,17 @@
 //! `dlbridge_example`: a Python extension written on dlbridge.
 //!
-//! Every function takes `dlbridge::Tensor` (or a [`TypedTensor`]) arguments,
-//! so NumPy arrays, PyTorch tensors, `memoryview`s, `bytes`, objects with
+//! Functions take their arguments as `TypedRef` / `TensorRef` (read during
+//! the call, under a tracked shared borrow), `ReadwriteTensor` (written) or
+//! `Tensor` (kept, or handed back), so NumPy arrays, PyTorch tensors, `memoryview`s, `bytes`, objects with
 //! only `__array_interface__`, and `dlbridge.Tensor`s all come in with no
 //! copy; results are Rust-owned arrays handed out as `dlbridge.Tensor`s, which
 //! `np.from_dlpack` / `torch.from_dlpack` take with no copy.
 //!
-//! `add_one` and `add` write into their arguments in safe code: a
-//! `ReadwriteTensor` argument holds an exclusive, tracked borrow of the
-//! array's memory (refused for `add(a, b, a)`, overlapping slices, or memory
-//! another extension holds), `ReadonlyTensor` a shared one.
+//! `add_one`, `add` and `copy_into` write into their arguments in safe
+//! code: a `ReadwriteTensor` argument holds an exclusive, tracked borrow of
+//! the array's memory (refused for `add(a, b, a)`, `copy_into(a, a)`,
+//! overlapping slices, or memory another extension holds), `TypedRef`,
+//! `TensorRef` and `ReadonlyTensor` a shared one.
 //!
 //! The `np_*` functions are the same operations written the usual way, with
 //! rust-numpy: the NumPy-only baseline of `bench.py`'s timings (they refuse
@@ -133,11 +135,21 @@ fn sum_f64_any(x: TypedRef<'_, f64>) -> f64 {
 /// The trace of a 2-d float64 matrix: dtype *and* rank checked at the
 /// boundary (a `TypeError` names what was expected and what came).
 #[pyfunction]
-fn trace(m: TypedTensor<f64, Ix2>) -> f64 {
+fn trace(m: TypedRef<'_, f64, Ix2>) -> f64 {
     m.view().diag().sum()
 }
 
-fn scale_as<T: Element + std::ops::Mul<Output = T>>(x: &Tensor, k: T) -> PyResult<Tensor> {
+/// The trace of a 2-d float64 matrix kept as an owning `TypedTensor`: its
+/// view is `unsafe` (an untracked handle on memory others can reach).
+#[pyfunction]
+fn trace_owned(m: TypedTensor<f64, Ix2>) -> f64 {
+    // SAFETY: this function holds the GIL from start to end, runs no Python
+    // code, releases no GIL and writes nothing while the view lives, and
+    // `m` is its only array argument: no one writes the elements meanwhile.
+    unsafe { m.view() }.diag().sum()
+}
+
+fn scale_as<T: Element + std::ops::Mul<Output = T>>(x: &TensorRef<'_>, k: T) -> PyResult<Tensor> {
     let scaled: ArrayD<T> = x.as_ndarray::<T>()?.mapv(|v| v * k);
     Ok(Tensor::try_from(scaled)?)
 }
@@ -145,15 +157,19 @@ fn scale_as<T: Element + std::ops::Mul<Output = T>>(x: &Tensor, k: T) -> PyResul
 /// `x * k` as a new Rust-owned array: float32 stays float32, every other
 /// real dtype becomes float64.
 #[pyfunction]
-fn scale(x: Tensor, k: f64) -> PyResult<Tensor> {
+fn scale(x: TensorRef<'_>, k: f64) -> PyResult<Tensor> {
+    scale_ref(&x, k)
+}
+
+fn scale_ref(x: &TensorRef<'_>, k: f64) -> PyResult<Tensor> {
     if x.dtype() == <f32 as Element>::DTYPE {
-        return scale_as::<f32>(&x, k as f32);
+        return scale_as::<f32>(x, k as f32);
     }
     if x.dtype() == <f64 as Element>::DTYPE {
-        return scale_as::<f64>(&x, k);
+        return scale_as::<f64>(x, k);
     }
     let widened: ArrayD<f64> = dispatch!(
-        &x,
+        x,
         to_f64_array,
         [
             half::f16,
@@ -172,7 +188,7 @@ fn scale(x: Tensor, k: f64) -> PyResult<Tensor> {
     Ok(Tensor::try_from(widened.mapv(|v| v * k))?)
 }
 
-fn to_f64_array<T: Real>(x: &Tensor) -> PyResult<ArrayD<f64>> {
+fn to_f64_array<T: Real>(x: &TensorRef<'_>) -> PyResult<ArrayD<f64>> {
     Ok(x.as_ndarray::<T>()?.mapv(Real::to_f64))
 }
 
@@ -234,6 +250,25 @@ fn add(
         .and(&x.view())
         .and(&y.view())
         .for_each(|o, &a, &b| *o = a + b);
+    Ok(())
+}
+
+/// `out[...] = x`, in safe code: `x` is read through the guide's reading
+/// type (`TypedRef`, a tracked shared borrow), `out` written through its
+/// writing one (`ReadwriteTensor`, an exclusive borrow). Any overlap of
+/// the two (`copy_into(a, a)`, `copy_into(a[1:], a[:-1])`, a NumPy view,
+/// `torch.from_numpy` or a `memoryview` of the same memory) is refused
+/// with `BufferError` before anything is read or written.
+#[pyfunction]
+fn copy_into(x: TypedRef<'_, f64>, mut out: ReadwriteTensor<'_, f64>) -> PyResult<()> {
+    if x.shape() != out.shape() {
+        return Err(PyValueError::new_err(format!(
+            "copy_into: shape {:?} of x differs from shape {:?} of out",
+            x.shape(),
+            out.shape()
+        )));
+    }
+    out.view_mut().assign(&x.view());
     Ok(())
 }
 
@@ -313,7 +348,7 @@ fn live_buffers() -> usize {
 /// The mean point of `n` 3-d points: a C-contiguous `n x 3` float64 array
 /// (checked once, at the boundary; each mismatch is a `TypeError`).
 #[pyfunction]
-fn centroid(points: TypedTensor<f64, Ix2, (Shape2<-1, 3>, CContig)>) -> [f64; 3] {
+fn centroid(points: TypedRef<'_, f64, Ix2, (Shape2<-1, 3>, CContig)>) -> [f64; 3] {
     let view = points.view();
     let n = view.nrows().max(1) as f64;
     let mut out = [0.0; 3];
@@ -327,7 +362,7 @@ fn centroid(points: TypedTensor<f64, Ix2, (Shape2<-1, 3>, CContig)>) -> [f64; 3]
 
 /// The number of columns of an F-contiguous float32 matrix.
 #[pyfunction]
-fn fortran_columns(m: TypedTensor<f32, Ix2, FContig>) -> usize {
+fn fortran_columns(m: TypedRef<'_, f32, Ix2, FContig>) -> usize {
     m.view().ncols()
 }
 
@@ -394,7 +429,7 @@ fn scale_like(x: &Bound<'_, PyAny>, k: f64) -> PyResult<Native> {
     };
     let scaled = match scaled {
         Some(scaled) => scaled,
-        None => scale(t.to_tensor(), k)?,
+        None => scale_ref(&t, k)?,
     };
     Ok(Native::like(scaled, x))
 }
@@ -476,11 +511,13 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sum_f64_any, m)?)?;
     m.add_function(wrap_pyfunction!(sum_after, m)?)?;
     m.add_function(wrap_pyfunction!(trace, m)?)?;
+    m.add_function(wrap_pyfunction!(trace_owned, m)?)?;
     m.add_function(wrap_pyfunction!(scale, m)?)?;
     m.add_function(wrap_pyfunction!(arange, m)?)?;
     m.add_function(wrap_pyfunction!(add_one_inplace, m)?)?;
     m.add_function(wrap_pyfunction!(add_one, m)?)?;
     m.add_function(wrap_pyfunction!(add, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_into, m)?)?;
     m.add_function(wrap_pyfunction!(hold_mut, m)?)?;
     m.add_function(wrap_pyfunction!(hold, m)?)?;
     m.add_function(wrap_pyfunction!(data_ptr, m)?)?;

@@ -21,89 +21,21 @@
 //! so a binary that knows version N accepts any version ≥ N (rust-numpy's
 //! rule); this one needs 1.
 
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::CStr;
 use std::ptr::NonNull;
-use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyCapsule;
 
-use super::key::BorrowKey;
-use super::registry::{Conflict, Registry};
+pub(crate) use crate::borrow::abi::BorrowApi;
+use crate::borrow::abi::VERSION;
 use crate::error::{Cause, Error};
 
 /// The `sys` attribute that holds the capsule.
 pub(crate) const ATTRIBUTE: &str = "_dlbridge_borrow_registry";
 /// The capsule's name.
 pub(crate) const CAPSULE_NAME: &CStr = c"dlbridge.borrow_registry";
-/// The ABI version this binary publishes and needs.
-pub(crate) const VERSION: u64 = 1;
-
-/// The capsule's pointer (see the module docs for the C declaration).
-#[repr(C)]
-pub(crate) struct BorrowApi {
-    pub(crate) version: u64,
-    pub(crate) state: *mut c_void,
-    pub(crate) acquire:
-        unsafe extern "C" fn(*mut c_void, *const BorrowKey, c_int, *mut Conflict) -> c_int,
-    pub(crate) release: unsafe extern "C" fn(*mut c_void, *const BorrowKey, c_int) -> c_int,
-    /// Read by other binaries and by tests (`held` in the C declaration).
-    #[allow(dead_code)]
-    pub(crate) held: unsafe extern "C" fn(*mut c_void) -> usize,
-}
-
-/// Locks the state, whatever a panicking holder left (the registry's
-/// methods leave it consistent at every step).
-fn lock(state: *mut c_void) -> std::sync::MutexGuard<'static, Registry> {
-    // SAFETY: `state` is the `Mutex<Registry>` leaked by `create`, never freed.
-    let mutex = unsafe { &*state.cast::<Mutex<Registry>>() };
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-unsafe extern "C" fn acquire(
-    state: *mut c_void,
-    key: *const BorrowKey,
-    exclusive: c_int,
-    out: *mut Conflict,
-) -> c_int {
-    // No panic may cross this boundary: one becomes a refusal.
-    std::panic::catch_unwind(|| {
-        // SAFETY: the ABI: `key` points to a valid key for the call.
-        let key = unsafe { *key };
-        match lock(state).acquire(key, exclusive != 0) {
-            Ok(()) => 0,
-            Err(conflict) => {
-                if !out.is_null() {
-                    // SAFETY: the ABI: a non-NULL `out` is writable.
-                    unsafe { out.write(conflict) };
-                }
-                -1
-            }
-        }
-    })
-    .unwrap_or(-1)
-}
-
-unsafe extern "C" fn release(state: *mut c_void, key: *const BorrowKey, exclusive: c_int) -> c_int {
-    std::panic::catch_unwind(|| {
-        // SAFETY: the ABI: `key` points to a valid key for the call.
-        let key = unsafe { *key };
-        if lock(state).release(key, exclusive != 0) {
-            0
-        } else {
-            -1
-        }
-    })
-    .unwrap_or(-1)
-}
-
-unsafe extern "C" fn held(state: *mut c_void) -> usize {
-    std::panic::catch_unwind(|| lock(state).len()).unwrap_or(0)
-}
-
 struct ApiPtr(NonNull<BorrowApi>);
 // SAFETY: the pointee is immutable after publication and lives forever; its
 // functions lock the state themselves.
@@ -159,17 +91,10 @@ fn find_or_create(py: Python<'_>) -> PyResult<NonNull<BorrowApi>> {
 }
 
 fn create(py: Python<'_>) -> PyResult<Bound<'_, PyCapsule>> {
-    let state = Box::into_raw(Box::new(Mutex::new(Registry::default())));
-    let api = Box::into_raw(Box::new(BorrowApi {
-        version: VERSION,
-        state: state.cast(),
-        acquire,
-        release,
-        held,
-    }));
+    let api = BorrowApi::leak();
     // SAFETY: `api` is a valid, leaked (never freed) `BorrowApi`, so the
     // capsule needs no destructor.
-    unsafe { PyCapsule::new_with_pointer(py, NonNull::new_unchecked(api.cast()), CAPSULE_NAME) }
+    unsafe { PyCapsule::new_with_pointer(py, api.cast(), CAPSULE_NAME) }
 }
 
 #[cfg(test)]
@@ -192,16 +117,12 @@ mod tests {
                 std::ptr::from_ref(api).cast_mut().cast()
             );
             // Through the C functions, as another binary would call them.
-            let key = BorrowKey::new(0x4000 as *const c_void, &[4], &[8], 8);
-            let mut conflict = Conflict::NONE;
-            // SAFETY: the ABI's contract: valid state, key and out pointers.
-            unsafe {
-                assert_eq!((api.acquire)(api.state, &key, 1, &mut conflict), 0);
-                assert_eq!((api.acquire)(api.state, &key, 0, &mut conflict), -1);
-                assert_eq!((conflict.key, conflict.exclusive), (key, 1));
-                assert_eq!((api.release)(api.state, &key, 1), 0);
-                assert_eq!((api.release)(api.state, &key, 1), -1);
-            }
+            let key = crate::borrow::key::BorrowKey::new(0x4000, &[4], &[8], 8);
+            api.acquire(&key, true).unwrap();
+            let conflict = api.acquire(&key, false).unwrap_err();
+            assert_eq!((conflict.key, conflict.exclusive), (key, 1));
+            assert!(api.release(&key, true));
+            assert!(!api.release(&key, true));
         });
     }
 }

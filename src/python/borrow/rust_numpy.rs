@@ -44,7 +44,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyCapsule;
 
 use super::capsule::{self, BorrowApi};
-use super::key::BorrowKey;
+use crate::borrow::key::BorrowKey;
 
 const ATTRIBUTE: &str = "_RUST_NUMPY_BORROW_CHECKING_API";
 const CAPSULE_NAME: &CStr = c"_RUST_NUMPY_BORROW_CHECKING_API";
@@ -157,7 +157,9 @@ fn join(py: Python<'_>, numpy: &Bound<'_, PyAny>) -> PyResult<Joined> {
 /// A borrow taken in rust-numpy's registry, released on drop.
 pub(crate) struct NumpyBorrow<'py> {
     api: &'static RustNumpyApi,
-    array: Bound<'py, PyAny>,
+    /// Keeps the thread attached for `'py` (the release needs it).
+    _py: Python<'py>,
+    array: Py<PyAny>,
     exclusive: bool,
 }
 
@@ -167,13 +169,13 @@ pub(crate) enum Refusal {
     NotWritable,
 }
 
-impl<'py> NumpyBorrow<'py> {
+impl NumpyBorrow<'_> {
     /// Takes `object` in rust-numpy's registry when it has its own and
     /// `object` is a NumPy array; `Ok(None)` when there is nothing to take.
-    pub(crate) fn acquire(
+    pub(crate) fn acquire<'py>(
         object: &Bound<'py, PyAny>,
         exclusive: bool,
-    ) -> Result<Option<Self>, Refusal> {
+    ) -> Result<Option<NumpyBorrow<'py>>, Refusal> {
         let Some(Joined::Theirs { api, ndarray }) = joined(object.py()) else {
             return Ok(None);
         };
@@ -190,9 +192,10 @@ impl<'py> NumpyBorrow<'py> {
         };
         // SAFETY: rust-numpy's contract: attached, `object` is an ndarray.
         match unsafe { acquire(api.flags, object.as_ptr()) } {
-            0 => Ok(Some(Self {
+            0 => Ok(Some(NumpyBorrow {
                 api,
-                array: object.clone(),
+                _py: object.py(),
+                array: object.clone().unbind(),
                 exclusive,
             })),
             -2 => Err(Refusal::NotWritable),
@@ -262,7 +265,7 @@ unsafe fn array_key(array: *mut ffi::PyObject) -> BorrowKey {
             )
         }
     };
-    BorrowKey::new(fields.data.cast_const().cast(), shape, strides, itemsize)
+    BorrowKey::new(fields.data.addr(), shape, strides, itemsize)
 }
 
 unsafe fn forward(flags: *mut c_void, array: *mut ffi::PyObject, exclusive: bool) -> c_int {
@@ -271,12 +274,11 @@ unsafe fn forward(flags: *mut c_void, array: *mut ffi::PyObject, exclusive: bool
     unsafe {
         let api = &*flags.cast::<BorrowApi>();
         let key = array_key(array);
-        (api.acquire)(
-            api.state,
-            &key,
-            c_int::from(exclusive),
-            std::ptr::null_mut(),
-        )
+        if api.acquire(&key, exclusive).is_ok() {
+            0
+        } else {
+            -1
+        }
     }
 }
 
@@ -302,7 +304,7 @@ unsafe fn forward_release_kind(flags: *mut c_void, array: *mut ffi::PyObject, ex
         // An array whose shape was changed in place while borrowed gives
         // another key, which is not held: that borrow then stays recorded
         // (a refusal later, never an alias).
-        (api.release)(api.state, &key, c_int::from(exclusive));
+        api.release(&key, exclusive);
     }
 }
 

@@ -1,16 +1,14 @@
 //! `ReadonlyTensor` and `ReadwriteTensor`: typed tensors holding a tracked
 //! borrow of their memory for as long as they live.
 
-use std::ffi::c_int;
-
 use ndarray::{ArrayView, ArrayViewMut, Dimension, IxDyn};
 use pyo3::prelude::*;
 use pyo3::{Borrowed, Bound, PyAny, Python};
 
 use super::capsule::{self, BorrowApi};
-use super::key::BorrowKey;
-use super::registry::Conflict;
 use super::rust_numpy::{NumpyBorrow, Refusal};
+use crate::borrow::key::BorrowKey;
+use crate::borrow::registry::Conflict;
 use crate::descriptor::Source;
 use crate::dtype::{DType, Element};
 use crate::error::{Cause, Error};
@@ -20,7 +18,7 @@ use crate::view::TypedTensor;
 /// A borrow recorded in the process's registry (and rust-numpy's, when it
 /// has its own and the object is a NumPy array), released exactly once, on
 /// drop. `Python<'py>` keeps it on an attached thread (it is not `Send`).
-struct Guard<'py> {
+pub(crate) struct Guard<'py> {
     _py: Python<'py>,
     api: &'static BorrowApi,
     key: BorrowKey,
@@ -29,25 +27,26 @@ struct Guard<'py> {
 }
 
 /// How a refusal names the tensor: dtype, shape and where it came from.
-fn describe(tensor: &Tensor) -> String {
+pub(crate) fn describe(dtype: DType, shape: &[usize], source: Source) -> String {
     format!(
-        "the {} tensor of shape {:?} (source {})",
-        tensor.dtype(),
-        tensor.shape(),
-        tensor.source().as_str()
+        "the {dtype} tensor of shape {shape:?} (source {})",
+        source.as_str()
     )
 }
 
-fn readonly_error(tensor: &Tensor) -> PyErr {
+fn describe_tensor(tensor: &Tensor) -> String {
+    describe(tensor.dtype(), tensor.shape(), tensor.source())
+}
+
+fn readonly_error(what: &str) -> PyErr {
     Error::buffer(
         Cause::Readonly,
-        format!("cannot borrow {} mutably: it is readonly", describe(tensor)),
+        format!("cannot borrow {what} mutably: it is readonly"),
     )
     .into()
 }
 
-fn conflict_error(tensor: &Tensor, key: &BorrowKey, exclusive: bool, held: &Conflict) -> PyErr {
-    let what = describe(tensor);
+fn conflict_error(what: &str, key: &BorrowKey, exclusive: bool, held: &Conflict) -> PyErr {
     let how = if exclusive { "mutably" } else { "for reading" };
     let (start, end) = (key.start, key.end);
     let (held_start, held_end) = (held.key.start, held.key.end);
@@ -73,19 +72,18 @@ fn conflict_error(tensor: &Tensor, key: &BorrowKey, exclusive: bool, held: &Conf
 }
 
 impl<'py> Guard<'py> {
-    fn acquire(
-        object: &Bound<'py, PyAny>,
-        tensor: &Tensor,
+    /// Takes a borrow of `key` (the memory of `object`, named by `what` in
+    /// a refusal), shared or `exclusive`.
+    pub(crate) fn acquire<'b: 'py>(
+        object: &Bound<'b, PyAny>,
         key: BorrowKey,
         exclusive: bool,
+        what: impl Fn() -> String,
     ) -> PyResult<Self> {
-        let py = object.py();
+        let py: Python<'py> = object.py();
         let api = capsule::api(py)?;
-        let mut held = Conflict::NONE;
-        // SAFETY: the registry's ABI: attached, valid state, key and out.
-        let rc = unsafe { (api.acquire)(api.state, &key, c_int::from(exclusive), &mut held) };
-        if rc != 0 {
-            return Err(conflict_error(tensor, &key, exclusive, &held));
+        if let Err(held) = api.acquire(&key, exclusive) {
+            return Err(conflict_error(&what(), &key, exclusive, &held));
         }
         let mut guard = Self {
             _py: py,
@@ -97,7 +95,7 @@ impl<'py> Guard<'py> {
         // On a refusal `guard` drops here and gives dlbridge's borrow back.
         guard.numpy = match NumpyBorrow::acquire(object, exclusive) {
             Ok(numpy) => numpy,
-            Err(Refusal::NotWritable) => return Err(readonly_error(tensor)),
+            Err(Refusal::NotWritable) => return Err(readonly_error(&what())),
             Err(Refusal::Borrowed) => {
                 let how = if exclusive { "mutably" } else { "for reading" };
                 return Err(Error::buffer(
@@ -105,7 +103,7 @@ impl<'py> Guard<'py> {
                     format!(
                         "cannot borrow {} {how}: a rust-numpy extension holds a conflicting borrow of this \
                          NumPy array (a PyReadwriteArray, or a PyReadonlyArray)",
-                        describe(tensor)
+                        what()
                     ),
                 )
                 .into());
@@ -118,11 +116,23 @@ impl<'py> Guard<'py> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         drop(self.numpy.take());
-        // SAFETY: the registry's ABI; this key was acquired with this kind
-        // by `acquire` and is released once, here. A refusal (-1: not held)
-        // cannot happen and has nothing to undo.
-        unsafe { (self.api.release)(self.api.state, &self.key, c_int::from(self.exclusive)) };
+        // This key was acquired with this kind by `acquire` and is released
+        // once, here: a refusal (not held) would be a double release
+        // somewhere, which tests must see (never a panic in release builds:
+        // the borrow is gone either way).
+        let released = self.api.release(&self.key, self.exclusive);
+        debug_assert!(released, "borrow {:?} released twice", self.key);
     }
+}
+
+/// The key of a typed tensor's memory.
+fn key_of<T: Element, D: Dimension>(typed: &TypedTensor<T, D>) -> BorrowKey {
+    BorrowKey::new(
+        typed.data_ptr().addr(),
+        typed.shape(),
+        typed.strides(),
+        size_of::<T>(),
+    )
 }
 
 /// The accessors both borrow types share (no `&Tensor` is handed out: a
@@ -159,9 +169,13 @@ macro_rules! accessors {
             self.typed.source()
         }
 
-        /// A shared view of the elements.
+        /// A shared view of the elements (tracked: the registry holds this
+        /// argument's borrow for as long as the view can live).
         pub fn view(&self) -> ArrayView<'_, T, D> {
-            self.typed.view()
+            // SAFETY: the registry holds a borrow of every byte the view
+            // covers (shared or exclusive) until `self` drops, so no other
+            // tracked view writes them; the view borrows `self`.
+            unsafe { self.typed.view() }
         }
 
         /// Ends the borrow and gives the tensor back (an untracked view again).
@@ -259,8 +273,7 @@ impl<'py, T: Element, D: Dimension> FromPyObject<'_, 'py> for ReadonlyTensor<'py
     /// As [`TypedTensor`], then a shared borrow of the memory.
     fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
         let typed: TypedTensor<T, D> = obj.extract()?;
-        let key = BorrowKey::of(&typed);
-        let guard = Guard::acquire(&obj, &typed, key, false)?;
+        let guard = Guard::acquire(&obj, key_of(&typed), false, || describe_tensor(&typed))?;
         Ok(Self { typed, guard })
     }
 }
@@ -273,13 +286,11 @@ impl<'py, T: Element, D: Dimension> FromPyObject<'_, 'py> for ReadwriteTensor<'p
     fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
         let typed: TypedTensor<T, D> = obj.extract()?;
         if typed.readonly() {
-            return Err(readonly_error(&typed));
+            return Err(readonly_error(&describe_tensor(&typed)));
         }
-        // SAFETY: the view is dropped unused at once: only its checks
-        // (writable, no element reached through two indices) are wanted.
-        drop(unsafe { typed.view_mut_unchecked() }?);
-        let key = BorrowKey::of(&typed);
-        let guard = Guard::acquire(&obj, &typed, key, true)?;
+        // Writable, and no element reached through two indices.
+        typed.check_writable()?;
+        let guard = Guard::acquire(&obj, key_of(&typed), true, || describe_tensor(&typed))?;
         Ok(Self { typed, guard })
     }
 }

@@ -295,5 +295,8 @@ pub(crate) fn interface_dict<'py>(
 #[pyfunction]
 #[pyo3(signature = (path))]
 pub(crate) fn _cuda_driver(path: Option<std::path::PathBuf>) {
-    driver::use_library(path.as_deref());
+    // SAFETY: a test hook for Python code, which can load and call any
+    // library itself (`ctypes.CDLL`): the path is trusted as `ctypes`
+    // trusts it, to be the driver or a double with its prototypes.
+    unsafe { driver::use_library(path.as_deref()) };
 }

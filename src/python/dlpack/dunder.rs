@@ -64,10 +64,20 @@ pub(crate) fn install(ty: &Bound<'_, PyType>) -> PyResult<()> {
     let descriptor = unsafe { ffi::PyDescr_NewMethod(type_ptr, def) };
     // SAFETY: a new reference, or NULL with an exception set.
     let descriptor = unsafe { Bound::from_owned_ptr_or_err(py, descriptor) }?;
-    // Written into the type's own dict: PyO3's types refuse `setattr`, and
-    // this runs once, before any instance exists, in module initialisation.
-    // SAFETY: a ready heap type always has a dict; PyType_Modified then
-    // drops any cached lookups of the name.
+    // Written into the type's own dict: PyO3 marks its types immutable
+    // (`Py_TPFLAGS_IMMUTABLETYPE`, so `setattr` refuses) and has no way to
+    // declare a raw `METH_FASTCALL` method. Why it stays sound across PyO3
+    // upgrades: the dict is CPython's, not PyO3's (PyO3 only fills it from
+    // its method table when it creates the type, and never reads it back or
+    // caches its entries); this is what CPython's own `type_setattro` does
+    // for a mutable type (set the item, then `PyType_Modified` to drop the
+    // method caches), done once, in module initialisation, before any
+    // instance or subclass exists. test_dlpack.py's
+    // `test_dunder_dlpack_signature_and_keywords` checks the method is ours.
+    // SAFETY: `type_ptr` is a ready heap type, and `PyType_Ready` gives
+    // every heap type a dict (only static builtin types of CPython 3.12+
+    // keep theirs elsewhere); PyType_Modified then drops any cached lookups
+    // of the name.
     unsafe {
         let dict = (*type_ptr).tp_dict;
         if ffi::PyDict_SetItem(dict, names_key(py).as_ptr(), descriptor.as_ptr()) != 0 {

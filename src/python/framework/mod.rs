@@ -27,15 +27,15 @@
 //! 64-bit types to 32 bits, so those are refused as a `jax.Array`.
 //!
 //! ```no_run
-//! use dlbridge::{Framework, Native, Tensor};
+//! use dlbridge::{Framework, Native, Tensor, TypedRef};
 //! use pyo3::prelude::*;
 //!
 //! /// `x * k` in `x`'s own framework: an ndarray for an ndarray, a
 //! /// torch.Tensor for a torch.Tensor, ...
 //! #[pyfunction]
 //! fn scale_like(x: &Bound<'_, PyAny>, k: f64) -> PyResult<Native> {
-//!     let t = Tensor::from_py(x)?;
-//!     let out = Tensor::try_from(t.as_ndarray::<f64>()?.mapv(|v| v * k))?;
+//!     let t: TypedRef<'_, f64> = x.extract()?;
+//!     let out = Tensor::try_from(t.view().mapv(|v| v * k))?;
 //!     Ok(Native::like(out, x))
 //! }
 //!

@@ -116,12 +116,11 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::c_void;
 
     const BASE: usize = 0x1000;
 
     fn floats(offset: usize, n: usize, step: isize) -> BorrowKey {
-        BorrowKey::new((BASE + 8 * offset) as *const c_void, &[n], &[8 * step], 8)
+        BorrowKey::new(BASE + 8 * offset, &[n], &[8 * step], 8)
     }
 
     #[test]

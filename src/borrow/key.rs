@@ -2,15 +2,8 @@
 //! its elements can start at (rust-numpy's interleaving test, made exact for
 //! elements wider than one byte).
 
-use std::ffi::c_void;
-
-use ndarray::Dimension;
-
-use crate::dtype::Element;
-use crate::view::TypedTensor;
-
 /// The memory one borrow covers, as the registry's C ABI carries it
-/// (`#[repr(C)]`, field for field; see `capsule.rs`).
+/// (`#[repr(C)]`, field for field; see [`super::abi`]).
 ///
 /// Every element starts at `data + Σ iₖ·sₖ` (`0 ≤ iₖ < nₖ`, byte strides
 /// `sₖ`) and covers `itemsize` bytes, so all of them lie in
@@ -40,16 +33,12 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 }
 
 impl BorrowKey {
-    /// The key of a strided layout. `shape` and byte `strides` must be a
-    /// layout dlbridge validated (its byte span fits in `isize`, so none of
-    /// the sums below overflow).
-    pub(crate) fn new(
-        data: *const c_void,
-        shape: &[usize],
-        strides: &[isize],
-        itemsize: usize,
-    ) -> Self {
-        let data = data as usize;
+    /// The key of a strided layout whose element `[0, ..., 0]` is at
+    /// address `data` (an address, not a pointer: a key is never
+    /// dereferenced). `shape` and byte `strides` must be a layout dlbridge
+    /// validated (its byte span fits in `isize`, so none of the sums below
+    /// overflow).
+    pub(crate) fn new(data: usize, shape: &[usize], strides: &[isize], itemsize: usize) -> Self {
         if shape.contains(&0) || itemsize == 0 {
             return Self {
                 start: data,
@@ -80,16 +69,6 @@ impl BorrowKey {
             itemsize,
             gcd: g,
         }
-    }
-
-    /// The key of a typed tensor's memory.
-    pub(crate) fn of<T: Element, D: Dimension>(tensor: &TypedTensor<T, D>) -> Self {
-        Self::new(
-            tensor.data_ptr().cast_const().cast(),
-            tensor.shape(),
-            tensor.strides(),
-            size_of::<T>(),
-        )
     }
 
     /// Covers no byte (an empty array): never registered, never in conflict.
@@ -147,25 +126,20 @@ mod tests {
         } else {
             offset / step.unsigned_abs() + 1
         };
-        BorrowKey::new(
-            (BASE + 8 * offset) as *const c_void,
-            &[count],
-            &[8 * step],
-            8,
-        )
+        BorrowKey::new(BASE + 8 * offset, &[count], &[8 * step], 8)
     }
 
     #[test]
     fn range_and_gcd() {
-        let k = BorrowKey::new(BASE as *const c_void, &[4, 6], &[48, 8], 8);
+        let k = BorrowKey::new(BASE, &[4, 6], &[48, 8], 8);
         assert_eq!((k.start, k.end, k.gcd), (BASE, BASE + 192, 8));
         // Negative strides reach below the data pointer; extent-1 strides are ignored.
-        let k = BorrowKey::new((BASE + 40) as *const c_void, &[6, 1], &[-8, 12345], 8);
+        let k = BorrowKey::new(BASE + 40, &[6, 1], &[-8, 12345], 8);
         assert_eq!((k.start, k.end, k.gcd), (BASE, BASE + 48, 8));
-        let empty = BorrowKey::new(BASE as *const c_void, &[3, 0], &[8, 8], 8);
+        let empty = BorrowKey::new(BASE, &[3, 0], &[8, 8], 8);
         assert!(empty.is_empty());
         assert!(!empty.conflicts(&empty));
-        let scalar = BorrowKey::new(BASE as *const c_void, &[], &[], 8);
+        let scalar = BorrowKey::new(BASE, &[], &[], 8);
         assert_eq!((scalar.start, scalar.end, scalar.gcd), (BASE, BASE + 8, 0));
         assert!(scalar.conflicts(&scalar));
     }
@@ -176,13 +150,13 @@ mod tests {
         assert!(whole.conflicts(&whole));
         assert!(slice(10, 0, 1).conflicts(&slice(10, 4, 1)));
         let (head, tail) = (
-            BorrowKey::new(BASE as *const c_void, &[5], &[8], 8),
-            BorrowKey::new((BASE + 40) as *const c_void, &[5], &[8], 8),
+            BorrowKey::new(BASE, &[5], &[8], 8),
+            BorrowKey::new(BASE + 40, &[5], &[8], 8),
         );
         assert!(!head.conflicts(&tail) && !tail.conflicts(&head));
         let (head, tail) = (
-            BorrowKey::new(BASE as *const c_void, &[6], &[8], 8),
-            BorrowKey::new((BASE + 40) as *const c_void, &[5], &[8], 8),
+            BorrowKey::new(BASE, &[6], &[8], 8),
+            BorrowKey::new(BASE + 40, &[5], &[8], 8),
         );
         assert!(head.conflicts(&tail) && tail.conflicts(&head));
     }
@@ -198,8 +172,7 @@ mod tests {
         assert!(!reversed_odd.conflicts(&even));
         assert!(reversed_odd.conflicts(&odd));
         // Colour channels of an RGB image of float32 (rust-numpy's example).
-        let channel =
-            |c: usize| BorrowKey::new((BASE + 4 * c) as *const c_void, &[4, 4], &[48, 12], 4);
+        let channel = |c: usize| BorrowKey::new(BASE + 4 * c, &[4, 4], &[48, 12], 4);
         assert!(!channel(0).conflicts(&channel(1)));
         assert!(!channel(1).conflicts(&channel(2)));
         assert!(channel(2).conflicts(&channel(2)));
@@ -211,14 +184,14 @@ mod tests {
         // the gcd (8) does not divide the pointer difference (1), yet the
         // bytes are shared. rust-numpy's test alone would let both through.
         let floats = slice(10, 0, 1);
-        let second_bytes = BorrowKey::new((BASE + 1) as *const c_void, &[10], &[8], 1);
+        let second_bytes = BorrowKey::new(BASE + 1, &[10], &[8], 1);
         assert!(floats.conflicts(&second_bytes) && second_bytes.conflicts(&floats));
         // float32 halves of complex64: real parts and imaginary parts are disjoint.
-        let real = BorrowKey::new(BASE as *const c_void, &[8], &[8], 4);
-        let imag = BorrowKey::new((BASE + 4) as *const c_void, &[8], &[8], 4);
+        let real = BorrowKey::new(BASE, &[8], &[8], 4);
+        let imag = BorrowKey::new(BASE + 4, &[8], &[8], 4);
         assert!(!real.conflicts(&imag));
         // ... but the complex64 elements themselves overlap both.
-        let complex = BorrowKey::new(BASE as *const c_void, &[8], &[8], 8);
+        let complex = BorrowKey::new(BASE, &[8], &[8], 8);
         assert!(complex.conflicts(&real) && complex.conflicts(&imag));
     }
 
@@ -226,14 +199,8 @@ mod tests {
     fn over_approximation_is_on_the_safe_side() {
         // a[:, ::3] and a[:, 1::3] of a 10x10 float64 array share no element,
         // but the lattice test cannot tell (rows are 80 bytes: gcd 8).
-        let cols = |c: usize| {
-            BorrowKey::new(
-                (BASE + 8 * c) as *const c_void,
-                &[10, (10 - c).div_ceil(3)],
-                &[80, 24],
-                8,
-            )
-        };
+        let cols =
+            |c: usize| BorrowKey::new(BASE + 8 * c, &[10, (10 - c).div_ceil(3)], &[80, 24], 8);
         assert!(cols(0).conflicts(&cols(1)));
     }
 }
