@@ -36,7 +36,11 @@ fn round_trip_shares_memory_and_releases_once() {
     );
     assert_eq!((back.data_ptr(), back.readonly()), (t.data_ptr(), true));
     assert_eq!(back.source(), Source::Arrow);
-    assert_eq!(back.as_ndarray::<f32>().unwrap()[[1, 2, 3]], 23.0);
+    // SAFETY: nothing writes the memory while the view lives.
+    assert_eq!(
+        unsafe { back.as_ndarray::<f32>() }.unwrap()[[1, 2, 3]],
+        23.0
+    );
     let view = back.clone();
     drop(back);
     assert_eq!(Arc::strong_count(t.owner()), 4); // the view keeps the array
@@ -268,7 +272,8 @@ fn fixed_shape_tensor_imports_with_its_permutation() {
     // SAFETY: the export with metadata that outlives the import call.
     let t = unsafe { import(schema, array) }.unwrap();
     assert_eq!((t.shape(), t.strides()), (&[2, 3, 2][..], &[12, 2, 6][..]));
-    let view = t.as_ndarray::<i16>().unwrap();
+    // SAFETY: nothing writes the memory while the view lives.
+    let view = unsafe { t.as_ndarray::<i16>() }.unwrap();
     assert_eq!(view[[1, 2, 1]], 6 + 3 + 2); // physical [1][1][2]
     drop(view);
     drop(t);
@@ -305,13 +310,7 @@ fn offsets_slice_the_elements() {
     // SAFETY: a slice of the export, inside its buffers.
     let sliced = unsafe { import(schema, array) }.unwrap();
     assert_eq!(sliced.shape(), &[2, 2]);
-    assert_eq!(
-        sliced
-            .as_ndarray::<u8>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect::<Vec<_>>(),
-        [2, 3, 4, 5]
-    );
+    // SAFETY: nothing writes the memory while the view lives.
+    let view = unsafe { sliced.as_ndarray::<u8>() }.unwrap();
+    assert_eq!(view.iter().copied().collect::<Vec<_>>(), [2, 3, 4, 5]);
 }
