@@ -37,10 +37,8 @@ fn round_trip_shares_memory_and_releases_once() {
     assert_eq!((back.data_ptr(), back.readonly()), (t.data_ptr(), true));
     assert_eq!(back.source(), Source::Arrow);
     // SAFETY: nothing writes the memory while the view lives.
-    assert_eq!(
-        unsafe { back.as_ndarray::<f32>() }.unwrap()[[1, 2, 3]],
-        23.0
-    );
+    let read = unsafe { back.as_ndarray::<f32>() }.unwrap();
+    assert_eq!(read[[1, 2, 3]], 23.0);
     let view = back.clone();
     drop(back);
     assert_eq!(Arc::strong_count(t.owner()), 4); // the view keeps the array
