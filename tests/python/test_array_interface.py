@@ -466,7 +466,9 @@ def test_pyarrow_array_and_buffer():
     # pyarrow speaks DLPack (and __array__), not the array interface.
     assert hasattr(array, "__dlpack__") and not hasattr(array, "__array_interface__")
     t = dlbridge.asarray(array)
-    assert t.source == "dlpack" and t.dtype == "float64" and t.readonly
+    # An older pyarrow's __dlpack__ takes no max_version (TypeError): from an
+    # object that also speaks Arrow that is a refusal, and Arrow answers.
+    assert t.source in ("dlpack", "arrow") and t.dtype == "float64" and t.readonly
     assert t.data_ptr == values_address
     assert np.from_dlpack(t).tolist() == [1.5, 2.5, 3.5, 4.5]
     sliced = dlbridge.asarray(array.slice(1))
