@@ -34,6 +34,7 @@ use pyo3::prelude::*;
 use crate::error::{Cause, Error};
 
 use super::array_dunder;
+use super::known_types::{self, KnownType};
 use super::lookup::{self, OnType};
 use crate::python::{array_interface, arrow, buffer, cuda_array_interface, dlpack};
 use crate::tensor::Tensor;
@@ -194,13 +195,17 @@ pub(crate) fn import_for_asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> 
 /// polars `Series` offers `__arrow_c_stream__` beside `__array__`, and its
 /// stream costs a table built per call (pandas: 140 µs against 11 µs for
 /// its array); a producer that cannot give a view (a pyarrow
-/// `ChunkedArray` always copies; a `FixedSizeList` column would be an
-/// object array) says so, or gives what no protocol takes, and its stream
-/// is asked as before. Only for objects without `__arrow_c_array__`: an
+/// `ChunkedArray` always copies, so it is not asked, by identity: its
+/// refusal costs more than its stream; a `FixedSizeList` column elsewhere
+/// would be an object array) says so, or gives what no protocol takes, and
+/// its stream is asked as before. Only for objects without `__arrow_c_array__`: an
 /// Arrow array is read from its own buffers.
 fn zero_copy_array(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let py = obj.py();
-    if lookup::on_type(obj, intern!(py, "__arrow_c_stream__")) != OnType::Defined
+    // SAFETY: `obj` is live; its type pointer is valid.
+    let ty = unsafe { pyo3::ffi::Py_TYPE(obj.as_ptr()) };
+    if known_types::is(py, ty, KnownType::ChunkedArray)
+        || lookup::on_type(obj, intern!(py, "__arrow_c_stream__")) != OnType::Defined
         || lookup::on_type(obj, intern!(py, "__arrow_c_array__")) == OnType::Defined
         || lookup::on_type(obj, intern!(py, "__array__")) != OnType::Defined
     {

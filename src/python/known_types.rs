@@ -32,16 +32,20 @@ pub(crate) enum KnownType {
     TorchTensorBase,
     /// `jax.Array`'s implementation type in jaxlib.
     JaxArray,
+    /// `pyarrow.ChunkedArray`, whose `__array__` always copies.
+    ChunkedArray,
 }
 
-const KINDS: [KnownType; 3] = [
+const KINDS: [KnownType; 4] = [
     KnownType::NdArray,
     KnownType::TorchTensorBase,
     KnownType::JaxArray,
+    KnownType::ChunkedArray,
 ];
 
 /// The resolved address of each kind (null until seen), in `KINDS` order.
-static RESOLVED: [AtomicPtr<ffi::PyTypeObject>; 3] = [
+static RESOLVED: [AtomicPtr<ffi::PyTypeObject>; 4] = [
+    AtomicPtr::new(std::ptr::null_mut()),
     AtomicPtr::new(std::ptr::null_mut()),
     AtomicPtr::new(std::ptr::null_mut()),
     AtomicPtr::new(std::ptr::null_mut()),
@@ -54,6 +58,7 @@ impl KnownType {
             Self::NdArray => &[c"numpy.ndarray"],
             Self::TorchTensorBase => &[c"torch._C.TensorBase", c"torch._C._TensorBase"],
             Self::JaxArray => &[c"jaxlib._jax.Array", c"jaxlib.xla_extension.Array"],
+            Self::ChunkedArray => &[c"pyarrow.lib.ChunkedArray"],
         }
     }
 
@@ -79,6 +84,11 @@ impl KnownType {
         self.slot().store(ty, Ordering::Release);
         true
     }
+}
+
+/// Whether `ty` is exactly `kind`'s type.
+pub(crate) fn is(py: Python<'_>, ty: *mut ffi::PyTypeObject, kind: KnownType) -> bool {
+    kind.is(py, ty)
 }
 
 /// The known kind `ty` itself is, if any.

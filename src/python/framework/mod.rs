@@ -97,7 +97,7 @@ impl Framework {
             Some((KnownType::NdArray, _)) => Self::NumPy,
             Some((KnownType::TorchTensorBase, _)) => Self::Torch,
             Some((KnownType::JaxArray, _)) => Self::Jax,
-            None => Self::Dlbridge,
+            Some((KnownType::ChunkedArray, _)) | None => Self::Dlbridge,
         }
     }
 
