@@ -7,7 +7,7 @@
 //! (`float32`, `bfloat16`, `float8_e4m3fn`, ...).
 //!
 //! ```
-//! use dlbridge::dtype::{DType, Element};
+//! use dlbridge::{DType, Element};
 //!
 //! // A name, a DLPack triple and a Rust type all meet in one DType.
 //! let bf16 = DType::from_name("bfloat16").unwrap();

@@ -49,10 +49,12 @@ use std::fmt;
 ///     ErrorKind::Buffer => "BufferError",
 ///     ErrorKind::Memory => "MemoryError",
 ///     ErrorKind::Attribute => "AttributeError",
+///     _ => "Exception", // the enum may grow (it is `#[non_exhaustive]`)
 /// };
 /// assert_eq!(exception, "TypeError");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// `TypeError`: no protocol, or an argument of the wrong type.
     Type,

@@ -41,11 +41,11 @@
 
 pub mod borrow;
 pub mod cuda;
-pub mod descriptor;
-pub mod device;
-pub mod dtype;
-pub mod error;
-pub mod layout;
+mod descriptor;
+mod device;
+mod dtype;
+mod error;
+mod layout;
 mod owner;
 pub mod protocol;
 #[cfg(feature = "python")]
