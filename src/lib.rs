@@ -73,3 +73,25 @@ pub use python::fast_path::fast_path_counts;
 #[cfg(feature = "python")]
 pub use python::framework::{Framework, Native};
 pub use tensor::Tensor;
+
+/// The `dlpark` crate whose types appear in dlbridge's signatures
+/// (`Tensor::to_dlpack_versioned` returns a `dlpark::versioned::Dlpack`):
+/// the same version, without a second dependency line to keep in step.
+pub use dlpark;
+
+/// What a Rust extension usually names: `use dlbridge::prelude::*;`.
+///
+/// ```
+/// use dlbridge::prelude::*;
+///
+/// let t = Tensor::from(vec![1.0f32, 2.0]);
+/// assert_eq!(t.dtype(), DType::FLOAT32);
+/// let d: dlbridge::dlpark::versioned::Dlpack = t.to_dlpack_versioned().unwrap();
+/// assert_eq!(Tensor::try_from(d).unwrap().shape(), &[2]);
+/// ```
+pub mod prelude {
+    pub use crate::constraints::{CContig, Constraint, FContig, Writable};
+    pub use crate::{DType, Element, Error, Tensor, TypedTensor};
+    #[cfg(feature = "python")]
+    pub use crate::{Framework, Native, ReadonlyTensor, ReadwriteTensor, TensorRef, TypedRef};
+}
