@@ -4,73 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
+use common::{Spec, produce};
 use dlbridge::{DType, ErrorKind, Tensor, live_buffers};
+use dlpark::DlpackFlags;
 use dlpark::ffi::{DLDataType, DLDevice, DLManagedTensor, DLManagedTensorVersioned};
-use dlpark::metadata::Dynamic;
-use dlpark::{DlpackFlags, Managed, ManagedTensorBase};
-
-struct Counted {
-    _data: Vec<u64>,
-    released: Arc<AtomicUsize>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.released.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-struct Spec {
-    shape: Vec<i64>,
-    strides: Vec<i64>,
-    dtype: DLDataType,
-    device: DLDevice,
-    flags: DlpackFlags,
-    null_data: bool,
-    byte_offset: u64,
-}
-
-impl Default for Spec {
-    fn default() -> Self {
-        Self {
-            shape: vec![2, 3],
-            strides: vec![3, 1],
-            dtype: DLDataType::F32,
-            device: DLDevice::CPU,
-            flags: DlpackFlags::empty(),
-            null_data: false,
-            byte_offset: 0,
-        }
-    }
-}
-
-fn produce<M: ManagedTensorBase>(spec: Spec, released: &Arc<AtomicUsize>) -> Managed<M> {
-    // Bytes 0, 1, ..., 63, in u64 words so the block is aligned for every
-    // dtype the tests view it as (a Vec<u8> is only 1-aligned: Miri says so).
-    let data: Vec<u64> = (0..8u8)
-        .map(|w| u64::from_ne_bytes(std::array::from_fn(|i| w * 8 + i as u8)))
-        .collect();
-    let ptr = if spec.null_data {
-        std::ptr::null_mut()
-    } else {
-        data.as_ptr().cast_mut().cast()
-    };
-    let ctx = Box::new(Counted {
-        _data: data,
-        released: Arc::clone(released),
-    });
-    let mut init = Dynamic::new(spec.shape, spec.strides)
-        .initialize_as::<M>(ctx)
-        .unwrap();
-    init.set_data(ptr)
-        .set_dtype(spec.dtype)
-        .set_device(spec.device)
-        .set_byte_offset(spec.byte_offset);
-    // SAFETY: test descriptors; flags describe test memory only.
-    unsafe { init.set_flags_unchecked(spec.flags) };
-    // SAFETY: the Vec in the context outlives the managed tensor.
-    unsafe { init.finish() }
-}
 
 #[test]
 fn tensor_is_send_and_sync() {

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod common;
+
+use common::Spec;
 use dlbridge::protocol::array_interface::{self, PyArrayInterface};
 use dlbridge::protocol::buffer::{self, BufferFields};
 use dlbridge::protocol::{pep3118, typestr};
 use dlbridge::{Cause, DType, Descriptor, Device, Error, ErrorKind, Layout, Parts, Source, Tensor};
+use dlpark::Managed;
 use dlpark::ffi::{DLDataType, DLDataTypeCode, DLDevice, DLManagedTensorVersioned};
-use dlpark::metadata::Dynamic;
-use dlpark::{DlpackFlags, Managed};
 
 #[track_caller]
 fn assert_refused(err: Error, cause: Cause, kind: ErrorKind) {
@@ -20,19 +22,8 @@ fn assert_refused(err: Error, cause: Cause, kind: ErrorKind) {
 
 // ------------------------------------------------------------- DLPack --
 
-struct Counted {
-    _data: Vec<u64>,
-    released: Arc<AtomicUsize>,
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.released.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A producer's versioned managed tensor over 64 bytes of its own, with
-/// whatever descriptor the test asks for; `released` counts its deleter.
+/// The shared producer (`common::produce`) with a descriptor of this file's
+/// kind, versioned.
 fn produce(
     shape: &[i64],
     strides: &[i64],
@@ -41,24 +32,15 @@ fn produce(
     null_data: bool,
     released: &Arc<AtomicUsize>,
 ) -> Managed<DLManagedTensorVersioned> {
-    let data = vec![0u64; 8];
-    let ptr = if null_data {
-        std::ptr::null_mut()
-    } else {
-        data.as_ptr().cast_mut().cast()
+    let spec = Spec {
+        shape: shape.to_vec(),
+        strides: strides.to_vec(),
+        dtype,
+        device,
+        null_data,
+        ..Spec::default()
     };
-    let ctx = Box::new(Counted {
-        _data: data,
-        released: Arc::clone(released),
-    });
-    let mut init = Dynamic::new(shape.to_vec(), strides.to_vec())
-        .initialize_as::<DLManagedTensorVersioned>(ctx)
-        .unwrap();
-    init.set_data(ptr).set_dtype(dtype).set_device(device);
-    // SAFETY: no flags beyond what the test memory allows.
-    unsafe { init.set_flags_unchecked(DlpackFlags::empty()) };
-    // SAFETY: the Vec in the context outlives the managed tensor.
-    unsafe { init.finish() }
+    common::produce(spec, released)
 }
 
 #[test]
