@@ -9,9 +9,10 @@
 //! # What it promises
 //!
 //! The tensor is the one the DLPack import of `a` gives: the same pointer,
-//! shape, byte strides, dtype and readonly flag, `source == "dlpack"`, and an
-//! owner that holds a strong reference to `a` (as NumPy's own DLPack deleter
-//! does). Only arrays whose export NumPy would make without question take
+//! shape, byte strides, dtype and readonly flag, and an owner that holds a
+//! strong reference to `a` (as NumPy's own DLPack deleter does). Only its
+//! `source` says how it came: `"ndarray"`, where the DLPack import says
+//! `"dlpack"` (the fast path is observable in tests). Only arrays whose export NumPy would make without question take
 //! this path: a builtin numeric dtype in native byte order, strides that are
 //! whole multiples of the itemsize, and memory that did not itself come from
 //! a DLPack capsule (which may name another device). Everything else, and
