@@ -26,6 +26,7 @@ pub(crate) mod tensor;
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString, PyTuple};
 
+use crate::descriptor::Source;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
 use crate::python::dlpack as dlpack_python;
@@ -211,7 +212,19 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
         fast_path::BUILTIN_BUFFER.hit();
         return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
     }
-    Ok(Py::new(py, finish(discover::import_for_asarray(obj, copy)?, copy)?)?.into_any())
+    let tensor = discover::import_for_asarray(obj, copy)?;
+    if copy == Some(true)
+        && !tensor.device().is_cpu()
+        && tensor.source() == Source::Dlpack
+        && !dlpack_python::is_dlpack_capsule(obj)
+    {
+        // dlbridge copies CPU memory only: a DLPack producer copies its own
+        // device's when asked (`copy=True`), as `from_dlpack` asks it.
+        drop(tensor);
+        let copy = dlpack_python::import_object(obj, None, Some(true), false)?;
+        return Ok(Py::new(py, PyTensor::new(copy))?.into_any());
+    }
+    Ok(Py::new(py, finish(tensor, copy)?)?.into_any())
 }
 
 /// A DLPack producer (or capsule) as a Tensor. A legacy (unversioned)

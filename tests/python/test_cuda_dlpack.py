@@ -139,6 +139,18 @@ def test_copy_true_of_a_cuda_tensor_is_asked_of_the_producer(stand):
     assert stand.deleted() == deleted + 1
 
 
+def test_asarray_copy_true_of_a_cuda_tensor_is_asked_of_the_producer(stand):
+    """asarray(copy=True) as from_dlpack(copy=True): the producer copies its device's memory."""
+    deleted = stand.deleted()
+    t = dlbridge.asarray(stand.tensor(), copy=True)
+    assert (t.device, t.data_ptr) == ((2, 0), COPY)
+    assert dlpack_calls(stand)[-1] == "__dlpack__ {'max_version': (1, 3), 'stream': 1, 'copy': True}"
+    del t
+    # Each managed tensor released once: the first import, the table's on
+    # the second (handed back: a table cannot copy), and the copy.
+    assert stand.deleted() == deleted + 3
+
+
 def test_copy_true_of_a_cpu_tensor_is_made_here(stand):
     source = dlbridge.zeros(4)
     x = stand.tensor(device=(1, 0), table=False, data=source.data_ptr)
