@@ -210,6 +210,28 @@ impl Descriptor {
         })
     }
 
+    /// A descriptor of parts whose every check the caller has already
+    /// proved by other means (a Rust `ndarray::Array`: a live allocation,
+    /// never NULL, whose elements' offsets all fit in `isize`, of an
+    /// [`Element`](crate::dtype::Element) type whose size is its dtype's).
+    /// Debug builds run the checks all the same.
+    ///
+    /// # Safety
+    ///
+    /// `parts` must pass every check of [`Descriptor::new`].
+    #[inline(always)]
+    pub(crate) unsafe fn new_proved(parts: Parts<'_>) -> Self {
+        debug_assert!(check(&parts).is_ok(), "unproved parts: {parts:?}");
+        Self {
+            data: parts.base.wrapping_add(parts.offset),
+            layout: parts.layout,
+            dtype: parts.dtype,
+            device: parts.device,
+            readonly: parts.readonly,
+            source: parts.source,
+        }
+    }
+
     /// The address of the first logical element.
     pub fn data_ptr(&self) -> *mut u8 {
         self.data

@@ -34,7 +34,25 @@ fn tensor_from_array<T: Element, D: Dimension + 'static>(
         ));
     }
     let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())?;
-    let descriptor = Descriptor::new(Parts {
+    Ok(tensor_over_array(array, layout))
+}
+
+/// The tensor over `array`, whose own layout (validated) is `layout`.
+///
+/// No [`Descriptor::new`] checks here: an `ndarray::Array` has proved them
+/// all. Its pointer is never NULL and lies in its own live allocation (or
+/// is dangling and aligned for no elements), every element's offset from
+/// it fits in `isize` (ndarray's constructors refuse anything else), so no
+/// address in the span wraps, and `T: Element` promises that `T::DTYPE` has
+/// `size_of::<T>()` bytes, the layout's itemsize. Skipping them is about 70
+/// instructions (a fifth) of `Tensor::from(Array2)` (debug builds still run
+/// them).
+#[inline(always)]
+fn tensor_over_array<T: Element, D: Dimension + 'static>(
+    array: ndarray::Array<T, D>,
+    layout: Layout,
+) -> Tensor {
+    let parts = Parts {
         what: "ndarray::Array",
         base: array.as_ptr().cast_mut().cast::<u8>(),
         offset: 0,
@@ -44,13 +62,15 @@ fn tensor_from_array<T: Element, D: Dimension + 'static>(
         readonly: false,
         source: Source::Rust,
         len: None,
-    })?;
+    };
+    // SAFETY: the checks hold for an `ndarray::Array` (see above).
+    let descriptor = unsafe { Descriptor::new_proved(parts) };
     // The array is kept as it is (no `into_dyn`, whose shape and strides
     // would go to the heap beyond four axes).
     // SAFETY: moving the array into the owner does not move its heap
     // buffer, so the descriptor keeps describing live memory that the owner
     // alone holds (the exclusivity `as_ndarray_mut` relies on).
-    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(RustValue::new(array))) })
+    unsafe { Tensor::from_descriptor(descriptor, Arc::new(RustValue::new(array))) }
 }
 
 /// `From` for the fixed ranks (at most six axes: always carried) and
@@ -61,9 +81,14 @@ macro_rules! from_fixed_rank {
             /// Moves a Rust array into a tensor with no copy; its allocation
             /// becomes the owner, freed once, when the last view is gone.
             fn from(array: ndarray::Array<T, $dim>) -> Self {
-                tensor_from_array(array).unwrap_or_else(|e| {
-                    unreachable!("a fixed-rank array always has a valid layout: {e}")
-                })
+                // At most six axes, element offsets within isize: the
+                // layout is valid, and the tensor is built in place (no
+                // `Result<Tensor>` to move it through).
+                let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())
+                    .unwrap_or_else(|e| {
+                        unreachable!("a fixed-rank array always has a valid layout: {e}")
+                    });
+                tensor_over_array(array, layout)
             }
         }
 
