@@ -81,13 +81,13 @@ macro_rules! from_fixed_rank {
             /// Moves a Rust array into a tensor with no copy; its allocation
             /// becomes the owner, freed once, when the last view is gone.
             fn from(array: ndarray::Array<T, $dim>) -> Self {
-                // At most six axes, element offsets within isize: the
-                // layout is valid, and the tensor is built in place (no
-                // `Result<Tensor>` to move it through).
-                let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())
-                    .unwrap_or_else(|e| {
-                        unreachable!("a fixed-rank array always has a valid layout: {e}")
-                    });
+                // At most six axes of an owned array: the layout's checks
+                // hold already, and the tensor is built in place (no
+                // `Result` to move the layout or the tensor through).
+                // SAFETY: the shape and strides of an owned array of `T`.
+                let layout = unsafe {
+                    Layout::from_owned_ndarray(array.shape(), array.strides(), size_of::<T>())
+                };
                 tensor_over_array(array, layout)
             }
         }
