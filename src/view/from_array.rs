@@ -149,3 +149,51 @@ impl<T: Element> From<Vec<T>> for Tensor {
         Tensor::from(ndarray::Array1::from_vec(values))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array, Axis, s};
+
+    use super::*;
+    use crate::dtype::Element;
+
+    /// The layout `From<Array>` builds without checks is the one the
+    /// checked constructor builds (and accepts), for every kind of owned
+    /// array: 0-d, empty, length-1 axes, negative and stepped strides,
+    /// permuted axes.
+    #[test]
+    fn owned_array_layouts_match_the_checked_constructor() {
+        fn same<D: Dimension + 'static>(array: Array<f64, D>)
+        where
+            Tensor: From<Array<f64, D>>,
+        {
+            let (shape, strides) = (array.shape().to_vec(), array.strides().to_vec());
+            let ptr = array.as_ptr();
+            let checked = Layout::from_ndarray(&shape, &strides, 8).unwrap();
+            let t = Tensor::from(array);
+            assert_eq!(t.layout(), &checked, "{shape:?} {strides:?}");
+            assert_eq!(t.data_ptr().cast_const(), ptr.cast());
+            assert_eq!((t.dtype(), t.source()), (f64::DTYPE, Source::Rust));
+        }
+        let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
+        same(ndarray::arr0(1.0));
+        same(Array::<f64, _>::zeros((0, 3)));
+        same(Array::<f64, _>::zeros((3, 0, 2)));
+        same(grid());
+        same(grid().reversed_axes());
+        let mut flipped = grid();
+        flipped.invert_axis(Axis(1));
+        same(flipped);
+        let mut stepped = grid();
+        stepped.slice_collapse(s![..;2, ..;-3]);
+        same(stepped);
+        let mut one = grid();
+        one.slice_collapse(s![1..2, ..;4]); // both axes of length 1
+        same(one);
+        let mut cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64);
+        cube.swap_axes(0, 2);
+        cube.invert_axis(Axis(1));
+        same(cube);
+        same(Array::<f64, _>::zeros((1, 1, 1, 1, 1, 7)));
+    }
+}
