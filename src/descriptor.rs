@@ -197,17 +197,7 @@ impl Descriptor {
         // out of line: a descriptor is made on every import, and moving its
         // layout through a call or two showed up as `memcpy` in profiles.
         check(&parts)?;
-        Ok(Self {
-            // The address is computed, never dereferenced, so wrapping
-            // arithmetic is exact; non-CPU "pointers" may be handles, which
-            // DLPack consumers sum with the offset all the same.
-            data: parts.base.wrapping_add(parts.offset),
-            layout: parts.layout,
-            dtype: parts.dtype,
-            device: parts.device,
-            readonly: parts.readonly,
-            source: parts.source,
-        })
+        Ok(Self::assemble(parts))
     }
 
     /// A descriptor of parts whose every check the caller has already
@@ -222,7 +212,16 @@ impl Descriptor {
     #[inline(always)]
     pub(crate) unsafe fn new_proved(parts: Parts<'_>) -> Self {
         debug_assert!(check(&parts).is_ok(), "unproved parts: {parts:?}");
+        Self::assemble(parts)
+    }
+
+    /// The descriptor of checked parts.
+    #[inline(always)]
+    fn assemble(parts: Parts<'_>) -> Self {
         Self {
+            // The address is computed, never dereferenced, so wrapping
+            // arithmetic is exact; non-CPU "pointers" may be handles, which
+            // DLPack consumers sum with the offset all the same.
             data: parts.base.wrapping_add(parts.offset),
             layout: parts.layout,
             dtype: parts.dtype,
