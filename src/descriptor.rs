@@ -197,7 +197,28 @@ impl Descriptor {
         // out of line: a descriptor is made on every import, and moving its
         // layout through a call or two showed up as `memcpy` in profiles.
         check(&parts)?;
-        Ok(Self {
+        Ok(Self::assemble(parts))
+    }
+
+    /// A descriptor of parts whose every check the caller has already
+    /// proved by other means (a Rust `ndarray::Array`: a live allocation,
+    /// never NULL, whose elements' offsets all fit in `isize`, of an
+    /// [`Element`](crate::dtype::Element) type whose size is its dtype's).
+    /// Debug builds run the checks all the same.
+    ///
+    /// # Safety
+    ///
+    /// `parts` must pass every check of [`Descriptor::new`].
+    #[inline(always)]
+    pub(crate) unsafe fn new_proved(parts: Parts<'_>) -> Self {
+        debug_assert!(check(&parts).is_ok(), "unproved parts: {parts:?}");
+        Self::assemble(parts)
+    }
+
+    /// The descriptor of checked parts.
+    #[inline(always)]
+    fn assemble(parts: Parts<'_>) -> Self {
+        Self {
             // The address is computed, never dereferenced, so wrapping
             // arithmetic is exact; non-CPU "pointers" may be handles, which
             // DLPack consumers sum with the offset all the same.
@@ -207,7 +228,7 @@ impl Descriptor {
             device: parts.device,
             readonly: parts.readonly,
             source: parts.source,
-        })
+        }
     }
 
     /// The address of the first logical element.

@@ -275,6 +275,66 @@ impl Layout {
         Ok(layout)
     }
 
+    /// [`Layout::from_ndarray`] for an owned `ndarray::Array`, which has
+    /// proved what the checks would: its element count and byte size fit in
+    /// `isize`, and every element lies in its own allocation, so each
+    /// axis's reach and the span do too. Infallible and built in place (no
+    /// `Result` to move the layout through), for `Tensor::from(Array)`.
+    /// Debug builds compare the result with the checked constructor's.
+    ///
+    /// # Safety
+    ///
+    /// `shape` and `element_strides` must be an owned `ndarray::Array`'s (at
+    /// most [`MAX_NDIM`] axes), and `itemsize` its element's size.
+    #[inline(always)]
+    pub(crate) unsafe fn from_owned_ndarray(
+        shape: &[usize],
+        element_strides: &[isize],
+        itemsize: usize,
+    ) -> Self {
+        debug_assert!(shape.len() <= MAX_NDIM && element_strides.len() == shape.len());
+        let mut dims = Dims::zeroed(shape.len());
+        let (extents, steps) = dims.parts_mut();
+        extents.copy_from_slice(shape);
+        // Saturating as in `from_ndarray`: only strides never applied (an
+        // axis of length 1, an empty array) can overflow.
+        for (&s, out) in element_strides.iter().zip(steps.iter_mut()) {
+            *out = s.saturating_mul(itemsize as isize);
+        }
+        let size: usize = extents.iter().product();
+        let (mut low, mut high) = (0isize, 0isize);
+        if size > 0 {
+            high = itemsize as isize;
+            for (&extent, &stride) in extents.iter().zip(steps.iter()) {
+                // Inside the allocation: no overflow (see the premise).
+                let reach = (extent as isize - 1) * stride;
+                if reach < 0 {
+                    low += reach;
+                } else {
+                    high += reach;
+                }
+            }
+        }
+        let c_contiguous =
+            is_contiguous(itemsize, size, extents.iter().rev().zip(steps.iter().rev()));
+        let f_contiguous = is_contiguous(itemsize, size, extents.iter().zip(steps.iter()));
+        let layout = Self {
+            dims,
+            itemsize: itemsize as u32,
+            size,
+            low,
+            high,
+            c_contiguous,
+            f_contiguous,
+        };
+        debug_assert!(
+            Self::from_ndarray(shape, element_strides, itemsize)
+                .is_ok_and(|checked| checked == layout),
+            "an owned array's layout passes the checks"
+        );
+        layout
+    }
+
     /// Whether `ndim` axes (and as many strides, if given) may be stored.
     #[inline(always)]
     fn dims_for<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<()> {

@@ -251,20 +251,22 @@ fn fill_block<M: ManagedTensorBase>(
         std::alloc::handle_alloc_error(layout);
     }
     // SAFETY: `offset` and `2 * ndim` values lie inside the block just
-    // allocated, which nothing else can see; they are zeroed before the
-    // slice over them is formed.
-    let dims = unsafe {
-        let dims = raw.add(offset).cast::<i64>();
-        dims.write_bytes(0, 2 * ndim);
-        dims
-    };
-    {
-        // SAFETY: as above; the slice is gone before `dims` is used again.
-        let values = unsafe { std::slice::from_raw_parts_mut(dims, 2 * ndim) };
-        let (shape, strides) = values.split_at_mut(ndim);
-        for (out, &extent) in shape.iter_mut().zip(tensor.shape()) {
-            *out = extent as i64;
+    // allocated, which nothing else can see.
+    let dims = unsafe { raw.add(offset).cast::<i64>() };
+    // The extents and zeroed strides are written in one pass before any
+    // slice over them is formed (a separate zeroing was a `memset` call).
+    for (axis, &extent) in tensor.shape().iter().enumerate() {
+        // SAFETY: `axis < ndim`, so both values lie inside the block.
+        unsafe {
+            dims.add(axis).write(extent as i64);
+            dims.add(ndim + axis).write(0);
         }
+    }
+    {
+        // SAFETY: as above, all `2 * ndim` values now initialised; the
+        // slice is gone before `dims` is used again.
+        let values = unsafe { std::slice::from_raw_parts_mut(dims, 2 * ndim) };
+        let strides = &mut values[ndim..];
         if let Err(refused) = tensor.layout().element_strides_into(strides) {
             // SAFETY: allocated above with this layout; nothing in it is
             // initialised that needs dropping.

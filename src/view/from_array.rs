@@ -34,7 +34,25 @@ fn tensor_from_array<T: Element, D: Dimension + 'static>(
         ));
     }
     let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())?;
-    let descriptor = Descriptor::new(Parts {
+    Ok(tensor_over_array(array, layout))
+}
+
+/// The tensor over `array`, whose own layout (validated) is `layout`.
+///
+/// No [`Descriptor::new`] checks here: an `ndarray::Array` has proved them
+/// all. Its pointer is never NULL and lies in its own live allocation (or
+/// is dangling and aligned for no elements), every element's offset from
+/// it fits in `isize` (ndarray's constructors refuse anything else), so no
+/// address in the span wraps, and `T: Element` promises that `T::DTYPE` has
+/// `size_of::<T>()` bytes, the layout's itemsize. Skipping them is about 70
+/// instructions (a fifth) of `Tensor::from(Array2)` (debug builds still run
+/// them).
+#[inline(always)]
+fn tensor_over_array<T: Element, D: Dimension + 'static>(
+    array: ndarray::Array<T, D>,
+    layout: Layout,
+) -> Tensor {
+    let parts = Parts {
         what: "ndarray::Array",
         base: array.as_ptr().cast_mut().cast::<u8>(),
         offset: 0,
@@ -44,13 +62,15 @@ fn tensor_from_array<T: Element, D: Dimension + 'static>(
         readonly: false,
         source: Source::Rust,
         len: None,
-    })?;
+    };
+    // SAFETY: the checks hold for an `ndarray::Array` (see above).
+    let descriptor = unsafe { Descriptor::new_proved(parts) };
     // The array is kept as it is (no `into_dyn`, whose shape and strides
     // would go to the heap beyond four axes).
     // SAFETY: moving the array into the owner does not move its heap
     // buffer, so the descriptor keeps describing live memory that the owner
     // alone holds (the exclusivity `as_ndarray_mut` relies on).
-    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(RustValue::new(array))) })
+    unsafe { Tensor::from_descriptor(descriptor, Arc::new(RustValue::new(array))) }
 }
 
 /// `From` for the fixed ranks (at most six axes: always carried) and
@@ -61,9 +81,14 @@ macro_rules! from_fixed_rank {
             /// Moves a Rust array into a tensor with no copy; its allocation
             /// becomes the owner, freed once, when the last view is gone.
             fn from(array: ndarray::Array<T, $dim>) -> Self {
-                tensor_from_array(array).unwrap_or_else(|e| {
-                    unreachable!("a fixed-rank array always has a valid layout: {e}")
-                })
+                // At most six axes of an owned array: the layout's checks
+                // hold already, and the tensor is built in place (no
+                // `Result` to move the layout or the tensor through).
+                // SAFETY: the shape and strides of an owned array of `T`.
+                let layout = unsafe {
+                    Layout::from_owned_ndarray(array.shape(), array.strides(), size_of::<T>())
+                };
+                tensor_over_array(array, layout)
             }
         }
 
@@ -122,5 +147,53 @@ impl<T: Element> From<Vec<T>> for Tensor {
     /// Moves a vector into a 1-d tensor with no copy.
     fn from(values: Vec<T>) -> Self {
         Tensor::from(ndarray::Array1::from_vec(values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array, Axis, s};
+
+    use super::*;
+    use crate::dtype::Element;
+
+    /// The layout `From<Array>` builds without checks is the one the
+    /// checked constructor builds (and accepts), for every kind of owned
+    /// array: 0-d, empty, length-1 axes, negative and stepped strides,
+    /// permuted axes.
+    #[test]
+    fn owned_array_layouts_match_the_checked_constructor() {
+        fn same<D: Dimension + 'static>(array: Array<f64, D>)
+        where
+            Tensor: From<Array<f64, D>>,
+        {
+            let (shape, strides) = (array.shape().to_vec(), array.strides().to_vec());
+            let ptr = array.as_ptr();
+            let checked = Layout::from_ndarray(&shape, &strides, 8).unwrap();
+            let t = Tensor::from(array);
+            assert_eq!(t.layout(), &checked, "{shape:?} {strides:?}");
+            assert_eq!(t.data_ptr().cast_const(), ptr.cast());
+            assert_eq!((t.dtype(), t.source()), (f64::DTYPE, Source::Rust));
+        }
+        let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
+        same(ndarray::arr0(1.0));
+        same(Array::<f64, _>::zeros((0, 3)));
+        same(Array::<f64, _>::zeros((3, 0, 2)));
+        same(grid());
+        same(grid().reversed_axes());
+        let mut flipped = grid();
+        flipped.invert_axis(Axis(1));
+        same(flipped);
+        let mut stepped = grid();
+        stepped.slice_collapse(s![..;2, ..;-3]);
+        same(stepped);
+        let mut one = grid();
+        one.slice_collapse(s![1..2, ..;4]); // both axes of length 1
+        same(one);
+        let mut cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64);
+        cube.swap_axes(0, 2);
+        cube.invert_axis(Axis(1));
+        same(cube);
+        same(Array::<f64, _>::zeros((1, 1, 1, 1, 1, 7)));
     }
 }
