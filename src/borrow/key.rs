@@ -60,7 +60,12 @@ impl BorrowKey {
             } else {
                 high += reach;
             }
-            g = gcd(g, stride.unsigned_abs());
+            // gcd(0, s) = s without a division (a 1-d key takes none).
+            g = if g == 0 {
+                stride.unsigned_abs()
+            } else {
+                gcd(g, stride.unsigned_abs())
+            };
         }
         Self {
             start: data.wrapping_add_signed(low),
