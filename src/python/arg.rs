@@ -103,12 +103,9 @@ fn borrow_shared<'a, 'py: 'a>(
     if !d.device.is_cpu() {
         return Ok(None);
     }
-    let key = BorrowKey::new(
-        d.data.addr(),
-        d.layout.shape(),
-        d.layout.strides(),
-        d.dtype.itemsize(),
-    );
+    // The layout's proofs give the key (its span, its contiguity): no
+    // second walk of the axes. The descriptor's dtype has its itemsize.
+    let key = BorrowKey::of_layout(d.data.addr(), &d.layout);
     Guard::acquire(obj, key, false, || {
         describe(d.dtype, d.layout.shape(), d.source)
     })
