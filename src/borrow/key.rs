@@ -42,13 +42,7 @@ impl BorrowKey {
     /// overflow).
     pub(crate) fn new(data: usize, shape: &[usize], strides: &[isize], itemsize: usize) -> Self {
         if shape.contains(&0) || itemsize == 0 {
-            return Self {
-                start: data,
-                end: data,
-                data,
-                itemsize,
-                gcd: 0,
-            };
+            return Self::empty(data, itemsize);
         }
         let (mut low, mut high, mut g) = (0isize, 0isize, 0usize);
         for (&extent, &stride) in shape.iter().zip(strides) {
@@ -87,13 +81,7 @@ impl BorrowKey {
     pub(crate) fn of_layout(data: usize, layout: &Layout) -> Self {
         let (itemsize, size) = (layout.itemsize(), layout.size());
         if size == 0 || itemsize == 0 {
-            return Self {
-                start: data,
-                end: data,
-                data,
-                itemsize,
-                gcd: 0,
-            };
+            return Self::empty(data, itemsize);
         }
         let gcd = if size == 1 {
             0
@@ -111,6 +99,17 @@ impl BorrowKey {
             data,
             itemsize,
             gcd,
+        }
+    }
+
+    /// The key of no element at `data`.
+    fn empty(data: usize, itemsize: usize) -> Self {
+        Self {
+            start: data,
+            end: data,
+            data,
+            itemsize,
+            gcd: 0,
         }
     }
 
