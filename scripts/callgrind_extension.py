@@ -1,4 +1,4 @@
-"""Instructions per call of the extension benchmark's accept paths (callgrind).
+"""Instructions per call of the extension benchmark's accept and return paths (callgrind).
 
 Wall-clock medians move with the machine's load; instruction counts do not,
 so these are the stable targets beside examples/extension/bench.py. Each
@@ -40,15 +40,25 @@ WARMUP = 100
 
 NANOBIND_ENTRY = "nanobind::detail::nb_func_vectorcall_"
 
-# name: (module, function, the entry function's name or, for nanobind, prefix)
+# name: (module, function, the entry function's name or, for nanobind,
+# prefix, the call's arguments)
 CASES = {
-    "nanobind.sum": ("nanobind_peer", "sum", NANOBIND_ENTRY),
-    "nanobind.sum_f64": ("nanobind_peer", "sum_f64", NANOBIND_ENTRY),
-    "nanobind.sum_ro": ("nanobind_peer", "sum_ro", NANOBIND_ENTRY),
-    "nanobind.sum_f64_ro": ("nanobind_peer", "sum_f64_ro", NANOBIND_ENTRY),
-    "rust-numpy.np_sum": ("dlbridge_example", "np_sum", "dlbridge_example::__pyfunction_np_sum"),
-    "dlbridge.sum": ("dlbridge_example", "sum", "dlbridge_example::__pyfunction_sum"),
-    "dlbridge.sum_f64": ("dlbridge_example", "sum_f64", "dlbridge_example::__pyfunction_sum_f64"),
+    "nanobind.sum": ("nanobind_peer", "sum", NANOBIND_ENTRY, "a"),
+    "nanobind.sum_f64": ("nanobind_peer", "sum_f64", NANOBIND_ENTRY, "a"),
+    "nanobind.sum_ro": ("nanobind_peer", "sum_ro", NANOBIND_ENTRY, "a"),
+    "nanobind.sum_f64_ro": ("nanobind_peer", "sum_f64_ro", NANOBIND_ENTRY, "a"),
+    "rust-numpy.np_sum": ("dlbridge_example", "np_sum", "dlbridge_example::__pyfunction_np_sum", "a"),
+    "dlbridge.sum": ("dlbridge_example", "sum", "dlbridge_example::__pyfunction_sum", "a"),
+    "dlbridge.sum_f64": ("dlbridge_example", "sum_f64", "dlbridge_example::__pyfunction_sum_f64", "a"),
+    # Returns: a new ndarray over Rust memory, and accept-compute-return.
+    "rust-numpy.np_arange": ("dlbridge_example", "np_arange", "dlbridge_example::__pyfunction_np_arange", "16"),
+    "dlbridge.arange_numpy": (
+        "dlbridge_example", "arange_numpy", "dlbridge_example::__pyfunction_arange_numpy", "16",
+    ),
+    "rust-numpy.np_scale": ("dlbridge_example", "np_scale", "dlbridge_example::__pyfunction_np_scale", "a, 2.0"),
+    "dlbridge.scale_like": (
+        "dlbridge_example", "scale_like", "dlbridge_example::__pyfunction_scale_like", "a, 2.0",
+    ),
 }
 
 PROGRAM = """
@@ -59,18 +69,18 @@ import {module} as m
 f = m.{function}
 a = np.arange(16, dtype=np.float64)
 for _ in range({warmup}):
-    f(a)
+    f({args})
 for _ in range({n}):
-    f(a)
+    f({args})
 """
 
 # callgrind_annotate --inclusive=yes: "  95,175 ( 0.02%)  file:function [object]"
 LINE = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+\S*?:(.*?)(?: \[[^\]]*\])?$")
 
 
-def inclusive(module: str, function: str, n: int) -> dict[str, int]:
+def inclusive(module: str, function: str, args: str, n: int) -> dict[str, int]:
     """Inclusive instruction counts by function name, for a run of n calls."""
-    program = PROGRAM.format(peer=str(PEER_DIR), module=module, function=function, warmup=WARMUP, n=n)
+    program = PROGRAM.format(peer=str(PEER_DIR), module=module, function=function, args=args, warmup=WARMUP, n=n)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         env = dict(os.environ, PYTHONHASHSEED="0")
@@ -95,8 +105,8 @@ def inclusive(module: str, function: str, n: int) -> dict[str, int]:
 
 def count(case: str, n: int) -> tuple[float, str]:
     """(the entry's instructions per call, the entry's name)."""
-    module, function, entry = CASES[case]
-    loop, base = inclusive(module, function, n), inclusive(module, function, 0)
+    module, function, entry, call_args = CASES[case]
+    loop, base = inclusive(module, function, call_args, n), inclusive(module, function, call_args, 0)
 
     def per_call(name: str) -> float:
         return (loop.get(name, 0) - base.get(name, 0)) / n
@@ -117,7 +127,7 @@ def main() -> int:
     print("|---|---:|---|")
     for case in args.cases:
         per_call, entry = count(case, args.n)
-        print(f"| `{case}(a)` | {per_call:,.0f} | `{entry}` |", flush=True)
+        print(f"| `{case}({CASES[case][3]})` | {per_call:,.0f} | `{entry}` |", flush=True)
     return 0
 
 

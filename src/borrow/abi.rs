@@ -3,12 +3,11 @@
 //! module's docs). No Python here: the Python layer only publishes the
 //! table (`src/python/borrow/capsule.rs`), so Miri runs these functions.
 
+use super::key::BorrowKey;
+use super::lock::{SpinGuard, SpinLock};
+use super::registry::{Conflict, Registry};
 use std::ffi::{c_int, c_void};
 use std::ptr::NonNull;
-use std::sync::Mutex;
-
-use super::key::BorrowKey;
-use super::registry::{Conflict, Registry};
 
 /// The ABI version this binary publishes and needs.
 pub(crate) const VERSION: u64 = 1;
@@ -31,13 +30,11 @@ pub(crate) struct BorrowApi {
 ///
 /// # Safety
 ///
-/// `state` is the `Mutex<Registry>` of a table made by [`BorrowApi::leak`].
-unsafe fn lock<'a>(state: *mut c_void) -> std::sync::MutexGuard<'a, Registry> {
-    // SAFETY: the caller's promise: a leaked `Mutex<Registry>`, never freed.
-    let mutex = unsafe { &*state.cast::<Mutex<Registry>>() };
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// `state` is the `SpinLock<Registry>` of a table made by [`BorrowApi::leak`].
+unsafe fn lock<'a>(state: *mut c_void) -> SpinGuard<'a, Registry> {
+    // SAFETY: the caller's promise: a leaked `SpinLock<Registry>`, never freed.
+    let lock = unsafe { &*state.cast::<SpinLock<Registry>>() };
+    lock.lock()
 }
 
 unsafe extern "C" fn acquire(
@@ -87,7 +84,7 @@ impl BorrowApi {
     /// A new, empty registry behind this binary's functions, never freed:
     /// a pointer to it (cached by any binary) never dangles.
     pub(crate) fn leak() -> NonNull<Self> {
-        let state = Box::into_raw(Box::new(Mutex::new(Registry::default())));
+        let state = Box::into_raw(Box::new(SpinLock::new(Registry::default())));
         NonNull::from(Box::leak(Box::new(Self {
             version: VERSION,
             state: state.cast(),
@@ -107,7 +104,7 @@ impl BorrowApi {
         // SAFETY: the caller's promise: both boxes are ours and unused.
         unsafe {
             let api = Box::from_raw(api.as_ptr());
-            drop(Box::from_raw(api.state.cast::<Mutex<Registry>>()));
+            drop(Box::from_raw(api.state.cast::<SpinLock<Registry>>()));
         }
     }
 

@@ -2,6 +2,8 @@
 //! its elements can start at (rust-numpy's interleaving test, made exact for
 //! elements wider than one byte).
 
+use crate::layout::Layout;
+
 /// The memory one borrow covers, as the registry's C ABI carries it
 /// (`#[repr(C)]`, field for field; see [`super::abi`]).
 ///
@@ -40,13 +42,7 @@ impl BorrowKey {
     /// overflow).
     pub(crate) fn new(data: usize, shape: &[usize], strides: &[isize], itemsize: usize) -> Self {
         if shape.contains(&0) || itemsize == 0 {
-            return Self {
-                start: data,
-                end: data,
-                data,
-                itemsize,
-                gcd: 0,
-            };
+            return Self::empty(data, itemsize);
         }
         let (mut low, mut high, mut g) = (0isize, 0isize, 0usize);
         for (&extent, &stride) in shape.iter().zip(strides) {
@@ -60,7 +56,12 @@ impl BorrowKey {
             } else {
                 high += reach;
             }
-            g = gcd(g, stride.unsigned_abs());
+            // gcd(0, s) = s without a division (a 1-d key takes none).
+            g = if g == 0 {
+                stride.unsigned_abs()
+            } else {
+                gcd(g, stride.unsigned_abs())
+            };
         }
         Self {
             start: data.wrapping_add_signed(low),
@@ -68,6 +69,47 @@ impl BorrowKey {
             data,
             itemsize,
             gcd: g,
+        }
+    }
+
+    /// The key of a validated layout whose first logical element is at
+    /// address `data`: [`BorrowKey::new`]'s key, from what the layout
+    /// already proved. Its span is the key's range; a contiguous layout's
+    /// axes of extent > 1 step by multiples of the itemsize, the innermost
+    /// by the itemsize itself, so their gcd is the itemsize. Only another
+    /// layout walks its strides, for the gcd alone.
+    pub(crate) fn of_layout(data: usize, layout: &Layout) -> Self {
+        let (itemsize, size) = (layout.itemsize(), layout.size());
+        if size == 0 || itemsize == 0 {
+            return Self::empty(data, itemsize);
+        }
+        let gcd = if size == 1 {
+            0
+        } else if layout.is_c_contiguous() || layout.is_f_contiguous() {
+            itemsize
+        } else {
+            let axes = layout.shape().iter().zip(layout.strides());
+            axes.filter(|&(&extent, _)| extent > 1)
+                .fold(0, |g, (_, &stride)| gcd(g, stride.unsigned_abs()))
+        };
+        let (low, high) = layout.span();
+        Self {
+            start: data.wrapping_add_signed(low),
+            end: data.wrapping_add_signed(high),
+            data,
+            itemsize,
+            gcd,
+        }
+    }
+
+    /// The key of no element at `data`.
+    fn empty(data: usize, itemsize: usize) -> Self {
+        Self {
+            start: data,
+            end: data,
+            data,
+            itemsize,
+            gcd: 0,
         }
     }
 
@@ -127,6 +169,39 @@ mod tests {
             offset / step.unsigned_abs() + 1
         };
         BorrowKey::new(BASE + 8 * offset, &[count], &[8 * step], 8)
+    }
+
+    /// `of_layout` gives `new`'s key for every layout: contiguous either
+    /// way, with extent-1 axes of any stride, strided, reversed,
+    /// broadcast, single-element and empty.
+    #[test]
+    fn a_layout_gives_the_same_key() {
+        let cases: &[(&[usize], &[isize], usize)] = &[
+            (&[16], &[8], 8),
+            (&[4, 6], &[48, 8], 8),
+            (&[4, 6], &[8, 32], 8),
+            (&[4, 1, 6], &[48, 12345, 8], 8),
+            (&[6, 1], &[-8, 12345], 8),
+            (&[3, 5], &[40, -8], 8),
+            (&[10, 4], &[80, 24], 8),
+            (&[4, 4], &[48, 12], 4),
+            (&[5, 3], &[0, 2], 2),
+            (&[1, 1], &[7, 9], 8),
+            (&[], &[], 8),
+            (&[3, 0], &[8, 8], 8),
+            (&[7], &[3], 1),
+        ];
+        for &(shape, strides, itemsize) in cases {
+            let layout = Layout::new(shape, Some(strides), itemsize).unwrap();
+            let (low, _) = layout.span();
+            // `data` is the first logical element, above every byte reached.
+            let data = BASE + low.unsigned_abs();
+            assert_eq!(
+                BorrowKey::of_layout(data, &layout),
+                BorrowKey::new(data, shape, strides, itemsize),
+                "shape {shape:?} strides {strides:?} itemsize {itemsize}"
+            );
+        }
     }
 
     #[test]

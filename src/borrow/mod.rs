@@ -143,4 +143,6 @@ pub(crate) mod abi;
 #[cfg_attr(not(feature = "python"), allow(dead_code))]
 pub(crate) mod key;
 #[cfg_attr(not(feature = "python"), allow(dead_code))]
+pub(crate) mod lock;
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
 pub(crate) mod registry;

@@ -84,12 +84,14 @@ use crate::view::{TypedParts, TypedTensor};
 /// than two references, and the caller's argument plus a callback's own are
 /// two. This reference is the third that makes NumPy refuse, as a `Tensor`
 /// argument's owner (or rust-numpy's `PyReadonlyArray`) does: two reference
-/// count updates, no allocation.
-struct Object(Py<PyAny>);
+/// count updates, no allocation. Held as a `Bound` for the argument's
+/// lifetime (within the thread's attachment, `'py: 'a`), so the drop is a
+/// plain decrement: a `Py` asks a thread-local whether it is attached first.
+struct Object<'a>(Bound<'a, PyAny>);
 
-impl Object {
+impl Object<'_> {
     fn bind<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
-        self.0.bind(py).clone()
+        self.0.as_unbound().bind(py).clone()
     }
 }
 
@@ -103,12 +105,9 @@ fn borrow_shared<'a, 'py: 'a>(
     if !d.device.is_cpu() {
         return Ok(None);
     }
-    let key = BorrowKey::new(
-        d.data.addr(),
-        d.layout.shape(),
-        d.layout.strides(),
-        d.dtype.itemsize(),
-    );
+    // The layout's proofs give the key (its span, its contiguity): no
+    // second walk of the axes. The descriptor's dtype has its itemsize.
+    let key = BorrowKey::of_layout(d.data.addr(), &d.layout);
     Guard::acquire(obj, key, false, || {
         describe(d.dtype, d.layout.shape(), d.source)
     })
@@ -122,7 +121,7 @@ pub struct TensorRef<'a> {
     /// What keeps the memory alive when the import needed an owner (any
     /// producer but an exact ndarray); `None` while it is only borrowed.
     owner: Option<Owner>,
-    object: Object,
+    object: Object<'a>,
     /// The shared borrow of the memory (dropped after nothing views it).
     _guard: Option<Guard<'a>>,
 }
@@ -139,7 +138,7 @@ impl<'a, 'py: 'a> FromPyObject<'a, 'py> for TensorRef<'a> {
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let object = Object(obj.to_owned().unbind());
+        let object = Object(obj.to_owned());
         if let Some(descriptor) = ndarray_fields::read_lent(&obj)? {
             return Ok(Self {
                 _guard: borrow_shared(&obj, &descriptor)?,
@@ -290,7 +289,7 @@ impl TensorRef<'_> {
         let owner = match &self.owner {
             Some(owner) => owner.clone(),
             None => Python::attach(|py| -> Owner {
-                std::sync::Arc::new(PyOwner::new(self.object.0.clone_ref(py)))
+                std::sync::Arc::new(PyOwner::new(self.object.0.as_unbound().clone_ref(py)))
             }),
         };
         // SAFETY: the descriptor's memory is kept alive by `owner`: the
@@ -309,7 +308,7 @@ pub struct TypedRef<'a, T: Element, D: Dimension = IxDyn, C: Constraint = ()> {
     /// producer but an exact ndarray); `None` while it is only borrowed.
     /// Never read: it is held to be dropped with the argument.
     _owner: Option<Owner>,
-    object: Object,
+    object: Object<'a>,
     /// The shared borrow of the memory (the typed checks refuse memory
     /// off the CPU, so there always is one; dropped after the views).
     _guard: Option<Guard<'a>>,
@@ -330,7 +329,7 @@ impl<'a, 'py: 'a, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
 
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let object = Object(obj.to_owned().unbind());
+        let object = Object(obj.to_owned());
         if let Some(d) = ndarray_fields::read_lent(&obj)? {
             // SAFETY: the parts are the validated descriptor just read.
             let parts = unsafe {

@@ -101,6 +101,11 @@ pub(crate) fn find_in_mro(
     py: Python<'_>,
     ty: *mut ffi::PyTypeObject,
 ) -> Option<(KnownType, *mut ffi::PyTypeObject)> {
+    // The type itself heads its MRO: an exact framework type (the usual
+    // argument) is answered without walking the tuple.
+    if let Some(kind) = kind_of(py, ty) {
+        return Some((kind, ty));
+    }
     // SAFETY: `ty` is a live type; its MRO is a tuple it owns (NULL only
     // while the type is being built, never for the type of a live object).
     let mro = unsafe { (*ty).tp_mro };

@@ -361,6 +361,24 @@ def test_dlbridge_first_publishes_one_registry_for_both():
     assert "torch-in-rn BufferError" in out, "one registry keyed by memory sees every producer"
 
 
+def test_borrows_before_numpy_loads_never_import_it_and_join_once_it_does():
+    """Until NumPy loads, a tracked borrow only looks it up in the module
+    table (no import, no KeyError); the first borrow after it loads joins
+    (here: publishes one registry for both, as when dlbridge comes first)."""
+    out = fresh_process("""
+    import array, sys
+    import dlbridge_example as ex
+    b = array.array("d", [1.0, 2.0, 3.0])
+    for _ in range(3):
+        assert ex.sum(b) == 6.0 and ex.sum_f64_any(b) == 6.0
+    print("numpy before:", "numpy" in sys.modules)
+    """ + RUST_NUMPY_CASES.format(first="ex.add_one(np.zeros(1))"))
+    assert "numpy before: False" in out
+    assert "rn-in-dlbridge TypeError The given array is already borrowed" in out
+    assert "dlbridge-in-rn BufferError" in out and "overlap a mutable borrow already held" in out
+    assert "torch-in-rn BufferError" in out
+
+
 def test_a_broken_registry_attribute_is_refused():
     out = fresh_process("""
         import ctypes, sys

@@ -86,6 +86,23 @@ def test_numpy_return_is_a_real_ndarray_over_rust_memory():
     assert ex.live_buffers() == before
 
 
+def test_numpy_return_comes_back_on_the_lent_path():
+    """The returned array's base is dlbridge's owner object, not a capsule
+    (an array over a DLPack capsule's memory is read through `__dlpack__`),
+    so passing it back to an extension reads its fields directly; the owner
+    is released once, with the array."""
+    before = ex.live_buffers()
+    a = ex.arange_numpy(16)
+    assert type(a.base).__name__ == "NumpyBase" and type(a.base).__module__ == "dlbridge"
+    lent = ex.fast_path_counts()["lent_arguments"]
+    assert ex.sum_f64(a) == 120.0
+    assert ex.data_ptr(a) == a.ctypes.data
+    assert ex.fast_path_counts()["lent_arguments"] == lent + 2
+    del a
+    gc.collect()
+    assert ex.live_buffers() == before
+
+
 def test_torch_return_is_a_real_tensor_over_rust_memory():
     before = ex.live_buffers()
     t = ex.arange_torch(16)

@@ -444,11 +444,11 @@ fn scale_contiguous<T: Element + std::ops::Mul<Output = T>>(
         return Ok(None);
     };
     let scaled: Vec<T> = values.iter().map(|&v| v * k).collect();
-    let shape = x.shape().to_vec();
+    let shape = IxDyn(x.shape());
     let array = if x.layout().is_c_contiguous() {
-        ArrayD::from_shape_vec(IxDyn(&shape), scaled)
+        ArrayD::from_shape_vec(shape, scaled)
     } else {
-        ArrayD::from_shape_vec(IxDyn(&shape).f(), scaled)
+        ArrayD::from_shape_vec(shape.f(), scaled)
     }
     .map_err(|err| PyTypeError::new_err(format!("scale_like: {err}")))?;
     Ok(Some(Tensor::try_from(array)?))

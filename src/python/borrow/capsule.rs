@@ -4,7 +4,7 @@
 //! Its C declaration is in the parent module's docs (`dlbridge::borrow`).
 //!
 //! Every call is made with the GIL held (an attached thread); the state also
-//! sits behind a mutex, so a free-threaded build keeps it consistent (there,
+//! sits behind a lock (`crate::borrow::lock`), so a free-threaded build keeps it consistent (there,
 //! two binaries borrowing for the first time at the same instant could each
 //! create one; with the GIL, the check and the set cannot interleave). The first
 //! binary that needs the registry creates it and sets the attribute; every

@@ -39,9 +39,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyCapsule;
+use pyo3::types::{PyCapsule, PyDict};
 
 use super::capsule::{self, BorrowApi};
 use crate::borrow::key::BorrowKey;
@@ -94,10 +95,16 @@ pub(crate) fn joined(py: Python<'_>) -> Option<&'static Joined> {
     Some(JOINED.get_or_init(py, || joined))
 }
 
-/// `numpy` from `sys.modules`, never imported here.
+/// `numpy` from the interpreter's module table (`sys.modules`), never
+/// imported here. Until NumPy loads, every tracked borrow asks, so the
+/// question is one dictionary lookup of an interned key: no `sys` import,
+/// no attribute read, and no `KeyError` made and dropped for the answer no.
 fn numpy_module(py: Python<'_>) -> Option<Bound<'_, PyAny>> {
-    let modules = py.import("sys").ok()?.getattr("modules").ok()?;
-    modules.get_item("numpy").ok()
+    // SAFETY: attached; a borrowed reference to the interpreter's module
+    // dict (NULL only before the interpreter is initialised).
+    let modules = unsafe { Bound::from_borrowed_ptr_or_opt(py, ffi::PyImport_GetModuleDict()) }?;
+    let modules = modules.cast_into::<PyDict>().ok()?;
+    modules.get_item(intern!(py, "numpy")).ok().flatten()
 }
 
 /// Whether NumPy 2 (whose descriptor layout and core module name differ).

@@ -127,12 +127,7 @@ impl Drop for Guard<'_> {
 
 /// The key of a typed tensor's memory.
 fn key_of<T: Element, D: Dimension>(typed: &TypedTensor<T, D>) -> BorrowKey {
-    BorrowKey::new(
-        typed.data_ptr().addr(),
-        typed.shape(),
-        typed.strides(),
-        size_of::<T>(),
-    )
+    BorrowKey::of_layout(typed.data_ptr().addr(), typed.tensor().layout())
 }
 
 /// The accessors both borrow types share (no `&Tensor` is handed out: a

@@ -7,7 +7,7 @@
 //!
 //! | [`Framework`] | made by | owner released by |
 //! | --- | --- | --- |
-//! | `NumPy` | NumPy's C API (`PyArray_NewFromDescr`, base object) | the base capsule's destructor |
+//! | `NumPy` | NumPy's C API (`PyArray_NewFromDescr`, base object) | the base object's destructor |
 //! | `Torch` | torch's DLPack exchange table (`managed_tensor_to_py_object_no_sync`) | torch's call of the DLPack deleter |
 //! | `Jax` | `jax.numpy.from_dlpack` of a `dlbridge.Tensor` | the `dlbridge.Tensor`'s deleter |
 //! | `Memoryview` | `memoryview(dlbridge.Tensor)` | the `dlbridge.Tensor` |
@@ -46,6 +46,7 @@
 //! }
 //! ```
 
+mod base;
 mod numpy;
 mod torch;
 

@@ -5,9 +5,9 @@
 //! array here). NumPy's C API makes the array directly over the tensor's
 //! memory, as rust-numpy's `into_pyarray` does: `PyArray_NewFromDescr` with
 //! the data pointer, shape and byte strides, then `PyArray_SetBaseObject`
-//! with a capsule that holds the tensor's owner. The owner is released
-//! exactly once, when NumPy frees the last array over the memory (the
-//! capsule's destructor), on whatever thread that is.
+//! with an object that holds the tensor's owner (`base.rs`). The owner is
+//! released exactly once, when NumPy frees the last array over the memory
+//! (the base object's destructor), on whatever thread that is.
 //!
 //! The API table is the `_ARRAY_API` capsule of NumPy's multiarray module
 //! (`numpy._core._multiarray_umath` in NumPy 2, `numpy.core.multiarray` in
@@ -16,15 +16,15 @@
 //! stays an optional runtime dependency: without it the call raises
 //! `ImportError` naming what was asked.
 
-use std::ffi::{CStr, c_int, c_long, c_void};
+use std::ffi::{c_int, c_long, c_void};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use super::base::owner_object;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
-use crate::owner::Owner;
 use crate::python::errors::framework_missing;
 use crate::tensor::Tensor;
 
@@ -117,37 +117,6 @@ fn type_num(dtype: DType) -> Option<c_int> {
     })
 }
 
-const OWNER_CAPSULE: &CStr = c"dlbridge.owner";
-
-/// The capsule's destructor: releases the owner (exactly once: CPython calls
-/// a capsule's destructor once, when the capsule is freed).
-unsafe extern "C" fn release_owner(capsule: *mut ffi::PyObject) {
-    // SAFETY: only capsules made by `owner_capsule` carry this destructor;
-    // their pointer is a `Box<Owner>` leaked there.
-    unsafe {
-        let owner = ffi::PyCapsule_GetPointer(capsule, OWNER_CAPSULE.as_ptr()).cast::<Owner>();
-        if owner.is_null() {
-            ffi::PyErr_Clear();
-            return;
-        }
-        drop(Box::from_raw(owner));
-    }
-}
-
-/// A new capsule owning `owner` (a new reference), or NULL with an exception.
-fn owner_capsule(owner: Owner) -> *mut ffi::PyObject {
-    let owner = Box::into_raw(Box::new(owner));
-    // SAFETY: a non-NULL pointer, a static name and a destructor that
-    // reclaims exactly this box.
-    let capsule =
-        unsafe { ffi::PyCapsule_New(owner.cast(), OWNER_CAPSULE.as_ptr(), Some(release_owner)) };
-    if capsule.is_null() {
-        // SAFETY: the capsule was not made, so the box is still ours.
-        drop(unsafe { Box::from_raw(owner) });
-    }
-    capsule
-}
-
 /// `tensor` as a `numpy.ndarray` over the same memory (read-only when the
 /// tensor is). The array is the owner's last holder once `tensor` is gone.
 pub(crate) fn to_ndarray<'py>(py: Python<'py>, tensor: Tensor) -> PyResult<Bound<'py, PyAny>> {
@@ -198,10 +167,7 @@ pub(crate) fn to_ndarray<'py>(py: Python<'py>, tensor: Tensor) -> PyResult<Bound
     }
     // SAFETY: a new reference to the array just made.
     let array = unsafe { Bound::from_owned_ptr(py, array) };
-    let base = owner_capsule(tensor.into_owner());
-    if base.is_null() {
-        return Err(PyErr::fetch(py));
-    }
+    let base = owner_object(py, tensor.into_owner())?;
     // SAFETY: `array` is a fresh ndarray without a base; the call steals
     // the reference to `base` (releasing it itself on failure).
     if unsafe { (api.set_base_object)(array.as_ptr(), base) } != 0 {
