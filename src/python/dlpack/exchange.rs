@@ -226,6 +226,7 @@ pub(crate) fn table_of(capsule: &Bound<'_, PyAny>) -> Option<&'static DLPackExch
 /// producer's own verdict), or when the tensor is on a device other than
 /// the CPU and CUDA, or on CUDA and either `cpu_only` (a copy is wanted,
 /// which only the producer can make) or the ordering cannot be made here.
+#[inline(always)]
 pub(crate) fn import(
     object: &Bound<'_, PyAny>,
     producer: Producer,
@@ -277,6 +278,7 @@ pub(crate) fn import(
 /// states) is `None`: discovery then asks again from the start and gives
 /// its answer in its own words (a refusal there is weighed against the
 /// other protocols), so nothing is decided here but the common case.
+#[inline(always)]
 pub(crate) fn asarray_first(object: &Bound<'_, PyAny>) -> Option<Tensor> {
     let producer = producer(object);
     if !producer.dlpack_defined {
