@@ -14,6 +14,7 @@ exporter (helpers/lying_exporter.c). Test names by the issue's case numbers:
       test_torch_detach_shares_the_leaf_memory,
       test_fast_path_counts_is_a_dict_of_ints,
       test_torch_import_takes_the_exchange_api,
+      test_asarray_leaves_a_table_whose_class_switches_dlpack_off,
       test_exact_ndarray_import_takes_the_field_read,
       test_exchange_api_does_not_call_dunder_dlpack,
       test_subclass_overriding_dunder_dlpack_is_asked,
@@ -261,6 +262,23 @@ def test_exchange_api_is_taken_again_from_the_type_cache():
         back = dlbridge.from_dlpack(own)
         assert back.data_ptr == own.data_ptr and back.source == "dlpack"
         assert fast_path_counts()["exchange_api"] == before + 2
+
+
+@needs_torch_exchange_table
+def test_asarray_leaves_a_table_whose_class_switches_dlpack_off():
+    """asarray takes a table before discovery only where discovery's DLPack
+    step would: a class that publishes the table but sets `__dlpack__ =
+    None` beside it has switched DLPack off, and is read another way."""
+
+    class Off(torch.Tensor):
+        __dlpack_c_exchange_api__ = torch.Tensor.__dlpack_c_exchange_api__
+        __dlpack__ = None
+
+    x = torch.arange(4.0).as_subclass(Off)
+    before = fast_path_counts()["exchange_api"]
+    t = dlbridge.asarray(x)
+    assert t.source != "dlpack" and t.data_ptr == x.data_ptr()
+    assert fast_path_counts()["exchange_api"] == before
 
 
 @pytest.mark.parametrize("path", FAST_PATHS)
