@@ -214,10 +214,10 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
     }
     // A producer with a DLPack exchange table (torch) comes across here,
     // as discovery's first step would bring it (see `asarray_first`).
-    if let Some(tensor) = dlpack_python::exchange::asarray_first(obj) {
-        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
-    }
-    let tensor = discover::import_for_asarray(obj, copy)?;
+    let tensor = match dlpack_python::exchange::asarray_first(obj) {
+        Some(tensor) => tensor,
+        None => discover::import_for_asarray(obj, copy)?,
+    };
     if copy == Some(true)
         && !tensor.device().is_cpu()
         && tensor.source() == Source::Dlpack
