@@ -474,21 +474,36 @@ unsafe extern "C" fn release_schema(schema: *mut ArrowSchema) {
         // SAFETY: private_data is the Box leaked by `new_schema`, taken
         // back once: release is set to None below.
         let private = unsafe { Box::from_raw(schema.private_data.cast::<SchemaPrivate>()) };
-        for &child in &private.children {
-            // SAFETY: each child struct was leaked by `new_schema` and is
-            // owned by this level; a child the consumer moved out has its
-            // release set to NULL here, and the move took its resources.
-            unsafe {
-                if let Some(release) = (*child).release {
-                    release(child);
-                }
-                drop(Box::from_raw(child));
-            }
-        }
+        // SAFETY: each child struct was leaked by `new_schema` and is owned
+        // by this level alone.
+        unsafe { release_children(&private.children, |child| child.release) };
         drop(private);
         schema.release = None;
         schema.private_data = ptr::null_mut();
     });
+}
+
+/// Releases the children a level owns and frees their structs: a child
+/// the consumer moved out has its release set to NULL, and the move took
+/// its resources, so only its struct is freed.
+///
+/// # Safety
+///
+/// Each pointer is a live struct leaked from a `Box` by this module and
+/// owned by the caller's level alone; none is used afterwards.
+unsafe fn release_children<T>(
+    children: &[*mut T],
+    release_of: fn(&T) -> Option<unsafe extern "C" fn(*mut T)>,
+) {
+    for &child in children {
+        // SAFETY: the caller's promise: a live, owned, leaked struct.
+        unsafe {
+            if let Some(release) = release_of(&*child) {
+                release(child);
+            }
+            drop(Box::from_raw(child));
+        }
+    }
 }
 
 /// The array's `release`, as [`release_schema`]; dropping a level's tensor
@@ -509,16 +524,9 @@ unsafe extern "C" fn release_array(array: *mut ArrowArray) {
         }
         // SAFETY: private_data is the Box leaked by `array_level`, taken back once.
         let private = unsafe { Box::from_raw(array.private_data.cast::<ArrayPrivate>()) };
-        for &child in &private.children {
-            // SAFETY: as in `release_schema`: owned child structs, released
-            // unless moved out, freed here.
-            unsafe {
-                if let Some(release) = (*child).release {
-                    release(child);
-                }
-                drop(Box::from_raw(child));
-            }
-        }
+        // SAFETY: each child struct was leaked by `array_level` and is owned
+        // by this level alone.
+        unsafe { release_children(&private.children, |child| child.release) };
         drop(private);
         array.release = None;
         array.private_data = ptr::null_mut();
