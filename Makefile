@@ -50,6 +50,9 @@ test-rust: venv ## Rust tests, with and without the python feature
 	cargo test -q --no-default-features
 	cargo run -q --no-default-features --example handoff
 
+# Static checks of the sources run here too, collected with the rest:
+# test_error_sites.py (every refusal has a docs/errors.md row) and
+# test_module_cycles.py (src/python/'s modules depend on each other one way).
 .PHONY: test-python
 test-python: develop ## pytest against the built package (warnings are errors)
 	$(PY) -m pytest -q -W error tests/python --ignore-glob='tests/python/test_extension*' --ignore=tests/python/test_borrow.py

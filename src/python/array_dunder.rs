@@ -1,5 +1,5 @@
 //! `__array__` as `asarray`'s last resort (the consumer side; the producer
-//! side is `Tensor.__array__` in `super::tensor`).
+//! side is `Tensor.__array__` in `super::framework_dunders`).
 //!
 //! The method is called as NumPy 2 calls it, and its result (an ndarray) is
 //! imported through the protocols like any other array, zero-copy: a
