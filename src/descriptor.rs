@@ -1,8 +1,9 @@
 //! The one validated description of tensor memory that a spoke hands the hub.
 //!
-//! A spoke reads its protocol into [`Parts`] (pointer, offset, layout,
-//! dtype, device, readonly, and the length it knows the memory has, if it
-//! knows one) and turns them into a [`Descriptor`] with
+//! A spoke reads its protocol into [`Claims`]: what the producer says of
+//! its memory (pointer, offset, layout, dtype, device, readonly, and the
+//! length it knows the memory has, if it knows one), nothing checked yet. It
+//! turns them into a [`Descriptor`] with
 //! [`Descriptor::new`], which runs every check a pointer from another
 //! program needs. A `Descriptor` exists only if the checks passed (dlpark's
 //! `validate() -> TensorRef` habit), and a [`Tensor`](crate::Tensor) is built
@@ -11,10 +12,10 @@
 //! spoke can forget one.
 //!
 //! ```
-//! use dlbridge::{DType, Descriptor, Device, Layout, Parts, Source};
+//! use dlbridge::{Claims, DType, Descriptor, Device, Layout, Source};
 //!
 //! let bytes = [0u8; 16];
-//! let parts = Parts {
+//! let claims = Claims {
 //!     what: "example",
 //!     base: bytes.as_ptr().cast_mut(),
 //!     offset: 0,
@@ -25,10 +26,10 @@
 //!     source: Source::Rust,
 //!     len: Some(bytes.len()),
 //! };
-//! assert!(Descriptor::new(parts).is_ok());
+//! assert!(Descriptor::new(claims).is_ok());
 //!
 //! // Twenty bytes of float32 do not fit in sixteen: refused.
-//! let too_long = Parts {
+//! let too_long = Claims {
 //!     what: "example",
 //!     base: bytes.as_ptr().cast_mut(),
 //!     offset: 4,
@@ -94,15 +95,17 @@ impl Source {
     }
 }
 
-/// What a spoke read out of its protocol, before any check.
+/// What a producer says of its memory, as a spoke read it out of its
+/// protocol: unchecked claims, which [`Descriptor::new`] checks (or
+/// refuses) before anything reads through them.
 ///
 /// ```
-/// use dlbridge::{DType, Descriptor, Device, Layout, Parts, Source};
+/// use dlbridge::{Claims, DType, Descriptor, Device, Layout, Source};
 ///
 /// // Four int32 read backwards: the first logical element is the last in
 /// // memory, 12 bytes in, and the stride is -4 bytes.
 /// let block = [1i32, 2, 3, 4];
-/// let parts = Parts {
+/// let claims = Claims {
 ///     what: "reversed block",
 ///     base: block.as_ptr().cast_mut().cast(),
 ///     offset: 12,
@@ -113,12 +116,12 @@ impl Source {
 ///     source: Source::Rust,
 ///     len: Some(16),
 /// };
-/// let d = Descriptor::new(parts).unwrap();
+/// let d = Descriptor::new(claims).unwrap();
 /// assert_eq!(d.data_ptr().cast_const(), block[3..].as_ptr().cast());
 /// assert_eq!(d.layout().span(), (-12, 4));
 /// ```
 #[derive(Debug)]
-pub struct Parts<'a> {
+pub struct Claims<'a> {
     /// Names the source in messages (`"DLPack tensor"`, `"buffer"`, ...).
     pub what: &'a str,
     /// The pointer as the producer gave it (DLPack's `data`, `Py_buffer.buf`).
@@ -147,9 +150,9 @@ pub struct Parts<'a> {
 /// the known length, and a dtype of the layout's itemsize.
 ///
 /// ```
-/// use dlbridge::{Cause, DType, Descriptor, Device, Layout, Parts, Source};
+/// use dlbridge::{Cause, Claims, DType, Descriptor, Device, Layout, Source};
 ///
-/// let parts = |base: *mut u8| Parts {
+/// let claims = |base: *mut u8| Claims {
 ///     what: "example",
 ///     base,
 ///     offset: 0,
@@ -161,11 +164,11 @@ pub struct Parts<'a> {
 ///     len: None,
 /// };
 /// let mut bytes = [0u8; 8];
-/// let d = Descriptor::new(parts(bytes.as_mut_ptr())).unwrap();
+/// let d = Descriptor::new(claims(bytes.as_mut_ptr())).unwrap();
 /// assert_eq!((d.dtype(), d.layout().nbytes()), (DType::FLOAT16, 8));
 ///
 /// // NULL, with four elements to address: refused.
-/// let err = Descriptor::new(parts(std::ptr::null_mut())).unwrap_err();
+/// let err = Descriptor::new(claims(std::ptr::null_mut())).unwrap_err();
 /// assert_eq!(err.cause(), Cause::Pointer);
 /// ```
 #[derive(Debug, Clone)]
@@ -179,7 +182,7 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    /// Runs every check on `parts`.
+    /// Runs every check on `claims`.
     ///
     /// # Errors
     ///
@@ -192,15 +195,15 @@ impl Descriptor {
     /// - `Value` ([`Cause::Layout`]): with `len`, an `offset` or `len` that
     ///   does not fit in `isize`.
     #[inline(always)]
-    pub fn new(parts: Parts<'_>) -> Result<Self> {
-        // The checks read the parts in place, and their refusals are built
+    pub fn new(claims: Claims<'_>) -> Result<Self> {
+        // The checks read the claims in place, and their refusals are built
         // out of line: a descriptor is made on every import, and moving its
         // layout through a call or two showed up as `memcpy` in profiles.
-        check(&parts)?;
-        Ok(Self::assemble(parts))
+        check(&claims)?;
+        Ok(Self::assemble(claims))
     }
 
-    /// A descriptor of parts whose every check the caller has already
+    /// A descriptor of claims whose every check the caller has already
     /// proved by other means (a Rust `ndarray::Array`: a live allocation,
     /// never NULL, whose elements' offsets all fit in `isize`, of an
     /// [`Element`](crate::dtype::Element) type whose size is its dtype's).
@@ -208,26 +211,26 @@ impl Descriptor {
     ///
     /// # Safety
     ///
-    /// `parts` must pass every check of [`Descriptor::new`].
+    /// `claims` must pass every check of [`Descriptor::new`].
     #[inline(always)]
-    pub(crate) unsafe fn new_proved(parts: Parts<'_>) -> Self {
-        debug_assert!(check(&parts).is_ok(), "unproved parts: {parts:?}");
-        Self::assemble(parts)
+    pub(crate) unsafe fn new_proved(claims: Claims<'_>) -> Self {
+        debug_assert!(check(&claims).is_ok(), "unproved claims: {claims:?}");
+        Self::assemble(claims)
     }
 
-    /// The descriptor of checked parts.
+    /// The descriptor of checked claims.
     #[inline(always)]
-    fn assemble(parts: Parts<'_>) -> Self {
+    fn assemble(claims: Claims<'_>) -> Self {
         Self {
             // The address is computed, never dereferenced, so wrapping
             // arithmetic is exact; non-CPU "pointers" may be handles, which
             // DLPack consumers sum with the offset all the same.
-            data: parts.base.wrapping_add(parts.offset),
-            layout: parts.layout,
-            dtype: parts.dtype,
-            device: parts.device,
-            readonly: parts.readonly,
-            source: parts.source,
+            data: claims.base.wrapping_add(claims.offset),
+            layout: claims.layout,
+            dtype: claims.dtype,
+            device: claims.device,
+            readonly: claims.readonly,
+            source: claims.source,
         }
     }
 
@@ -247,92 +250,92 @@ impl Descriptor {
     }
 }
 
-/// Every check of [`Descriptor::new`], on the parts in place.
+/// Every check of [`Descriptor::new`], on the claims in place.
 #[inline]
-fn check(parts: &Parts<'_>) -> Result<()> {
-    let layout = &parts.layout;
-    if parts.dtype.itemsize() != layout.itemsize() {
-        return Err(itemsize_mismatch(parts));
+fn check(claims: &Claims<'_>) -> Result<()> {
+    let layout = &claims.layout;
+    if claims.dtype.itemsize() != layout.itemsize() {
+        return Err(itemsize_mismatch(claims));
     }
-    let Some(first) = parts.base.addr().checked_add(parts.offset) else {
-        return Err(offset_wraps(parts));
+    let Some(first) = claims.base.addr().checked_add(claims.offset) else {
+        return Err(offset_wraps(claims));
     };
-    if let Some(len) = parts.len {
-        if parts.offset > len {
-            return Err(offset_beyond(parts, len));
+    if let Some(len) = claims.len {
+        if claims.offset > len {
+            return Err(offset_beyond(claims, len));
         }
-        layout.check_within(parts.offset, len)?;
+        layout.check_within(claims.offset, len)?;
     }
     if layout.size() > 0 {
-        if parts.base.is_null() {
-            return Err(null_data(parts));
+        if claims.base.is_null() {
+            return Err(null_data(claims));
         }
         let (low, high) = layout.span();
-        if parts.device.is_cpu()
+        if claims.device.is_cpu()
             && (first.checked_add_signed(low).is_none() || first.checked_add_signed(high).is_none())
         {
-            return Err(span_wraps(parts, first));
+            return Err(span_wraps(claims, first));
         }
     }
     Ok(())
 }
 
 #[cold]
-fn itemsize_mismatch(parts: &Parts<'_>) -> Error {
+fn itemsize_mismatch(claims: &Claims<'_>) -> Error {
     Error::value(
         Cause::DType,
         format!(
             "{} has dtype {} ({} bytes) but a layout of {}-byte items",
-            parts.what,
-            parts.dtype,
-            parts.dtype.itemsize(),
-            parts.layout.itemsize()
+            claims.what,
+            claims.dtype,
+            claims.dtype.itemsize(),
+            claims.layout.itemsize()
         ),
     )
 }
 
 #[cold]
-fn offset_wraps(parts: &Parts<'_>) -> Error {
+fn offset_wraps(claims: &Claims<'_>) -> Error {
     Error::value(
         Cause::Pointer,
         format!(
             "{} at {:p} with byte_offset {} wraps around the address space",
-            parts.what, parts.base, parts.offset
+            claims.what, claims.base, claims.offset
         ),
     )
 }
 
 #[cold]
-fn offset_beyond(parts: &Parts<'_>, len: usize) -> Error {
+fn offset_beyond(claims: &Claims<'_>, len: usize) -> Error {
     Error::value(
         Cause::Pointer,
         format!(
             "{} offset {} is beyond its buffer's {len} bytes",
-            parts.what, parts.offset
+            claims.what, claims.offset
         ),
     )
 }
 
 #[cold]
-fn null_data(parts: &Parts<'_>) -> Error {
+fn null_data(claims: &Claims<'_>) -> Error {
     Error::buffer(
         Cause::Pointer,
         format!(
             "{} has a NULL data pointer for shape {:?}",
-            parts.what,
-            parts.layout.shape()
+            claims.what,
+            claims.layout.shape()
         ),
     )
 }
 
 #[cold]
-fn span_wraps(parts: &Parts<'_>, first: usize) -> Error {
+fn span_wraps(claims: &Claims<'_>, first: usize) -> Error {
     Error::value(
         Cause::Pointer,
         format!(
             "{} at {first:#x} with strides {:?} wraps around the address space",
-            parts.what,
-            parts.layout.strides()
+            claims.what,
+            claims.layout.strides()
         ),
     )
 }
@@ -342,8 +345,8 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
-    fn parts(base: *mut u8, offset: usize, len: Option<usize>) -> Parts<'static> {
-        Parts {
+    fn claims(base: *mut u8, offset: usize, len: Option<usize>) -> Claims<'static> {
+        Claims {
             what: "test",
             base,
             offset,
@@ -360,18 +363,18 @@ mod tests {
     fn every_pointer_check_refuses() {
         let mut bytes = [0u8; 32];
         let base = bytes.as_mut_ptr();
-        assert!(Descriptor::new(parts(base, 16, Some(32))).is_ok());
+        assert!(Descriptor::new(claims(base, 16, Some(32))).is_ok());
         let kind = |p| Descriptor::new(p).unwrap_err().kind();
         assert_eq!(
-            kind(parts(std::ptr::null_mut(), 0, None)),
+            kind(claims(std::ptr::null_mut(), 0, None)),
             ErrorKind::Buffer
         );
-        assert_eq!(kind(parts(base, 20, Some(32))), ErrorKind::Buffer);
-        assert_eq!(kind(parts(base, 40, Some(32))), ErrorKind::Value);
-        assert_eq!(kind(parts(base, usize::MAX - 7, None)), ErrorKind::Value);
+        assert_eq!(kind(claims(base, 20, Some(32))), ErrorKind::Buffer);
+        assert_eq!(kind(claims(base, 40, Some(32))), ErrorKind::Value);
+        assert_eq!(kind(claims(base, usize::MAX - 7, None)), ErrorKind::Value);
         let high = std::ptr::without_provenance_mut(usize::MAX - 8);
-        assert_eq!(kind(parts(high, 0, None)), ErrorKind::Value);
-        let mut wrong = parts(base, 0, None);
+        assert_eq!(kind(claims(high, 0, None)), ErrorKind::Value);
+        let mut wrong = claims(base, 0, None);
         wrong.dtype = DType::FLOAT64;
         assert_eq!(kind(wrong), ErrorKind::Value);
     }

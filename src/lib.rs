@@ -55,7 +55,7 @@ mod view;
 
 pub use crate::view::TypedTensor;
 pub use crate::view::constraints;
-pub use descriptor::{Descriptor, Parts, Source};
+pub use descriptor::{Claims, Descriptor, Source};
 pub use device::{Device, DeviceRequest};
 pub use dtype::{DType, Element};
 pub use error::{Cause, Error, ErrorKind, Result};

@@ -299,14 +299,14 @@ fn advise_huge_pages(_block: *mut u8, _nbytes: usize) {}
 ///
 /// ```
 /// use std::sync::Arc;
-/// use dlbridge::{Allocation, Cause, DType, Descriptor, Device, Layout, Parts, Source, Tensor};
+/// use dlbridge::{Allocation, Cause, Claims, DType, Descriptor, Device, Layout, Source, Tensor};
 ///
 /// /// Memory of our own, freed when the last view or export of it is gone.
 /// struct Samples(Vec<f32>);
 /// impl Allocation for Samples {} // foreign to dlbridge: not Rust-owned
 ///
 /// let mut samples = vec![1.0f32, 2.0, 3.0];
-/// let descriptor = Descriptor::new(Parts {
+/// let descriptor = Descriptor::new(Claims {
 ///     what: "samples",
 ///     base: samples.as_mut_ptr().cast(),
 ///     offset: 0,

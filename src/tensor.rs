@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::descriptor::{Descriptor, Parts, Source};
+use crate::descriptor::{Claims, Descriptor, Source};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
@@ -82,7 +82,7 @@ impl Tensor {
     fn allocate(shape: &[usize], dtype: DType, zeroed: bool) -> Result<Self> {
         let layout = Layout::contiguous(shape, dtype.itemsize())?;
         let buffer = RustBuffer::allocate(layout.nbytes(), zeroed)?;
-        let descriptor = Descriptor::new(Parts {
+        let descriptor = Descriptor::new(Claims {
             what: "Rust-owned block",
             base: buffer.as_ptr(),
             offset: 0,

@@ -9,9 +9,11 @@ mod common;
 
 use common::Spec;
 use dlbridge::protocol::array_interface::{self, PyArrayInterface};
-use dlbridge::protocol::buffer::{self, BufferFields};
+use dlbridge::protocol::buffer::{self, PyBufferFields};
 use dlbridge::protocol::{pep3118, typestr};
-use dlbridge::{Cause, DType, Descriptor, Device, Error, ErrorKind, Layout, Parts, Source, Tensor};
+use dlbridge::{
+    Cause, Claims, DType, Descriptor, Device, Error, ErrorKind, Layout, Source, Tensor,
+};
 use dlpark::Managed;
 use dlpark::ffi::{DLDataType, DLDataTypeCode, DLDevice, DLManagedTensorVersioned};
 
@@ -126,8 +128,8 @@ fn layouts_say_why() {
 
 // ---------------------------------------------------------- Descriptor --
 
-fn parts(base: *mut u8, offset: usize, len: Option<usize>) -> Parts<'static> {
-    Parts {
+fn claims(base: *mut u8, offset: usize, len: Option<usize>) -> Claims<'static> {
+    Claims {
         what: "test",
         base,
         offset,
@@ -145,23 +147,23 @@ fn descriptors_say_why() {
     let mut bytes = [0u8; 32];
     let base = bytes.as_mut_ptr();
     let refused = |p| Descriptor::new(p).unwrap_err();
-    let null = refused(parts(std::ptr::null_mut(), 0, None));
+    let null = refused(claims(std::ptr::null_mut(), 0, None));
     assert_refused(null, Cause::Pointer, ErrorKind::Buffer);
-    let outside = refused(parts(base, 20, Some(32)));
+    let outside = refused(claims(base, 20, Some(32)));
     assert_refused(outside, Cause::Pointer, ErrorKind::Buffer);
-    let beyond = refused(parts(base, 40, Some(32)));
+    let beyond = refused(claims(base, 40, Some(32)));
     assert_refused(beyond, Cause::Pointer, ErrorKind::Value);
-    let wraps = refused(parts(base, usize::MAX - 7, None));
+    let wraps = refused(claims(base, usize::MAX - 7, None));
     assert_refused(wraps, Cause::Pointer, ErrorKind::Value);
-    let mut wrong = parts(base, 0, None);
+    let mut wrong = claims(base, 0, None);
     wrong.dtype = DType::FLOAT64;
     assert_refused(refused(wrong), Cause::DType, ErrorKind::Value);
 }
 
 // ------------------------------------------------ the buffer protocol --
 
-fn fields(buf: *mut u8, len: isize) -> BufferFields<'static> {
-    BufferFields {
+fn fields(buf: *mut u8, len: isize) -> PyBufferFields<'static> {
+    PyBufferFields {
         buf,
         len,
         readonly: false,
@@ -178,16 +180,16 @@ fn fields(buf: *mut u8, len: isize) -> BufferFields<'static> {
 fn buffer_views_say_why() {
     let mut bytes = [0u8; 16];
     let buf = bytes.as_mut_ptr();
-    let refused = |f: BufferFields<'_>| buffer::describe(&f).unwrap_err();
+    let refused = |f: PyBufferFields<'_>| buffer::describe(&f).unwrap_err();
     let null = refused(fields(std::ptr::null_mut(), 16));
     assert_refused(null, Cause::Pointer, ErrorKind::Buffer);
     assert_refused(refused(fields(buf, -1)), Cause::Pointer, ErrorKind::Value);
-    let indirect = BufferFields {
+    let indirect = PyBufferFields {
         has_suboffsets: true,
         ..fields(buf, 16)
     };
     assert_refused(refused(indirect), Cause::Layout, ErrorKind::Buffer);
-    let swapped = BufferFields {
+    let swapped = PyBufferFields {
         format: Some(if cfg!(target_endian = "little") {
             b">f"
         } else {
@@ -196,13 +198,13 @@ fn buffer_views_say_why() {
         ..fields(buf, 16)
     };
     assert_refused(refused(swapped), Cause::ByteOrder, ErrorKind::Buffer);
-    let itemsize = BufferFields {
+    let itemsize = PyBufferFields {
         itemsize: 8,
         ..fields(buf, 16)
     };
     assert_refused(refused(itemsize), Cause::DType, ErrorKind::Buffer);
     let shape = [8isize];
-    let short = BufferFields {
+    let short = PyBufferFields {
         shape: Some(&shape),
         ..fields(buf, 16)
     };

@@ -25,7 +25,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::ptr::NonNull;
 
 use crate::descriptor::Source;
-use crate::descriptor::{Descriptor, Parts};
+use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
@@ -179,7 +179,7 @@ pub fn describe_struct(
         Some(read_dims(interface.strides, ndim, "strides")?)
     };
     let layout = Layout::from_signed(&shape, strides.as_deref(), itemsize)?;
-    Descriptor::new(Parts {
+    Descriptor::new(Claims {
         what: "__array_struct__",
         base: interface.data.cast::<u8>(),
         offset: 0,

@@ -3,17 +3,17 @@
 //! reinterpretation of its bytes.
 //!
 //! The Python half (`src/python/buffer/`) acquires the view, wraps it in its
-//! RAII owner *before* anything here reads it, fills [`BufferFields`] from
+//! RAII owner *before* anything here reads it, fills [`PyBufferFields`] from
 //! it, and exports tensors through `__getbuffer__`.
 //!
 //! ```
 //! use dlbridge::{Cause, DType};
-//! use dlbridge::protocol::buffer::{BufferFields, describe, reinterpret};
+//! use dlbridge::protocol::buffer::{PyBufferFields, describe, reinterpret};
 //!
 //! // What an exporter of a 2x3 float32 matrix fills in.
 //! let mut data = [0f32; 6];
 //! let shape = [2isize, 3];
-//! let view = BufferFields {
+//! let view = PyBufferFields {
 //!     buf: data.as_mut_ptr().cast(),
 //!     len: 24,
 //!     readonly: true,
@@ -32,29 +32,32 @@
 //! assert_eq!((r.dtype(), r.layout().shape()), (DType::UINT16, &[4, 2][..]));
 //!
 //! // An exporter whose shape needs more bytes than it lends: refused.
-//! let lying = BufferFields { len: 20, ..view };
+//! let lying = PyBufferFields { len: 20, ..view };
 //! assert_eq!(describe(&lying).unwrap_err().cause(), Cause::Pointer);
 //! ```
 
 use std::borrow::Cow;
 
 use crate::descriptor::Source;
-use crate::descriptor::{Descriptor, Parts};
+use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
 use crate::protocol::pep3118;
 
-/// The fields of an acquired `Py_buffer`, as the exporter filled them.
+/// PEP 3118's own struct, `Py_buffer`, field by field as the exporter
+/// filled it: the protocol's view, read without Python (so the core and
+/// Miri can check it), not tensor metadata. [`describe`] checks it and
+/// turns it into a [`Descriptor`].
 ///
 /// ```
 /// use dlbridge::DType;
-/// use dlbridge::protocol::buffer::{BufferFields, describe, lent_bytes};
+/// use dlbridge::protocol::buffer::{PyBufferFields, describe, lent_bytes};
 ///
 /// // A `bytes` object's view: no format (read as "B"), no shape, read-only.
 /// let data = *b"abc";
-/// let view = BufferFields {
+/// let view = PyBufferFields {
 ///     buf: data.as_ptr().cast_mut(),
 ///     len: 3,
 ///     readonly: true,
@@ -70,7 +73,7 @@ use crate::protocol::pep3118;
 /// assert_eq!((d.dtype(), d.layout().shape()), (DType::UINT8, &[3][..]));
 /// ```
 #[derive(Debug, Clone, Copy)]
-pub struct BufferFields<'a> {
+pub struct PyBufferFields<'a> {
     /// `buf`.
     pub buf: *mut u8,
     /// `len`: bytes in the buffer.
@@ -103,7 +106,7 @@ pub struct BufferFields<'a> {
 /// `Buffer` ([`Cause::Layout`]) for suboffsets; `Value`
 /// ([`Cause::Pointer`]) for a negative `len`; `Buffer` ([`Cause::Pointer`])
 /// for a NULL `buf` with bytes.
-pub fn lent_bytes(view: &BufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
+pub fn lent_bytes(view: &PyBufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
     if view.has_suboffsets {
         return Err(Error::buffer(
             Cause::Layout,
@@ -144,7 +147,7 @@ pub fn lent_bytes(view: &BufferFields<'_>) -> Result<(*mut u8, usize, bool)> {
 /// - `Value` ([`Cause::Pointer`]): a span that wraps around the address
 ///   space.
 #[inline(always)]
-pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
+pub fn describe(view: &PyBufferFields<'_>) -> Result<Descriptor> {
     let (data, len, readonly) = lent_bytes(view)?;
     let format = match view.format {
         None => "B",
@@ -211,7 +214,7 @@ pub fn describe(view: &BufferFields<'_>) -> Result<Descriptor> {
         ));
     }
     let contiguous = layout.is_c_contiguous() || layout.is_f_contiguous();
-    Descriptor::new(Parts {
+    Descriptor::new(Claims {
         what: "buffer",
         base: data,
         offset: 0,
@@ -289,7 +292,7 @@ pub fn reinterpret(
             ),
         ));
     }
-    Descriptor::new(Parts {
+    Descriptor::new(Claims {
         what: "buffer",
         base: described.data_ptr(),
         offset,
@@ -351,8 +354,8 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
-    fn fields(buf: *mut u8, len: isize) -> BufferFields<'static> {
-        BufferFields {
+    fn fields(buf: *mut u8, len: isize) -> PyBufferFields<'static> {
+        PyBufferFields {
             buf,
             len,
             readonly: false,
@@ -370,7 +373,7 @@ mod tests {
         let mut bytes = [0u8; 16];
         let ok = describe(&fields(bytes.as_mut_ptr(), 16)).unwrap();
         assert_eq!(ok.layout().shape(), &[4]);
-        let kind = |f: BufferFields<'_>| describe(&f).unwrap_err().kind();
+        let kind = |f: PyBufferFields<'_>| describe(&f).unwrap_err().kind();
         assert_eq!(kind(fields(std::ptr::null_mut(), 16)), ErrorKind::Buffer);
         assert_eq!(kind(fields(bytes.as_mut_ptr(), -1)), ErrorKind::Value);
         let mut indirect = fields(bytes.as_mut_ptr(), 16);

@@ -33,7 +33,7 @@
 //! ```
 
 use crate::cuda::Stream;
-use crate::descriptor::{Descriptor, Parts, Source};
+use crate::descriptor::{Claims, Descriptor, Source};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
@@ -112,7 +112,7 @@ pub fn describe(
         _ => None,
     };
     let (address, readonly) = fields.data;
-    let descriptor = Descriptor::new(Parts {
+    let descriptor = Descriptor::new(Claims {
         what: "__cuda_array_interface__",
         // Device memory: an address dlbridge never dereferences, so a pointer
         // without provenance (Miri's strict provenance accepts it).

@@ -14,7 +14,7 @@ use dlpark::ffi::DLTensor;
 use dlpark::{DlpackFlags, Managed, ManagedTensorBase, legacy, versioned};
 
 use crate::descriptor::Source;
-use crate::descriptor::{Descriptor, Parts};
+use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
@@ -87,7 +87,7 @@ fn parse<M: ManagedTensorBase>(
     let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;
     // `data + byte_offset` is the first logical element.
     let offset = usize::try_from(tensor.byte_offset).unwrap_or(usize::MAX);
-    Descriptor::new(Parts {
+    Descriptor::new(Claims {
         what: "DLPack tensor",
         base: tensor.data.cast::<u8>(),
         offset,

@@ -31,7 +31,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt, PyString, PyTuple};
 
-use crate::descriptor::{Descriptor, Parts, Source};
+use crate::descriptor::{Claims, Descriptor, Source};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
@@ -104,7 +104,7 @@ fn byte_view(tensor: &Tensor) -> PyResult<Tensor> {
     let layout = tensor.layout();
     let (low, _) = layout.span();
     let bytes = Layout::contiguous(&[layout.nbytes()], 1)?;
-    let descriptor = Descriptor::new(Parts {
+    let descriptor = Descriptor::new(Claims {
         what: "tensor bytes",
         base: tensor.data_ptr().wrapping_offset(low),
         offset: 0,
@@ -277,7 +277,7 @@ pub(crate) fn _rebuild_tensor(
         )
         .into());
     }
-    let descriptor = Descriptor::new(Parts {
+    let descriptor = Descriptor::new(Claims {
         what: "pickled tensor data",
         base: buf,
         offset: 0,

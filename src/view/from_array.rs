@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ndarray::Dimension;
 
 use crate::descriptor::Source;
-use crate::descriptor::{Descriptor, Parts};
+use crate::descriptor::{Claims, Descriptor};
 use crate::dtype::Element;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
@@ -52,7 +52,7 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
     array: ndarray::Array<T, D>,
     layout: Layout,
 ) -> Tensor {
-    let parts = Parts {
+    let claims = Claims {
         what: "ndarray::Array",
         base: array.as_ptr().cast_mut().cast::<u8>(),
         offset: 0,
@@ -64,7 +64,7 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
         len: None,
     };
     // SAFETY: the checks hold for an `ndarray::Array` (see above).
-    let descriptor = unsafe { Descriptor::new_proved(parts) };
+    let descriptor = unsafe { Descriptor::new_proved(claims) };
     // The array is kept as it is (no `into_dyn`, whose shape and strides
     // would go to the heap beyond four axes).
     // SAFETY: moving the array into the owner does not move its heap

@@ -8,8 +8,10 @@ use std::sync::atomic::{Ordering, fence};
 
 use ndarray::{ArrayView, ArrayViewMut, Axis, Dimension, ShapeBuilder};
 
-use crate::dtype::Element;
+use crate::device::Device;
+use crate::dtype::{DType, Element};
 use crate::error::{Cause, Error, Result};
+use crate::layout::Layout;
 use crate::tensor::Tensor;
 
 /// A checked recipe for an `ndarray` view: the element at the lowest address,
@@ -48,39 +50,6 @@ fn flip_back<S: ndarray::RawData, D: Dimension>(
     }
 }
 
-/// The parts of a tensor a view is checked against (a tensor's, or a
-/// borrowed argument's descriptor's).
-struct Parts<'a> {
-    data: *mut u8,
-    layout: &'a crate::layout::Layout,
-    dtype: crate::dtype::DType,
-    device: crate::device::Device,
-}
-
-impl Parts<'_> {
-    fn dtype(&self) -> crate::dtype::DType {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        self.layout.shape()
-    }
-    fn strides(&self) -> &[isize] {
-        self.layout.strides()
-    }
-    fn ndim(&self) -> usize {
-        self.layout.ndim()
-    }
-    fn size(&self) -> usize {
-        self.layout.size()
-    }
-    fn device(&self) -> crate::device::Device {
-        self.device
-    }
-    fn data_ptr(&self) -> *mut u8 {
-        self.data
-    }
-}
-
 impl<T: Element, D: Dimension> RawView<T, D> {
     /// Checks `tensor` for a view as `T` with dimension `D`: dtype, rank,
     /// device, alignment and element strides.
@@ -108,23 +77,15 @@ impl<T: Element, D: Dimension> RawView<T, D> {
     #[inline(always)]
     pub(super) unsafe fn from_parts(
         data: *mut u8,
-        layout: &crate::layout::Layout,
-        dtype: crate::dtype::DType,
-        device: crate::device::Device,
+        layout: &Layout,
+        dtype: DType,
+        device: Device,
     ) -> Result<Self> {
-        Self::with_dims_of(
-            Parts {
-                data,
-                layout,
-                dtype,
-                device,
-            },
-            |values| {
-                let mut dims = D::zeros(values.len());
-                dims.slice_mut().copy_from_slice(values);
-                dims
-            },
-        )
+        Self::with_dims_of(data, layout, dtype, device, |values| {
+            let mut dims = D::zeros(values.len());
+            dims.slice_mut().copy_from_slice(values);
+            dims
+        })
     }
 
     /// As [`RawView::new`], with `make` building a `D` that holds the
@@ -134,30 +95,36 @@ impl<T: Element, D: Dimension> RawView<T, D> {
     #[inline(always)]
     pub(super) fn with_dims(tensor: &Tensor, make: impl Fn(&[usize]) -> D) -> Result<Self> {
         Self::with_dims_of(
-            Parts {
-                data: tensor.data_ptr(),
-                layout: tensor.layout(),
-                dtype: tensor.dtype(),
-                device: tensor.device(),
-            },
+            tensor.data_ptr(),
+            tensor.layout(),
+            tensor.dtype(),
+            tensor.device(),
             make,
         )
     }
 
+    /// The checks of every constructor above, on a tensor's (or a
+    /// validated descriptor's) data pointer, layout, dtype and device.
     #[inline(always)]
-    fn with_dims_of(tensor: Parts<'_>, make: impl Fn(&[usize]) -> D) -> Result<Self> {
-        if tensor.dtype() != T::DTYPE {
+    fn with_dims_of(
+        data: *mut u8,
+        layout: &Layout,
+        dtype: DType,
+        device: Device,
+        make: impl Fn(&[usize]) -> D,
+    ) -> Result<Self> {
+        if dtype != T::DTYPE {
             return Err(Error::type_error(
                 Cause::DType,
                 format!(
                     "expected dtype {}, got {} (shape {:?})",
                     T::DTYPE,
-                    tensor.dtype(),
-                    tensor.shape()
+                    dtype,
+                    layout.shape()
                 ),
             ));
         }
-        let ndim = tensor.ndim();
+        let ndim = layout.ndim();
         if let Some(expected) = D::NDIM
             && expected != ndim
         {
@@ -165,16 +132,16 @@ impl<T: Element, D: Dimension> RawView<T, D> {
                 Cause::Layout,
                 format!(
                     "expected a {expected}-d tensor, got a {ndim}-d tensor (shape {:?})",
-                    tensor.shape()
+                    layout.shape()
                 ),
             ));
         }
-        tensor.device().ensure_cpu("an ndarray view")?;
-        let dim = make(tensor.shape());
+        device.ensure_cpu("an ndarray view")?;
+        let dim = make(layout.shape());
         // The strides start as a copy of the extents: every entry is
         // overwritten below.
-        let mut strides = make(tensor.shape());
-        if tensor.size() == 0 {
+        let mut strides = make(layout.shape());
+        if layout.size() == 0 {
             strides.slice_mut().fill(0);
             // No element is ever read: an aligned dangling pointer and zero
             // strides are valid for ndarray, whatever the producer's pointer.
@@ -186,13 +153,13 @@ impl<T: Element, D: Dimension> RawView<T, D> {
                 _element: PhantomData,
             });
         }
-        let mut ptr = tensor.data_ptr().cast::<T>();
+        let mut ptr = data.cast::<T>();
         if ptr.is_null() {
             return Err(Error::buffer(
                 Cause::Pointer,
                 format!(
                     "tensor of shape {:?} has a NULL data pointer",
-                    tensor.shape()
+                    layout.shape()
                 ),
             ));
         }
@@ -209,7 +176,7 @@ impl<T: Element, D: Dimension> RawView<T, D> {
         let itemsize = size_of::<T>() as isize;
         let mut inverted = 0u64;
         let steps = strides.slice_mut();
-        for (axis, (&extent, &stride)) in tensor.shape().iter().zip(tensor.strides()).enumerate() {
+        for (axis, (&extent, &stride)) in layout.shape().iter().zip(layout.strides()).enumerate() {
             if extent <= 1 {
                 // The stride of a length-1 axis is never applied (NumPy may
                 // leave any value there); 0 keeps ndarray's checks simple.

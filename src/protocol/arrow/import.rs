@@ -21,7 +21,7 @@ use super::ffi::{ArrowArray, ArrowSchema};
 use super::format::{Format, parse_format};
 use super::metadata::{self, FixedShapeTensor};
 use super::{malformed, no_tensor};
-use crate::descriptor::{Descriptor, Parts, Source};
+use crate::descriptor::{Claims, Descriptor, Source};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
@@ -411,7 +411,7 @@ unsafe fn read_array(root: &ArrowArray, arrow_type: &ArrowType) -> Result<Descri
         ));
     }
     let layout = layout_of(arrow_type, length, itemsize)?;
-    Descriptor::new(Parts {
+    Descriptor::new(Claims {
         what: "Arrow array",
         base: data,
         offset: byte_offset,

@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::{int_tuple, refuse_records, resolve_void};
 use crate::descriptor::Source;
-use crate::descriptor::{Descriptor, Parts};
+use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
@@ -119,7 +119,7 @@ pub(crate) fn import_dict(
                 .into());
             }
             let (address, readonly) = pointer_data(&data)?;
-            let descriptor = Descriptor::new(Parts {
+            let descriptor = Descriptor::new(Claims {
                 what: "__array_interface__",
                 base: std::ptr::with_exposed_provenance_mut::<u8>(address),
                 offset: 0,
@@ -194,7 +194,7 @@ fn buffer_data(
     };
     // The one check every buffer import makes (NULL `buf`, suboffsets).
     let (buf, len, readonly) = buffer::lent_bytes(&fields(view.raw()))?;
-    let descriptor = Descriptor::new(Parts {
+    let descriptor = Descriptor::new(Claims {
         what: "__array_interface__",
         base: buf,
         offset,

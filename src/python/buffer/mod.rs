@@ -19,20 +19,20 @@ use pyo3::prelude::*;
 use crate::descriptor::Descriptor;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
-use crate::protocol::buffer::{self as core, BufferFields};
+use crate::protocol::buffer::{self as core, PyBufferFields};
 use crate::protocol::pep3118;
 use crate::python::owner::PyBufferView;
 use crate::tensor::Tensor;
 
 /// The fields of an acquired view, borrowed for as long as the view lives.
-pub(crate) fn fields(view: &ffi::Py_buffer) -> BufferFields<'_> {
+pub(crate) fn fields(view: &ffi::Py_buffer) -> PyBufferFields<'_> {
     let ndim = usize::try_from(view.ndim).unwrap_or(0);
     // SAFETY: a filled `Py_buffer` points `format` at a NUL-terminated
     // string and `shape`/`strides` (when non-NULL) at `ndim` entries, all
     // owned by the exporter until the view is released, which the borrow of
     // `view` outlives.
     unsafe {
-        BufferFields {
+        PyBufferFields {
             buf: view.buf.cast(),
             len: view.len,
             readonly: view.readonly != 0,

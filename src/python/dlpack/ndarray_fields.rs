@@ -45,7 +45,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::descriptor::Source;
-use crate::descriptor::{Descriptor, Parts};
+use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::{Layout, MAX_NDIM};
@@ -265,7 +265,7 @@ fn read(object: &Bound<'_, PyAny>) -> PyResult<Option<Descriptor>> {
     // The same tensor and checks as the DLPack import of this array
     // (`test_ndarray_fields.py` compares them case by case), named for what
     // was read: NumPy's own struct, no DLPack object.
-    let descriptor = Descriptor::new(Parts {
+    let descriptor = Descriptor::new(Claims {
         what: "numpy.ndarray",
         base: fields.data.cast::<u8>(),
         offset: 0,
