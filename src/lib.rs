@@ -68,7 +68,9 @@ pub mod extension_guide {}
 pub use python::arg::{TensorRef, TypedRef};
 #[cfg(feature = "python")]
 pub use python::borrow::{ReadonlyTensor, ReadwriteTensor};
-#[cfg(feature = "python")]
+/// The test hook of cargo feature `testing` (off by default): an extension
+/// crate's tests see its own copy of the fast-path counters.
+#[cfg(feature = "testing")]
 pub use python::fast_path::fast_path_counts;
 #[cfg(feature = "python")]
 pub use python::framework::{Framework, Native};

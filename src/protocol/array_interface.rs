@@ -6,18 +6,29 @@
 //! alive, and publishes a tensor's own.
 //!
 //! ```
-//! use dlbridge::{Cause, DType, Tensor};
-//! use dlbridge::protocol::array_interface::{NOTSWAPPED, StructBlock, describe_struct};
+//! use dlbridge::{Cause, DType};
+//! use dlbridge::protocol::array_interface::{NOTSWAPPED, PyArrayInterface, describe_struct};
 //!
-//! // A tensor's interface, and back: the same memory, checked again.
-//! let t = Tensor::zeros(&[2, 3], DType::FLOAT64).unwrap();
-//! let mut block = StructBlock::new(&t).unwrap();
-//! let d = describe_struct(block.interface(), |_| Ok(()), DType::opaque).unwrap();
-//! assert_eq!((d.data_ptr(), d.layout().shape()), (t.data_ptr(), &[2, 3][..]));
+//! // A producer's 2x3 float64 interface, read: the same memory, checked.
+//! let data = [0.0f64; 6];
+//! let mut shape = [2isize, 3];
+//! let mut interface = PyArrayInterface {
+//!     two: 2,
+//!     nd: 2,
+//!     typekind: b'f' as _,
+//!     itemsize: 8,
+//!     flags: NOTSWAPPED,
+//!     shape: shape.as_mut_ptr(),
+//!     strides: std::ptr::null_mut(),
+//!     data: data.as_ptr().cast_mut().cast(),
+//!     descr: std::ptr::null_mut(),
+//! };
+//! let d = describe_struct(&interface, |_| Ok(()), DType::opaque).unwrap();
+//! assert_eq!((d.data_ptr().cast_const(), d.layout().shape()), (data.as_ptr().cast(), &[2, 3][..]));
 //!
 //! // Data in non-native byte order: refused.
-//! block.interface_mut().flags &= !NOTSWAPPED;
-//! let err = describe_struct(block.interface(), |_| Ok(()), DType::opaque).unwrap_err();
+//! interface.flags &= !NOTSWAPPED;
+//! let err = describe_struct(&interface, |_| Ok(()), DType::opaque).unwrap_err();
 //! assert_eq!(err.cause(), Cause::ByteOrder);
 //! ```
 
@@ -211,6 +222,7 @@ fn read_dims(values: *const isize, ndim: usize, what: &str) -> Result<Vec<i64>> 
 // ---------------------------------------------------------------- export --
 
 /// The alignment NumPy would require of the dtype's elements.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // the export: Python callers only
 fn alignment(dtype: DType) -> usize {
     let itemsize = dtype.itemsize();
     let component = if typestr::typekind_of(dtype) == b'c' {
@@ -226,7 +238,8 @@ fn alignment(dtype: DType) -> usize {
 }
 
 /// The `PyArrayInterface.flags` of a tensor's export.
-pub fn struct_flags(tensor: &Tensor) -> c_int {
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // the export: Python callers only
+pub(crate) fn struct_flags(tensor: &Tensor) -> c_int {
     let layout = tensor.layout();
     let align = alignment(tensor.dtype()) as isize;
     let aligned = (tensor.data_ptr() as usize as isize) % align == 0
@@ -257,25 +270,10 @@ pub fn struct_flags(tensor: &Tensor) -> c_int {
 /// flags the next read through them). So this handle holds the block
 /// through a raw pointer from the start, and lends out the interface alone.
 ///
-/// ```
-/// use dlbridge::Tensor;
-/// use dlbridge::protocol::array_interface::{StructBlock, WRITEABLE};
-///
-/// let t = Tensor::from(vec![1.0f32, 2.0]).to_readonly();
-/// let block = StructBlock::new(&t).unwrap();
-/// assert_eq!(block.interface().data, t.data_ptr().cast());
-/// assert_eq!(block.interface().flags & WRITEABLE, 0); // read-only says so
-/// drop(t); // the block holds its own clone: memory and layout stay alive
-/// // SAFETY: `shape` points at the `nd` extents of the block's own clone.
-/// let extent = unsafe { *block.interface().shape };
-/// assert_eq!(extent, 2);
-///
-/// // Handed to C (a capsule) and taken back once, to be freed.
-/// let raw = block.into_raw();
-/// // SAFETY: `raw` came from `into_raw` and is taken back exactly once.
-/// drop(unsafe { StructBlock::from_raw(raw) });
-/// ```
-pub struct StructBlock {
+/// Plumbing of `Tensor.__array_struct__` (the Python layer's capsule), not
+/// public: a consumer reads a [`PyArrayInterface`], never this block.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // the export: Python callers only
+pub(crate) struct StructBlock {
     /// From `Box::into_raw`; freed by `Drop` (or owned by C after `into_raw`).
     block: NonNull<Block>,
 }
@@ -283,11 +281,13 @@ pub struct StructBlock {
 /// The heap block: `repr(C)` with the interface first, so the block's
 /// address is the interface's (a capsule hands consumers that one pointer).
 #[repr(C)]
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // the export: Python callers only
 struct Block {
     interface: PyArrayInterface,
     tensor: Tensor,
 }
 
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // the export: Python callers only
 impl StructBlock {
     /// The interface of `tensor` (CPU only), in a heap block with a clone of
     /// the tensor that keeps the memory and the layout arrays it points to
@@ -298,7 +298,7 @@ impl StructBlock {
     /// `Buffer` ([`Cause::Device`]) for a tensor that is not in CPU memory;
     /// `Attribute` ([`Cause::DType`]) for a dtype a typekind cannot name
     /// ([`typestr::ensure_named`]).
-    pub fn new(tensor: &Tensor) -> Result<Self> {
+    pub(crate) fn new(tensor: &Tensor) -> Result<Self> {
         tensor.device().ensure_cpu("the array interface")?;
         typestr::ensure_named(tensor.dtype(), "__array_struct__")?;
         let flags = struct_flags(tensor);
@@ -335,15 +335,17 @@ impl StructBlock {
         Ok(StructBlock { block })
     }
 
-    /// The interface a consumer reads.
-    pub fn interface(&self) -> &PyArrayInterface {
+    /// The interface a consumer reads (the tests' view of it).
+    #[cfg(test)]
+    fn interface(&self) -> &PyArrayInterface {
         // SAFETY: the block is alive while `self` is; this borrows the
         // interface's bytes only, never the tensor's the pointers lead to.
         unsafe { &(*self.block.as_ptr()).interface }
     }
 
-    /// The interface, to adjust before handing it out (e.g. its flags).
-    pub fn interface_mut(&mut self) -> &mut PyArrayInterface {
+    /// The interface, to adjust (the tests' tampering).
+    #[cfg(test)]
+    fn interface_mut(&mut self) -> &mut PyArrayInterface {
         // SAFETY: as in `interface`; `&mut self` makes this borrow unique,
         // and it covers the interface's bytes only.
         unsafe { &mut (*self.block.as_ptr()).interface }
@@ -351,7 +353,7 @@ impl StructBlock {
 
     /// Gives the block up, as a pointer to its interface (the block's
     /// address, e.g. for a capsule); [`StructBlock::from_raw`] takes it back.
-    pub fn into_raw(self) -> *mut PyArrayInterface {
+    pub(crate) fn into_raw(self) -> *mut PyArrayInterface {
         let raw = self.block.as_ptr().cast::<PyArrayInterface>();
         std::mem::forget(self);
         raw
@@ -362,7 +364,7 @@ impl StructBlock {
     /// # Safety
     ///
     /// `raw` came from `into_raw` and is taken back at most once.
-    pub unsafe fn from_raw(raw: *mut PyArrayInterface) -> Self {
+    pub(crate) unsafe fn from_raw(raw: *mut PyArrayInterface) -> Self {
         // SAFETY: by the contract, `raw` is the non-NULL address of a live
         // block (the interface sits at offset 0 of the `repr(C)` block).
         let block = unsafe { NonNull::new_unchecked(raw.cast::<Block>()) };
@@ -399,6 +401,21 @@ mod tests {
         let d = describe_struct(block.interface(), |_| Ok(()), DType::opaque).unwrap();
         assert_eq!(d.layout().shape(), &[2, 3][..]);
         assert_eq!(d.layout().strides(), &[12, 4][..]);
+    }
+
+    /// A read-only tensor's block says so, and holds its own clone: the
+    /// memory and the layout arrays outlive the tensor it was made from.
+    #[test]
+    fn struct_block_keeps_its_tensor() {
+        let t = Tensor::from(vec![1.0f32, 2.0]).to_readonly();
+        let block = StructBlock::new(&t).unwrap();
+        assert_eq!(block.interface().data, t.data_ptr().cast());
+        assert_eq!(block.interface().flags & WRITEABLE, 0);
+        drop(t);
+        // SAFETY: `shape` points at the `nd` extents of the block's own clone.
+        assert_eq!(unsafe { *block.interface().shape }, 2);
+        // SAFETY: `raw` came from `into_raw` and is taken back exactly once.
+        drop(unsafe { StructBlock::from_raw(block.into_raw()) });
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! produce the tensor the slow path (`__dlpack__`) would; a regression that
 //! silently turned either off would leave every value right and every test
 //! green, only slower. Each successful fast import bumps its counter, and
-//! `dlbridge._native._fast_path_counts()` reads them, so the suite can
+//! `dlbridge._native._testing.fast_path_counts()` reads them, so the suite can
 //! assert that the fast path was taken.
 //!
 //! The increment is a relaxed load and store, not an atomic add: the
@@ -12,9 +12,6 @@
 //! a count low (never unsound), and a locked `xadd` per import is not free.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 /// One fast path's count of successful imports.
 pub(crate) struct Counter(AtomicU64);
@@ -49,8 +46,8 @@ pub(crate) static LENT_ARGUMENTS: Counter = Counter::new();
 /// Imports taken through each fast path by *this binary's* copy of dlbridge
 /// since it was loaded (feature `python`), by name: `ndarray_fields`,
 /// `exchange_api`, `lent_arguments`, `builtin_buffer`. An extension crate links its own copy
-/// and may expose these to its tests, as `dlbridge._native._fast_path_counts()`
-/// does for the Python package, so that a fast path silently turned off fails
+/// and may expose these to its tests (cargo feature `testing`), as
+/// `dlbridge._native._testing.fast_path_counts()` does for the Python package, so that a fast path silently turned off fails
 /// a test rather than only slowing down.
 pub fn fast_path_counts() -> [(&'static str, u64); 4] {
     [
@@ -59,15 +56,4 @@ pub fn fast_path_counts() -> [(&'static str, u64); 4] {
         ("lent_arguments", LENT_ARGUMENTS.get()),
         ("builtin_buffer", BUILTIN_BUFFER.get()),
     ]
-}
-
-/// `{"ndarray_fields": n, "exchange_api": n, "lent_arguments": n}`: imports taken through each
-/// fast path since the module was loaded (for tests).
-#[pyfunction]
-pub(crate) fn _fast_path_counts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let counts = PyDict::new(py);
-    for (name, count) in fast_path_counts() {
-        counts.set_item(name, count)?;
-    }
-    Ok(counts)
 }

@@ -13,7 +13,7 @@ pub(crate) mod discover;
 pub(crate) mod dlpack;
 pub(crate) mod dtype_arg;
 pub(crate) mod errors;
-pub mod fast_path;
+pub(crate) mod fast_path;
 pub(crate) mod framework;
 pub(crate) mod framework_dunders;
 pub(crate) mod known_types;
@@ -23,6 +23,7 @@ pub(crate) mod owner;
 pub(crate) mod pickle;
 pub(crate) mod tensor;
 mod tensor_methods;
+mod testing;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyString, PyTuple};
@@ -362,11 +363,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(from_buffer, m)?)?;
     m.add_function(wrap_pyfunction!(from_array_interface, m)?)?;
     m.add_function(wrap_pyfunction!(from_cuda_array_interface, m)?)?;
-    m.add_function(wrap_pyfunction!(cuda_array_interface::_cuda_driver, m)?)?;
     m.add_function(wrap_pyfunction!(zeros, m)?)?;
     m.add_function(wrap_pyfunction!(empty, m)?)?;
     m.add_function(wrap_pyfunction!(live_buffers, m)?)?;
-    m.add_function(wrap_pyfunction!(fast_path::_fast_path_counts, m)?)?;
     m.add_function(wrap_pyfunction!(pickle::_rebuild_tensor, m)?)?;
+    testing::add_to(m)?;
     Ok(())
 }

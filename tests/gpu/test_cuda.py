@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def counts():
-    return dlbridge._native._fast_path_counts()
+    return dlbridge._native._testing.fast_path_counts()
 
 
 def spin(stream) -> None:

@@ -38,16 +38,16 @@ def cai(**changes):
 def driver(**statuses):
     """No driver (no statuses), or the fake driver with `fake_<name> = value`."""
     if not statuses:
-        dlbridge._native._cuda_driver(NO_DRIVER)
+        dlbridge._native._testing.cuda_driver(NO_DRIVER)
     else:
         fake = load("fake_cuda")
         for name in ("init_status", "ordinal", "managed", "pointer_status", "sync_status", "wait_status"):
             ctypes.c_int.in_dll(fake, f"fake_{name}").value = statuses.get(name, 0)
-        dlbridge._native._cuda_driver(fake._name)
+        dlbridge._native._testing.cuda_driver(fake._name)
     try:
         yield
     finally:
-        dlbridge._native._cuda_driver(None)
+        dlbridge._native._testing.cuda_driver(None)
 
 
 def imported(producer, **statuses):

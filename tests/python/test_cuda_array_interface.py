@@ -36,9 +36,9 @@ POINTER = 0x7F00_0000_0000  # a made-up device address: never dereferenced
 @pytest.fixture(autouse=True)
 def no_driver():
     """Every test starts without a driver, whatever the machine has."""
-    dlbridge._native._cuda_driver(NO_DRIVER)
+    dlbridge._native._testing.cuda_driver(NO_DRIVER)
     yield
-    dlbridge._native._cuda_driver(None)
+    dlbridge._native._testing.cuda_driver(None)
 
 
 class FakeDriver:
@@ -62,7 +62,7 @@ class FakeDriver:
         return ctypes.c_int.in_dll(self.lib, f"fake_{name}").value
 
     def reload(self):
-        dlbridge._native._cuda_driver(self.path)
+        dlbridge._native._testing.cuda_driver(self.path)
         self.lib.fake_reset()
 
     def calls(self):
@@ -513,7 +513,7 @@ def test_the_driver_is_loaded_only_when_needed(fake):
         import numpy as np, dlbridge, sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from dlpack_structs import capsule
-        dlbridge._native._cuda_driver({fake.path!r})
+        dlbridge._native._testing.cuda_driver({fake.path!r})
         def loaded():
             return {fake.path!r} in open("/proc/self/maps").read()
         t = dlbridge.asarray(np.arange(3.0))

@@ -29,9 +29,9 @@ COPY = POINTER + 0x100000  # where the stand-in puts a copy it makes
 
 @pytest.fixture(autouse=True)
 def no_driver():
-    dlbridge._native._cuda_driver(NO_DRIVER)
+    dlbridge._native._testing.cuda_driver(NO_DRIVER)
     yield
-    dlbridge._native._cuda_driver(None)
+    dlbridge._native._testing.cuda_driver(None)
 
 
 @pytest.fixture
@@ -291,13 +291,13 @@ def test_a_producers_dlpack_device_is_checked(stand):
 def test_cuda_import_through_the_exchange_table_on_the_default_stream(stand, fake):
     """torch's default stream (current_work_stream NULL) is the legacy
     default stream: no driver call at all, no __dlpack__."""
-    before = dlbridge._native._fast_path_counts()["exchange_api"]
+    before = dlbridge._native._testing.fast_path_counts()["exchange_api"]
     x = stand.tensor(device=(2, 1))
     t = dlbridge.asarray(x)
     assert (t.device, t.data_ptr, t.source) == ((2, 1), POINTER, "dlpack")
     assert stand.calls() == ["managed_tensor_from_py_object_no_sync (2, 1)", "current_work_stream (2, 1) -> 0"]
     assert fake.calls() == []
-    assert dlbridge._native._fast_path_counts()["exchange_api"] == before + 1
+    assert dlbridge._native._testing.fast_path_counts()["exchange_api"] == before + 1
     stand.set_stream(1)
     dlbridge.from_dlpack(x)
     assert fake.calls() == []
@@ -383,7 +383,7 @@ def test_own_table_names_the_legacy_default_stream_for_cuda():
 
 def test_dlbridge_reimports_its_own_cuda_tensor_through_its_table(fake):
     t = dlbridge.from_dlpack(capsule(device=(2, 0), data=POINTER))
-    before = dlbridge._native._fast_path_counts()["exchange_api"]
+    before = dlbridge._native._testing.fast_path_counts()["exchange_api"]
     back = dlbridge.from_dlpack(t)
-    assert back.data_ptr == POINTER and dlbridge._native._fast_path_counts()["exchange_api"] == before + 1
+    assert back.data_ptr == POINTER and dlbridge._native._testing.fast_path_counts()["exchange_api"] == before + 1
     assert fake.calls() == []  # its own stream is the legacy default: nothing to order

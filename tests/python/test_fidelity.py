@@ -226,7 +226,7 @@ def test_torch_detach_shares_the_leaf_memory():
 
 
 def fast_path_counts() -> dict[str, int]:
-    return dlbridge._native._fast_path_counts()
+    return dlbridge._native._testing.fast_path_counts()
 
 
 def test_fast_path_counts_is_a_dict_of_ints():

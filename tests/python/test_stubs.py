@@ -107,3 +107,14 @@ def test_from_dlpack_takes_its_object_positionally_only():
 
 def test_py_typed_ships():
     assert STUB.with_name("py.typed").exists()
+
+
+def test_test_hooks_are_in_no_public_namespace():
+    # The hooks live in `_native._testing` only: not in `dlbridge`, not among
+    # `_native`'s functions or in its `__all__`, not in the stub.
+    hooks = {"fast_path_counts", "cuda_driver", "_fast_path_counts", "_cuda_driver"}
+    assert not hooks & set(dir(dlbridge))
+    assert not hooks & set(dir(native))
+    assert "_testing" not in native.__all__ and not hasattr(dlbridge, "_testing")
+    assert "_testing" not in STUB.read_text()
+    assert sorted(n for n in dir(native._testing) if not n.startswith("__")) == ["cuda_driver", "fast_path_counts"]

@@ -54,9 +54,9 @@ def test_ndarray_field_fast_path_is_taken():
     # silently turned it off would fail here.
     assert tuple(int(p) for p in np.__version__.split(".")[:2]) >= (2, 4)
     a = np.arange(4, dtype=np.int64)
-    before = _native._fast_path_counts()["ndarray_fields"]
+    before = _native._testing.fast_path_counts()["ndarray_fields"]
     t = dlbridge.asarray(a)
-    assert _native._fast_path_counts()["ndarray_fields"] == before + 1
+    assert _native._testing.fast_path_counts()["ndarray_fields"] == before + 1
     assert t.source == "ndarray" and t.data_ptr == a.ctypes.data
 
 

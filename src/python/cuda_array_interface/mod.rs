@@ -289,14 +289,3 @@ pub(crate) fn interface_dict<'py>(
     dict.set_item(intern!(py, "stream"), Stream::LEGACY.handle())?;
     Ok(dict)
 }
-
-/// Loads the CUDA driver from `path` (`None`: the system's) the next time
-/// one is needed; tests point it at a double or at nothing.
-#[pyfunction]
-#[pyo3(signature = (path))]
-pub(crate) fn _cuda_driver(path: Option<std::path::PathBuf>) {
-    // SAFETY: a test hook for Python code, which can load and call any
-    // library itself (`ctypes.CDLL`): the path is trusted as `ctypes`
-    // trusts it, to be the driver or a double with its prototypes.
-    unsafe { driver::use_library(path.as_deref()) };
-}
