@@ -16,6 +16,7 @@ pub(crate) mod errors;
 pub(crate) mod fast_path;
 pub(crate) mod framework;
 pub(crate) mod framework_dunders;
+pub(crate) mod ints;
 pub(crate) mod known_types;
 pub(crate) mod lookup;
 pub(crate) mod names;
@@ -26,7 +27,6 @@ mod tensor_methods;
 mod testing;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyString, PyTuple};
 
 use crate::descriptor::Source;
 use crate::dtype::DType;
@@ -36,132 +36,11 @@ use crate::tensor::Tensor;
 use dtype_arg::parse_dtype;
 use tensor::PyTensor;
 
-/// An int argument as `i64`: a value outside `i64` is a `ValueError` that
-/// names it (PyO3 would raise `OverflowError`), anything but an int a
-/// `TypeError` from `wrong`.
-fn int_arg(
-    value: &Bound<'_, PyAny>,
-    what: &dyn Fn() -> String,
-    wrong: &dyn Fn() -> PyErr,
-) -> PyResult<i64> {
-    if let Ok(n) = value.extract::<i64>() {
-        return Ok(n);
-    }
-    if value.cast::<PyInt>().is_ok() {
-        return Err(Error::value(
-            Cause::Argument,
-            format!(
-                "{} {value} is out of range (it must fit in a signed 64-bit integer)",
-                what()
-            ),
-        )
-        .into());
-    }
-    Err(wrong())
-}
-
-fn wrong_shape(shape: &Bound<'_, PyAny>) -> PyErr {
-    PyErr::from(Error::type_error(
-        Cause::Argument,
-        format!("shape must be an int or a tuple of ints, got {shape}"),
-    ))
-}
-
-/// Values on the stack for the usual ranks (`zeros((256, 256))` allocates
-/// nothing but its data).
-enum Extents<T> {
-    Inline([T; INLINE_EXTENTS], usize),
-    Heap(Vec<T>),
-}
-
-const INLINE_EXTENTS: usize = 8;
-
-impl<T> std::ops::Deref for Extents<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        match self {
-            Self::Inline(values, len) => &values[..*len],
-            Self::Heap(values) => values,
-        }
-    }
-}
-
-impl<T: Copy + Default> FromIterator<T> for Extents<T> {
-    fn from_iter<I: IntoIterator<Item = T>>(values: I) -> Self {
-        let mut inline = [T::default(); INLINE_EXTENTS];
-        let mut len = 0;
-        let mut values = values.into_iter();
-        for value in values.by_ref() {
-            if len == INLINE_EXTENTS {
-                let mut heap = inline.to_vec();
-                heap.push(value);
-                heap.extend(values);
-                return Self::Heap(heap);
-            }
-            inline[len] = value;
-            len += 1;
-        }
-        Self::Inline(inline, len)
-    }
-}
-
-/// The one shape-argument parser: an int, a tuple of ints (read directly:
-/// a failed int extraction would build and drop an exception) or any other
-/// sequence of ints; a string is not a shape.
-fn parse_shape(shape: &Bound<'_, PyAny>) -> PyResult<Extents<i64>> {
-    let wrong = || wrong_shape(shape);
-    let extent = |axis: usize, n: &Bound<'_, PyAny>| {
-        int_arg(n, &|| format!("shape extent on axis {axis}"), &wrong)
-    };
-    if let Ok(tuple) = shape.cast::<PyTuple>() {
-        return tuple
-            .iter_borrowed()
-            .enumerate()
-            .map(|(axis, n)| extent(axis, &n))
-            .collect();
-    }
-    if shape.cast::<PyInt>().is_ok() {
-        return Ok(std::iter::once(extent(0, shape)?).collect());
-    }
-    if shape.cast::<PyString>().is_ok() {
-        return Err(wrong());
-    }
-    let items: Vec<Bound<'_, PyAny>> = shape.extract().map_err(|_| wrong())?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(axis, n)| extent(axis, n))
-        .collect()
-}
-
-/// The extents of `zeros`/`empty`: a shape with no negative extent. The
-/// common forms (an int, a short tuple) are read straight into `usize`
-/// values on the stack; anything else goes through [`parse_shape`].
-fn parse_extents(shape: &Bound<'_, PyAny>) -> PyResult<Extents<usize>> {
-    let wrong = || wrong_shape(shape);
-    let extent = |axis: usize, n: &Bound<'_, PyAny>| -> PyResult<usize> {
-        let value = int_arg(n, &|| format!("shape extent on axis {axis}"), &wrong)?;
+/// The extents of `zeros`/`empty`: a shape with no negative extent.
+fn extents(shape: &Bound<'_, PyAny>) -> PyResult<ints::Extents<usize>> {
+    ints::shape(shape, |axis, value| {
         usize::try_from(value).map_err(|_| negative_extent(axis, value))
-    };
-    if let Ok(tuple) = shape.cast::<PyTuple>()
-        && tuple.len() <= INLINE_EXTENTS
-    {
-        let mut values = [0usize; INLINE_EXTENTS];
-        for (axis, n) in tuple.iter_borrowed().enumerate() {
-            values[axis] = extent(axis, &n)?;
-        }
-        return Ok(Extents::Inline(values, tuple.len()));
-    }
-    if shape.cast::<PyInt>().is_ok() {
-        let mut values = [0usize; INLINE_EXTENTS];
-        values[0] = extent(0, shape)?;
-        return Ok(Extents::Inline(values, 1));
-    }
-    parse_shape(shape)?
-        .iter()
-        .enumerate()
-        .map(|(axis, &value)| usize::try_from(value).map_err(|_| negative_extent(axis, value)))
-        .collect()
+    })
 }
 
 fn negative_extent(axis: usize, extent: i64) -> PyErr {
@@ -278,15 +157,16 @@ fn from_buffer(
         .transpose()?;
     let shape = shape
         .filter(|s| !s.is_none())
-        .map(parse_shape)
+        .map(|shape| ints::shape(shape, |_, extent| Ok(extent)))
         .transpose()?;
     let offset = match offset {
         None => 0,
-        Some(value) => int_arg(value, &|| "offset".to_owned(), &|| {
-            PyErr::from(Error::type_error(
+        Some(value) => ints::int(value).map_err(|refusal| match refusal {
+            ints::NotI64::OutOfRange => ints::out_of_range("offset", value),
+            ints::NotI64::NotInt => Error::type_error(
                 Cause::Argument,
                 format!("offset must be an int, got {}", names::shown(value)),
-            ))
+            ),
         })?,
     };
     let offset = usize::try_from(offset).map_err(|_| {
@@ -328,7 +208,7 @@ fn zeros(shape: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult
         .map(parse_dtype)
         .transpose()?
         .unwrap_or(DType::FLOAT32);
-    Ok(PyTensor::new(Tensor::zeros(&parse_extents(shape)?, dtype)?))
+    Ok(PyTensor::new(Tensor::zeros(&extents(shape)?, dtype)?))
 }
 
 /// Rust-owned uninitialised memory.
@@ -339,7 +219,7 @@ fn empty(shape: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult
         .map(parse_dtype)
         .transpose()?
         .unwrap_or(DType::FLOAT32);
-    Ok(PyTensor::new(Tensor::empty(&parse_extents(shape)?, dtype)?))
+    Ok(PyTensor::new(Tensor::empty(&extents(shape)?, dtype)?))
 }
 
 /// Rust-owned data buffers not yet freed.

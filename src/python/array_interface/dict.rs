@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::{int_tuple, refuse_records, resolve_void};
+use super::{refuse_records, resolve_void};
 use crate::descriptor::Source;
 use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
@@ -19,6 +19,7 @@ use crate::layout::Layout;
 use crate::protocol::buffer;
 use crate::protocol::typestr::{self, Parsed};
 use crate::python::buffer::fields;
+use crate::python::ints::int_tuple;
 use crate::python::names::{shown, type_name};
 use crate::python::owner::{PyBufferView, PyOwner};
 use crate::tensor::Tensor;
