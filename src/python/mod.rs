@@ -6,6 +6,7 @@ pub(crate) mod array_interface;
 pub(crate) mod arrow;
 pub mod borrow;
 pub(crate) mod buffer;
+pub(crate) mod capsule;
 pub(crate) mod convert;
 pub(crate) mod cuda_array_interface;
 pub(crate) mod device_arg;

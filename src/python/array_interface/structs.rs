@@ -1,7 +1,6 @@
 //! `__array_struct__` both ways: capsules in (the capsule is the owner),
 //! capsules out (a block holding the interface and a tensor clone).
 
-use std::ffi::CStr;
 use std::sync::Arc;
 
 use pyo3::ffi;
@@ -10,6 +9,7 @@ use pyo3::prelude::*;
 use super::{refuse_records, resolve_void};
 use crate::error::{Cause, Error};
 use crate::protocol::array_interface::{self as core, PyArrayInterface, StructBlock};
+use crate::python::capsule;
 use crate::python::names::type_name;
 use crate::python::owner::PyOwner;
 use crate::tensor::Tensor;
@@ -19,9 +19,7 @@ pub(crate) fn import_struct(
     object: &Bound<'_, PyAny>,
     capsule: &Bound<'_, PyAny>,
 ) -> PyResult<Tensor> {
-    let ptr = capsule.as_ptr();
-    // SAFETY: `capsule` is a live reference and the thread is attached.
-    if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
+    let Some(name) = capsule::name_of(capsule) else {
         return Err(PyErr::from(Error::type_error(
             Cause::Capsule,
             format!(
@@ -30,15 +28,11 @@ pub(crate) fn import_struct(
                 type_name(capsule)
             ),
         )));
-    }
+    };
     // Own the capsule before reading anything out of it: every refusal below
     // drops this reference, and the capsule's destructor runs when it should.
     let owner = PyOwner::new(capsule.clone().unbind());
-    // SAFETY: a capsule; GetName returns its (possibly NULL) name and cannot fail.
-    let name = unsafe { ffi::PyCapsule_GetName(ptr) };
-    if !name.is_null() {
-        // SAFETY: capsule names are NUL-terminated strings that outlive the capsule.
-        let name = unsafe { CStr::from_ptr(name) };
+    if let Some(name) = name {
         return Err(Error::value(
             Cause::Capsule,
             format!(
@@ -47,17 +41,13 @@ pub(crate) fn import_struct(
         )
         .into());
     }
-    // SAFETY: the name was checked to be NULL, the name this pointer is under.
-    let raw = unsafe { ffi::PyCapsule_GetPointer(ptr, std::ptr::null()) };
-    if raw.is_null() {
-        return Err(PyErr::take(capsule.py()).unwrap_or_else(|| {
-            Error::value(Cause::Capsule, "__array_struct__ capsule holds NULL").into()
-        }));
-    }
+    let Some(raw) = capsule::pointer_of(capsule, None) else {
+        return Err(Error::value(Cause::Capsule, "__array_struct__ capsule holds NULL").into());
+    };
     // SAFETY: an unnamed `__array_struct__` capsule holds a PyArrayInterface
     // (the protocol's contract) that lives as long as the capsule, which
     // `owner` keeps alive; it is only read.
-    let interface = unsafe { &*raw.cast::<PyArrayInterface>() };
+    let interface = unsafe { raw.cast::<PyArrayInterface>().as_ref() };
     let descriptor = core::describe_struct(
         interface,
         |descr| {
@@ -95,17 +85,12 @@ pub(crate) fn struct_capsule<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<
 /// (and with it the tensor clone's share of the owner). Nothing here can
 /// unwind, and the dying capsule is never turned into a new reference.
 unsafe extern "C" fn free_struct_block(capsule: *mut ffi::PyObject) {
-    // SAFETY: CPython passes the capsule being destroyed. IsValid only reads
-    // it and sets no error (an exception may be in flight while we run);
-    // with the NULL name matched, GetPointer cannot fail.
-    let block = unsafe {
-        if ffi::PyCapsule_IsValid(capsule, std::ptr::null()) != 1 {
-            return;
-        }
-        ffi::PyCapsule_GetPointer(capsule, std::ptr::null())
+    // SAFETY: CPython passes the capsule being destroyed, attached.
+    let Some(block) = (unsafe { capsule::pointer_in(capsule, None) }) else {
+        return;
     };
     // SAFETY: the block came from StructBlock::into_raw in `struct_capsule`
     // and only this destructor, run once per capsule, takes it back. Dropping
     // the tensor clone may release a Python owner: the GIL is held here.
-    drop(unsafe { StructBlock::from_raw(block.cast::<PyArrayInterface>()) });
+    drop(unsafe { StructBlock::from_raw(block.cast::<PyArrayInterface>().as_ptr()) });
 }

@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 use crate::error::{Cause, Error};
 use crate::protocol::arrow::ffi::{ArrowArray, ArrowArrayStream, ArrowSchema};
 use crate::protocol::arrow::{import, stream};
+use crate::python::capsule;
 use crate::python::lookup::{self, OnType};
 use crate::python::names::type_name;
 use crate::tensor::Tensor;
@@ -82,8 +83,7 @@ fn capsule_pointer<T>(
     capsule: &Bound<'_, PyAny>,
     name: &'static CStr,
 ) -> PyResult<*mut T> {
-    // SAFETY: a live object and an attached thread; IsValid sets no error.
-    if unsafe { pyo3::ffi::PyCapsule_IsValid(capsule.as_ptr(), name.as_ptr()) } != 1 {
+    let Some(pointer) = capsule::pointer_of(capsule, Some(name)) else {
         return Err(Error::type_error(
             Cause::Capsule,
             format!(
@@ -93,9 +93,8 @@ fn capsule_pointer<T>(
             ),
         )
         .into());
-    }
-    // SAFETY: valid under this name, so GetPointer succeeds (non-NULL).
-    Ok(unsafe { pyo3::ffi::PyCapsule_GetPointer(capsule.as_ptr(), name.as_ptr()) }.cast::<T>())
+    };
+    Ok(pointer.as_ptr().cast::<T>())
 }
 
 /// Moves the schema out of its capsule.

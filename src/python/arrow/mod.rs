@@ -46,6 +46,7 @@ use pyo3::types::PyTuple;
 use crate::error::{Cause, Error};
 use crate::protocol::arrow::export;
 use crate::protocol::arrow::ffi::{ArrowArray, ArrowSchema};
+use crate::python::capsule;
 use crate::python::names::type_name;
 use crate::tensor::Tensor;
 
@@ -82,9 +83,7 @@ pub(crate) fn export<'py>(
 
 /// Reads the consumer's schema capsule (see `export::read_request`).
 fn read_request(requested: &Bound<'_, PyAny>) -> PyResult<Option<Vec<export::RequestedLevel>>> {
-    let ptr = requested.as_ptr();
-    // SAFETY: a live object and an attached thread; IsValid sets no error.
-    if unsafe { pyo3::ffi::PyCapsule_IsValid(ptr, SCHEMA_NAME.as_ptr()) } != 1 {
+    let Some(schema) = capsule::pointer_of(requested, Some(SCHEMA_NAME)) else {
         return Err(Error::type_error(
             Cause::Argument,
             format!(
@@ -93,11 +92,8 @@ fn read_request(requested: &Bound<'_, PyAny>) -> PyResult<Option<Vec<export::Req
             ),
         )
         .into());
-    }
-    // SAFETY: the capsule is valid under this name, so GetPointer succeeds.
-    let schema = unsafe { pyo3::ffi::PyCapsule_GetPointer(ptr, SCHEMA_NAME.as_ptr()) }
-        .cast::<ArrowSchema>()
-        .cast_const();
+    };
+    let schema = schema.as_ptr().cast::<ArrowSchema>().cast_const();
     // SAFETY: an "arrow_schema" capsule holds an ArrowSchema (the PyCapsule
     // interface's contract), kept alive by the capsule, which the caller
     // holds for the call; a released one (release NULL) is not read.
@@ -171,16 +167,12 @@ impl Released for ArrowArray {
 /// out, and freed. It reads the capsule without setting an error (one may
 /// be in flight) and never makes a new reference to the dying capsule.
 unsafe fn free_capsule<T: Released>(capsule: *mut pyo3::ffi::PyObject, name: &CStr) {
-    // SAFETY: CPython passes the capsule being destroyed; with its name
-    // matched by IsValid, GetPointer cannot fail.
-    let raw = unsafe {
-        if pyo3::ffi::PyCapsule_IsValid(capsule, name.as_ptr()) != 1 {
-            return;
-        }
-        pyo3::ffi::PyCapsule_GetPointer(capsule, name.as_ptr())
+    // SAFETY: CPython passes the capsule being destroyed, attached.
+    let Some(raw) = (unsafe { capsule::pointer_in(capsule, Some(name)) }) else {
+        return;
     };
     // SAFETY: the capsule owned the leaked struct; its destructor runs once.
-    unsafe { T::release_and_free(raw.cast::<T>()) };
+    unsafe { T::release_and_free(raw.as_ptr().cast::<T>()) };
 }
 
 unsafe extern "C" fn free_schema_capsule(capsule: *mut pyo3::ffi::PyObject) {

@@ -47,6 +47,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Error;
 use crate::protocol::dlpack::from_raw_cause;
+use crate::python::capsule;
 use crate::python::fast_path;
 use crate::python::lookup::{self, OnType, type_lookup};
 use crate::python::tensor::PyTensor;
@@ -201,12 +202,8 @@ fn table_speaks_for(
 /// newer one), or `None` when `capsule` holds none: the one place a table
 /// is read out of its capsule, for both directions.
 pub(crate) fn table_of(capsule: &Bound<'_, PyAny>) -> Option<&'static DLPackExchangeAPI> {
-    // SAFETY: IsValid only inspects the object; it checks the type and name.
-    if unsafe { ffi::PyCapsule_IsValid(capsule.as_ptr(), CAPSULE_NAME.as_ptr()) } != 1 {
-        return None;
-    }
-    // SAFETY: validated above as a capsule with this name.
-    let mut api = unsafe { ffi::PyCapsule_GetPointer(capsule.as_ptr(), CAPSULE_NAME.as_ptr()) }
+    let mut api = capsule::pointer_of(capsule, Some(CAPSULE_NAME))?
+        .as_ptr()
         .cast::<DLPackExchangeAPI>();
     for _ in 0..16 {
         let table = NonNull::new(api)?;

@@ -8,7 +8,7 @@ pub(crate) mod ndarray_fields;
 pub(crate) mod stream;
 pub(crate) mod torch;
 
-use std::ffi::{CStr, c_char};
+use std::ffi::CStr;
 
 use dlpark::ffi::{
     DLManagedTensor, DLManagedTensorVersioned, DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION,
@@ -23,6 +23,7 @@ use pyo3::types::{IntoPyDict, PyDict, PyTuple};
 use crate::device::{Device, DeviceRequest};
 use crate::error::{Cause, Error};
 use crate::protocol::dlpack::from_raw_cause;
+use crate::python::capsule;
 use crate::python::device_arg;
 use crate::python::lookup::protocol_attribute;
 use crate::python::names::{shown, type_name};
@@ -36,15 +37,7 @@ const USED_DLTENSOR_VERSIONED: &CStr = c"used_dltensor_versioned";
 
 /// Whether `object` is a capsule (consumed or not) with a DLPack name.
 pub(crate) fn is_dlpack_capsule(object: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: `object` is a live reference and the thread is attached.
-    if unsafe { ffi::PyCapsule_CheckExact(object.as_ptr()) } == 0 {
-        return false;
-    }
-    // SAFETY: checked to be a capsule above; GetName never fails on one.
-    let name = unsafe { ffi::PyCapsule_GetName(object.as_ptr()) };
-    !name.is_null() && {
-        // SAFETY: a capsule name is a NUL-terminated static string.
-        let name = unsafe { CStr::from_ptr(name) };
+    capsule::name_of(object).flatten().is_some_and(|name| {
         [
             DLTENSOR,
             DLTENSOR_VERSIONED,
@@ -52,7 +45,7 @@ pub(crate) fn is_dlpack_capsule(object: &Bound<'_, PyAny>) -> bool {
             USED_DLTENSOR_VERSIONED,
         ]
         .contains(&name)
-    }
+    })
 }
 
 /// Consumes a DLPack capsule into a tensor. The capsule is renamed `used_…`
@@ -67,8 +60,7 @@ pub(crate) fn consume_capsule(
     legacy_writable: bool,
 ) -> PyResult<Tensor> {
     let ptr = capsule.as_ptr();
-    // SAFETY: `capsule` is a live reference and the thread is attached.
-    if unsafe { ffi::PyCapsule_CheckExact(ptr) } == 0 {
+    let Some(name) = capsule::name_of(capsule) else {
         return Err(PyErr::from(Error::type_error(
             Cause::Capsule,
             format!(
@@ -76,15 +68,8 @@ pub(crate) fn consume_capsule(
                 capsule.get_type().name()?
             ),
         )));
-    }
-    // SAFETY: a capsule; GetName returns its (possibly NULL) static name.
-    let name_ptr: *const c_char = unsafe { ffi::PyCapsule_GetName(ptr) };
-    let name = if name_ptr.is_null() {
-        c""
-    } else {
-        // SAFETY: capsule names are NUL-terminated strings that outlive the capsule.
-        unsafe { CStr::from_ptr(name_ptr) }
     };
+    let name = name.unwrap_or(c"");
     let (used, versioned) = match name {
         n if n == DLTENSOR => (USED_DLTENSOR, false),
         n if n == DLTENSOR_VERSIONED => (USED_DLTENSOR_VERSIONED, true),
@@ -100,13 +85,10 @@ pub(crate) fn consume_capsule(
             .into());
         }
     };
-    // SAFETY: the name was just read from this capsule.
-    let raw = unsafe { ffi::PyCapsule_GetPointer(ptr, name_ptr) };
-    if raw.is_null() {
-        return Err(PyErr::take(capsule.py()).unwrap_or_else(|| {
-            Error::buffer(Cause::Capsule, "DLPack capsule holds a NULL pointer").into()
-        }));
-    }
+    let Some(raw) = capsule::pointer_of(capsule, Some(name)) else {
+        return Err(Error::buffer(Cause::Capsule, "DLPack capsule holds a NULL pointer").into());
+    };
+    let raw = raw.as_ptr();
     // SAFETY: `used` is a 'static C string, as capsule names must be.
     if unsafe { ffi::PyCapsule_SetName(ptr, used.as_ptr()) } != 0 {
         return Err(PyErr::fetch(capsule.py()));
@@ -504,16 +486,11 @@ impl CapsuleAbi for DLManagedTensorVersioned {
 /// It never builds a Python object from the dying capsule (that would
 /// resurrect it), and nothing in it can unwind.
 unsafe extern "C" fn capsule_destructor<M: CapsuleAbi>(capsule: *mut ffi::PyObject) {
-    // SAFETY: CPython passes the capsule being destroyed; IsValid and
-    // GetPointer only read it, and with the unused name matched, GetPointer
-    // cannot fail.
+    // SAFETY: CPython passes the capsule being destroyed, attached; under
+    // the unused name it still owns its managed tensor, deleted once here.
     unsafe {
-        if ffi::PyCapsule_IsValid(capsule, M::NAME.as_ptr()) != 1 {
-            return;
-        }
-        let managed = ffi::PyCapsule_GetPointer(capsule, M::NAME.as_ptr()).cast::<M>();
-        if !managed.is_null() {
-            M::drop_raw(managed);
+        if let Some(managed) = capsule::pointer_in(capsule, Some(M::NAME)) {
+            M::drop_raw(managed.as_ptr().cast::<M>());
         }
     }
 }
