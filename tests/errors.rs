@@ -146,6 +146,7 @@ fn claims(base: *mut u8, offset: usize, len: Option<usize>) -> Claims<'static> {
 fn descriptors_say_why() {
     let mut bytes = [0u8; 32];
     let base = bytes.as_mut_ptr();
+    assert!(Descriptor::new(claims(base, 16, Some(32))).is_ok());
     let refused = |p| Descriptor::new(p).unwrap_err();
     let null = refused(claims(std::ptr::null_mut(), 0, None));
     assert_refused(null, Cause::Pointer, ErrorKind::Buffer);
@@ -155,6 +156,9 @@ fn descriptors_say_why() {
     assert_refused(beyond, Cause::Pointer, ErrorKind::Value);
     let wraps = refused(claims(base, usize::MAX - 7, None));
     assert_refused(wraps, Cause::Pointer, ErrorKind::Value);
+    let high = std::ptr::without_provenance_mut(usize::MAX - 8);
+    let span_wraps = refused(claims(high, 0, None));
+    assert_refused(span_wraps, Cause::Pointer, ErrorKind::Value);
     let mut wrong = claims(base, 0, None);
     wrong.dtype = DType::FLOAT64;
     assert_refused(refused(wrong), Cause::DType, ErrorKind::Value);
@@ -180,6 +184,8 @@ fn fields(buf: *mut u8, len: isize) -> PyBufferFields<'static> {
 fn buffer_views_say_why() {
     let mut bytes = [0u8; 16];
     let buf = bytes.as_mut_ptr();
+    let ok = buffer::describe(&fields(buf, 16)).unwrap();
+    assert_eq!(ok.layout().shape(), &[4]);
     let refused = |f: PyBufferFields<'_>| buffer::describe(&f).unwrap_err();
     let null = refused(fields(std::ptr::null_mut(), 16));
     assert_refused(null, Cause::Pointer, ErrorKind::Buffer);
