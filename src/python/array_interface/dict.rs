@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::{refuse_records, resolve_void};
+use super::{refuse_records, required, resolve_void};
 use crate::descriptor::Source;
 use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
@@ -23,6 +23,9 @@ use crate::python::ints::int_tuple;
 use crate::python::names::{shown, type_name};
 use crate::python::owner::{PyBufferView, PyOwner};
 use crate::tensor::Tensor;
+
+/// The protocol's name, in messages.
+const PROTOCOL: &str = "__array_interface__";
 
 /// Imports an `__array_interface__` dict.
 pub(crate) fn import_dict(
@@ -54,7 +57,7 @@ pub(crate) fn import_dict(
             .into());
         }
     }
-    let typestr = required(dict, "typestr")?;
+    let typestr = required(PROTOCOL, dict, "typestr")?;
     let typestr: String = if let Ok(text) = typestr.cast::<PyString>() {
         text.to_str()?.to_owned()
     } else if let Ok(bytes) = typestr.cast::<PyBytes>() {
@@ -84,11 +87,9 @@ pub(crate) fn import_dict(
         Parsed::DType(dtype) => dtype,
         Parsed::Void(itemsize) => resolve_void(object, itemsize)?,
     };
-    let shape = int_tuple("__array_interface__", &required(dict, "shape")?, "shape")?;
+    let shape = int_tuple(PROTOCOL, &required(PROTOCOL, dict, "shape")?, "shape")?;
     let strides = match dict.get_item(intern!(py, "strides"))? {
-        Some(strides) if !strides.is_none() => {
-            Some(int_tuple("__array_interface__", &strides, "strides")?)
-        }
+        Some(strides) if !strides.is_none() => Some(int_tuple(PROTOCOL, &strides, "strides")?),
         _ => None,
     };
     let layout = Layout::from_signed(&shape, strides.as_deref(), dtype.itemsize())?;
@@ -121,7 +122,7 @@ pub(crate) fn import_dict(
             }
             let (address, readonly) = pointer_data(&data)?;
             let descriptor = Descriptor::new(Claims {
-                what: "__array_interface__",
+                what: PROTOCOL,
                 base: std::ptr::with_exposed_provenance_mut::<u8>(address),
                 offset: 0,
                 layout,
@@ -140,16 +141,6 @@ pub(crate) fn import_dict(
         Some(data) if !data.is_none() => buffer_data(&data, layout, dtype, offset),
         _ => buffer_data(object, layout, dtype, offset),
     }
-}
-
-fn required<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-    dict.get_item(key)?.ok_or_else(|| {
-        Error::value(
-            Cause::Capsule,
-            format!("__array_interface__ has no {key:?} key (it is required)"),
-        )
-        .into()
-    })
 }
 
 /// `data = (pointer, readonly)`.
@@ -196,7 +187,7 @@ fn buffer_data(
     // The one check every buffer import makes (NULL `buf`, suboffsets).
     let (buf, len, readonly) = buffer::lent_bytes(&fields(view.raw()))?;
     let descriptor = Descriptor::new(Claims {
-        what: "__array_interface__",
+        what: PROTOCOL,
         base: buf,
         offset,
         layout,
@@ -218,7 +209,7 @@ pub(crate) fn interface_dict<'py>(
     tensor: &Tensor,
 ) -> PyResult<Bound<'py, PyDict>> {
     tensor.device().ensure_cpu("the array interface")?;
-    typestr::ensure_named(tensor.dtype(), "__array_interface__")?;
+    typestr::ensure_named(tensor.dtype(), PROTOCOL)?;
     let typestr = typestr::typestr_of(tensor.dtype());
     let dict = PyDict::new(py);
     dict.set_item(

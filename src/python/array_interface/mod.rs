@@ -34,7 +34,7 @@ pub(crate) mod structs;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
@@ -129,4 +129,21 @@ fn records(descr: &Bound<'_, PyAny>) -> Error {
             shown(descr)
         ),
     )
+}
+
+/// `dict[key]` of an interface dict (`protocol` names it in messages): a
+/// missing key is a malformed interface. The host and CUDA array interfaces
+/// share it.
+pub(crate) fn required<'py>(
+    protocol: &str,
+    dict: &Bound<'py, PyDict>,
+    key: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    dict.get_item(key)?.ok_or_else(|| {
+        Error::value(
+            Cause::Capsule,
+            format!("{protocol} has no {key:?} key (it is required)"),
+        )
+        .into()
+    })
 }

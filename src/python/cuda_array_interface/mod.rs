@@ -39,7 +39,7 @@ use crate::device::Device;
 use crate::error::{Cause, Error};
 use crate::protocol::cuda_array_interface::{self as core, Fields};
 use crate::protocol::typestr;
-use crate::python::array_interface::{refuse_records, resolve_void};
+use crate::python::array_interface::{refuse_records, required, resolve_void};
 use crate::python::dlpack::{exchange, torch};
 use crate::python::ints::int_tuple;
 use crate::python::lookup::{OnType, on_type};
@@ -128,7 +128,7 @@ fn import_dict(
             .into());
         }
     };
-    let typestr = typestr_of(&required(dict, "typestr")?)?;
+    let typestr = typestr_of(&required(WHAT, dict, "typestr")?)?;
     let masked = dict
         .get_item(intern!(py, "mask"))?
         .is_some_and(|mask| !mask.is_none());
@@ -137,12 +137,12 @@ fn import_dict(
     {
         refuse_records(&descr)?;
     }
-    let shape = int_tuple(WHAT, &required(dict, "shape")?, "shape")?;
+    let shape = int_tuple(WHAT, &required(WHAT, dict, "shape")?, "shape")?;
     let strides = match dict.get_item(intern!(py, "strides"))? {
         Some(strides) if !strides.is_none() => Some(int_tuple(WHAT, &strides, "strides")?),
         _ => None,
     };
-    let data = pointer_data(&required(dict, "data")?)?;
+    let data = pointer_data(&required(WHAT, dict, "data")?)?;
     // Version 2 has no `stream`: one there is not read.
     let stream = match dict.get_item(intern!(py, "stream"))? {
         Some(stream) if version >= 3 && !stream.is_none() => Some(stream_value(&stream)?),
@@ -185,16 +185,6 @@ fn device_of(address: usize) -> crate::error::Result<Device> {
         return Ok(declared);
     }
     Ok(driver::device_of_pointer(address)?.unwrap_or(declared))
-}
-
-fn required<'py>(dict: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-    dict.get_item(key)?.ok_or_else(|| {
-        Error::value(
-            Cause::Capsule,
-            format!("{WHAT} has no {key:?} key (it is required)"),
-        )
-        .into()
-    })
 }
 
 fn typestr_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
