@@ -9,11 +9,19 @@
 //! # What it promises
 //!
 //! The tensor is the one the DLPack import of `a` gives: the same pointer,
-//! shape, byte strides, dtype and readonly flag, and an owner that holds a
-//! strong reference to `a` (as NumPy's own DLPack deleter does). Only its
-//! `source` says how it came: `"ndarray"`, where the DLPack import says
-//! `"dlpack"` (the fast path is observable in tests). Only arrays whose export NumPy would make without question take
-//! this path: a builtin numeric dtype in native byte order, strides that are
+//! shape, byte strides, dtype and readonly flag. [`import`] gives it an
+//! owner that holds a strong reference to `a` (as NumPy's own DLPack
+//! deleter does); [`read_lent`] gives a borrowed argument the bare
+//! descriptor, the argument holding `a` itself for the call. Two things
+//! differ, both on purpose: the tensor's `source` is `"ndarray"`
+//! (`Source::Ndarray`) where the DLPack import says `"dlpack"`, and a
+//! refusal by the shared pointer checks names `numpy.ndarray`, since no
+//! DLPack object was made. Whether the path was taken is counted
+//! (`fast_path::NDARRAY_FIELDS`, `LENT_ARGUMENTS`), which the tests read:
+//! a path silently turned off fails them.
+//!
+//! Only arrays whose export NumPy would make without question take this
+//! path: a builtin numeric dtype in native byte order, strides that are
 //! whole multiples of the itemsize, and memory that did not itself come from
 //! a DLPack capsule (which may name another device). Everything else, and
 //! every ndarray subclass, returns `None` and goes through `__dlpack__`, so
