@@ -41,9 +41,9 @@ pub(crate) fn import_struct(
         )
         .into());
     }
-    let Some(raw) = capsule::pointer_of(capsule, None) else {
-        return Err(Error::value(Cause::Capsule, "__array_struct__ capsule holds NULL").into());
-    };
+    let raw = capsule::pointer_under(capsule, None, || {
+        Error::value(Cause::Capsule, "__array_struct__ capsule holds NULL").into()
+    })?;
     // SAFETY: an unnamed `__array_struct__` capsule holds a PyArrayInterface
     // (the protocol's contract) that lives as long as the capsule, which
     // `owner` keeps alive; it is only read.

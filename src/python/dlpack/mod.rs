@@ -85,10 +85,10 @@ pub(crate) fn consume_capsule(
             .into());
         }
     };
-    let Some(raw) = capsule::pointer_of(capsule, Some(name)) else {
-        return Err(Error::buffer(Cause::Capsule, "DLPack capsule holds a NULL pointer").into());
-    };
-    let raw = raw.as_ptr();
+    let raw = capsule::pointer_under(capsule, Some(name), || {
+        Error::buffer(Cause::Capsule, "DLPack capsule holds a NULL pointer").into()
+    })?
+    .as_ptr();
     // SAFETY: `used` is a 'static C string, as capsule names must be.
     if unsafe { ffi::PyCapsule_SetName(ptr, used.as_ptr()) } != 0 {
         return Err(PyErr::fetch(capsule.py()));
