@@ -479,6 +479,19 @@ impl Layout {
         self.f_contiguous
     }
 
+    /// Whether two different indices may reach overlapping elements (a
+    /// stride of 0, rows that overlap): what a mutable view must refuse.
+    /// A sufficient test, see [`overlaps_itself`].
+    #[cfg_attr(not(feature = "python"), allow(dead_code))] // ReadwriteTensor
+    pub(crate) fn overlaps_itself(&self) -> bool {
+        let axes = self.shape().iter().zip(self.strides());
+        overlaps_itself(
+            self.size,
+            axes.map(|(&extent, &stride)| (stride.unsigned_abs(), extent)),
+            self.itemsize(),
+        )
+    }
+
     /// Checks that the layout, starting `offset` bytes into a block of `len`
     /// bytes, stays inside it (an empty layout always does).
     ///
@@ -657,6 +670,40 @@ fn is_contiguous<'a>(
         expected *= extent as isize;
     }
     true
+}
+
+/// Whether two different indices of `size` elements `width` units wide,
+/// on axes of `(|stride|, extent)` in the same units, may reach overlapping
+/// elements. A sufficient test (it may refuse a layout whose elements are
+/// in fact distinct, never the reverse): sorted by stride, each axis must
+/// step past everything the smaller-strided axes reach.
+pub(crate) fn overlaps_itself(
+    size: usize,
+    axes: impl Iterator<Item = (usize, usize)>,
+    width: usize,
+) -> bool {
+    if size == 0 {
+        return false;
+    }
+    let mut sorted = [(0usize, 0usize); MAX_NDIM];
+    let mut n = 0;
+    for (stride, extent) in axes {
+        if extent > 1 {
+            sorted[n] = (stride, extent);
+            n += 1;
+        }
+    }
+    let sorted = &mut sorted[..n];
+    sorted.sort_unstable();
+    let mut reach = 0usize;
+    for &(stride, extent) in sorted.iter() {
+        if stride < reach.saturating_add(width) {
+            return true;
+        }
+        // Fits: the validated span bounds the sum.
+        reach = reach.saturating_add((extent - 1).saturating_mul(stride));
+    }
+    false
 }
 
 #[cfg(test)]

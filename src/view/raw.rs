@@ -67,9 +67,6 @@ impl Parts<'_> {
     fn strides(&self) -> &[isize] {
         self.layout.strides()
     }
-    fn ndim(&self) -> usize {
-        self.layout.ndim()
-    }
     fn size(&self) -> usize {
         self.layout.size()
     }
@@ -157,18 +154,7 @@ impl<T: Element, D: Dimension> RawView<T, D> {
                 ),
             ));
         }
-        let ndim = tensor.ndim();
-        if let Some(expected) = D::NDIM
-            && expected != ndim
-        {
-            return Err(Error::type_error(
-                Cause::Layout,
-                format!(
-                    "expected a {expected}-d tensor, got a {ndim}-d tensor (shape {:?})",
-                    tensor.shape()
-                ),
-            ));
-        }
+        check_rank::<D>(tensor.shape())?;
         tensor.device().ensure_cpu("an ndarray view")?;
         let dim = make(tensor.shape());
         // The strides start as a copy of the extents: every entry is
@@ -315,29 +301,28 @@ impl<T: Element, D: Dimension> RawView<T, D> {
     /// test: sorted by stride, each axis must step past everything the
     /// smaller-strided axes reach).
     pub(super) fn overlaps_itself(&self) -> bool {
-        if self.dim.size() == 0 {
-            return false;
-        }
-        let mut axes = [(0usize, 0usize); crate::layout::MAX_NDIM];
-        let mut n = 0;
-        for (&extent, &stride) in self.dim.slice().iter().zip(self.strides.slice()) {
-            if extent > 1 {
-                axes[n] = (stride, extent);
-                n += 1;
-            }
-        }
-        let axes = &mut axes[..n];
-        axes.sort_unstable();
-        let mut reach = 0usize;
-        for &(stride, extent) in axes.iter() {
-            if stride <= reach {
-                return true;
-            }
-            // Fits: the validated span bounds the sum.
-            reach = reach.saturating_add((extent - 1).saturating_mul(stride));
-        }
-        false
+        let axes = self.dim.slice().iter().zip(self.strides.slice());
+        crate::layout::overlaps_itself(
+            self.dim.size(),
+            axes.map(|(&extent, &stride)| (stride, extent)),
+            1,
+        )
     }
+}
+
+/// Refuses a shape of another rank than `D`'s (`IxDyn`: any rank).
+#[inline(always)]
+pub(crate) fn check_rank<D: Dimension>(shape: &[usize]) -> Result<()> {
+    let ndim = shape.len();
+    if let Some(expected) = D::NDIM
+        && expected != ndim
+    {
+        return Err(Error::type_error(
+            Cause::Layout,
+            format!("expected a {expected}-d tensor, got a {ndim}-d tensor (shape {shape:?})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Refusals shared by every mutable view: readonly memory, overlapping layouts.
