@@ -60,11 +60,15 @@ real! {
     bool => |x| f64::from(u8::from(x)),
 }
 
-/// Calls `$f::<T>($t)` with `T` the Rust type of `$t`'s dtype.
+/// Calls `$f::<T>($t)` (or `$f::<T>$args`) with `T` the Rust type of
+/// `$t`'s dtype.
 macro_rules! dispatch {
     ($t:expr, $f:ident, [$($ty:ty),*]) => {
+        dispatch!($t, $f($t), [$($ty),*])
+    };
+    ($t:expr, $f:ident $args:tt, [$($ty:ty),*]) => {
         match $t.dtype() {
-            $(d if d == <$ty as Element>::DTYPE => $f::<$ty>($t),)*
+            $(d if d == <$ty as Element>::DTYPE => $f::<$ty> $args,)*
             d => Err(PyTypeError::new_err(format!(
                 "{}: unsupported dtype {d}",
                 stringify!($f)
@@ -275,6 +279,31 @@ fn copy_into(x: ReadonlyTensor<'_, f64>, mut out: ReadwriteTensor<'_, f64>) -> P
     }
     out.view_mut().assign(&x.view());
     Ok(())
+}
+
+fn copy_as<T: Element>(x: &ReadonlyTensor<'_>, out: &mut ReadwriteTensor<'_>) -> PyResult<()> {
+    out.as_ndarray_mut::<T>()?.assign(&x.as_ndarray::<T>()?);
+    Ok(())
+}
+
+/// `copy_into` for any dtype: both arguments untyped (`ReadonlyTensor<'_>`
+/// and `ReadwriteTensor<'_>`, the dtype read at run time), tracked alike.
+#[pyfunction]
+fn copy_into_any(x: ReadonlyTensor<'_>, mut out: ReadwriteTensor<'_>) -> PyResult<()> {
+    if x.shape() != out.shape() || x.dtype() != out.dtype() {
+        return Err(PyValueError::new_err(format!(
+            "copy_into_any: x ({} {:?}) and out ({} {:?}) differ",
+            x.dtype(),
+            x.shape(),
+            out.dtype(),
+            out.shape()
+        )));
+    }
+    dispatch!(
+        x,
+        copy_as(&x, &mut out),
+        [f64, f32, i64, i32, i16, i8, u64, u32, u16, u8, bool]
+    )
 }
 
 /// Calls `callback()` while holding an exclusive borrow of `x` (what a long
@@ -523,6 +552,7 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(add_one, m)?)?;
     m.add_function(wrap_pyfunction!(add, m)?)?;
     m.add_function(wrap_pyfunction!(copy_into, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_into_any, m)?)?;
     m.add_function(wrap_pyfunction!(hold_mut, m)?)?;
     m.add_function(wrap_pyfunction!(hold, m)?)?;
     m.add_function(wrap_pyfunction!(data_ptr, m)?)?;
