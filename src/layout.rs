@@ -818,4 +818,51 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Buffer);
     }
+
+    /// What a `ReadwriteTensor` of any dtype refuses: a layout two of whose
+    /// elements (each `itemsize` bytes wide) share a byte. Every layout the
+    /// test accepts really has disjoint elements (brute force), with strides
+    /// that are not whole elements too; the obvious overlaps are refused.
+    #[test]
+    fn overlaps_itself_is_sufficient_in_bytes() {
+        let layout = |shape: &[usize], strides: &[isize], itemsize| {
+            Layout::new(shape, Some(strides), itemsize).unwrap()
+        };
+        assert!(!layout(&[3, 4], &[32, 8], 8).overlaps_itself());
+        assert!(!layout(&[3, 4], &[-32, 8], 8).overlaps_itself(), "reversed rows");
+        assert!(layout(&[3], &[0], 8).overlaps_itself(), "broadcast");
+        assert!(layout(&[3, 4], &[16, 8], 8).overlaps_itself(), "rows overlap");
+        assert!(layout(&[2], &[4], 8).overlaps_itself(), "half an element apart");
+        assert!(!layout(&[2], &[4], 4).overlaps_itself());
+        assert!(!layout(&[0, 3], &[0, 0], 8).overlaps_itself(), "empty");
+        let (max_extent, max_stride) = if cfg!(miri) { (3, 4) } else { (4, 9) };
+        let mut accepted = 0;
+        for itemsize in [1, 2, 3] {
+            for e0 in 0..max_extent {
+                for e1 in 0..max_extent {
+                    for s0 in 0..max_stride {
+                        for s1 in 0..max_stride {
+                            let l = layout(&[e0, e1], &[s0 as isize, s1 as isize], itemsize);
+                            if l.overlaps_itself() {
+                                continue;
+                            }
+                            accepted += 1;
+                            let mut seen = std::collections::HashSet::new();
+                            for i in 0..e0 {
+                                for j in 0..e1 {
+                                    for byte in 0..itemsize {
+                                        assert!(
+                                            seen.insert(i * s0 + j * s1 + byte),
+                                            "{e0}x{e1} strides {s0},{s1} itemsize {itemsize} accepted but overlaps"
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 100, "{accepted}");
+    }
 }
