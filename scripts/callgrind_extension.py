@@ -50,6 +50,12 @@ CASES = {
     "rust-numpy.np_sum": ("dlbridge_example", "np_sum", "dlbridge_example::__pyfunction_np_sum", "a"),
     "dlbridge.sum": ("dlbridge_example", "sum", "dlbridge_example::__pyfunction_sum", "a"),
     "dlbridge.sum_f64": ("dlbridge_example", "sum_f64", "dlbridge_example::__pyfunction_sum_f64", "a"),
+    # Writes in place (dlbridge: a tracked exclusive borrow, the lent path).
+    "nanobind.add_one": ("nanobind_peer", "add_one", NANOBIND_ENTRY, "a"),
+    "rust-numpy.np_add_one_inplace": (
+        "dlbridge_example", "np_add_one_inplace", "dlbridge_example::__pyfunction_np_add_one_inplace", "a",
+    ),
+    "dlbridge.add_one": ("dlbridge_example", "add_one", "dlbridge_example::__pyfunction_add_one", "a"),
     # Returns: a new ndarray over Rust memory, and accept-compute-return.
     "rust-numpy.np_arange": ("dlbridge_example", "np_arange", "dlbridge_example::__pyfunction_np_arange", "16"),
     "dlbridge.arange_numpy": (

@@ -479,6 +479,24 @@ impl Layout {
         self.f_contiguous
     }
 
+    /// Whether two different indices may reach overlapping elements (a
+    /// stride of 0, rows that overlap): what a mutable view must refuse.
+    /// A sufficient test, see [`overlaps_itself`].
+    #[cfg_attr(not(feature = "python"), allow(dead_code))] // ReadwriteTensor
+    pub(crate) fn overlaps_itself(&self) -> bool {
+        if self.c_contiguous || self.f_contiguous {
+            // Each element its own `itemsize` bytes: the common case, with
+            // no sort.
+            return false;
+        }
+        let axes = self.shape().iter().zip(self.strides());
+        overlaps_itself(
+            self.size,
+            axes.map(|(&extent, &stride)| (stride.unsigned_abs(), extent)),
+            self.itemsize(),
+        )
+    }
+
     /// Checks that the layout, starting `offset` bytes into a block of `len`
     /// bytes, stays inside it (an empty layout always does).
     ///
@@ -659,6 +677,40 @@ fn is_contiguous<'a>(
     true
 }
 
+/// Whether two different indices of `size` elements `width` units wide,
+/// on axes of `(|stride|, extent)` in the same units, may reach overlapping
+/// elements. A sufficient test (it may refuse a layout whose elements are
+/// in fact distinct, never the reverse): sorted by stride, each axis must
+/// step past everything the smaller-strided axes reach.
+pub(crate) fn overlaps_itself(
+    size: usize,
+    axes: impl Iterator<Item = (usize, usize)>,
+    width: usize,
+) -> bool {
+    if size == 0 {
+        return false;
+    }
+    let mut sorted = [(0usize, 0usize); MAX_NDIM];
+    let mut n = 0;
+    for (stride, extent) in axes {
+        if extent > 1 {
+            sorted[n] = (stride, extent);
+            n += 1;
+        }
+    }
+    let sorted = &mut sorted[..n];
+    sorted.sort_unstable();
+    let mut reach = 0usize;
+    for &(stride, extent) in sorted.iter() {
+        if stride < reach.saturating_add(width) {
+            return true;
+        }
+        // Fits: the validated span bounds the sum.
+        reach = reach.saturating_add((extent - 1).saturating_mul(stride));
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,5 +822,61 @@ mod tests {
             .element_strides_into(&mut out[..1])
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Buffer);
+    }
+
+    /// What a `ReadwriteTensor` of any dtype refuses: a layout two of whose
+    /// elements (each `itemsize` bytes wide) share a byte. Every layout the
+    /// test accepts really has disjoint elements (brute force), with strides
+    /// that are not whole elements too; the obvious overlaps are refused.
+    #[test]
+    fn overlaps_itself_is_sufficient_in_bytes() {
+        let layout = |shape: &[usize], strides: &[isize], itemsize| {
+            Layout::new(shape, Some(strides), itemsize).unwrap()
+        };
+        assert!(!layout(&[3, 4], &[32, 8], 8).overlaps_itself());
+        assert!(
+            !layout(&[3, 4], &[-32, 8], 8).overlaps_itself(),
+            "reversed rows"
+        );
+        assert!(layout(&[3], &[0], 8).overlaps_itself(), "broadcast");
+        assert!(
+            layout(&[3, 4], &[16, 8], 8).overlaps_itself(),
+            "rows overlap"
+        );
+        assert!(
+            layout(&[2], &[4], 8).overlaps_itself(),
+            "half an element apart"
+        );
+        assert!(!layout(&[2], &[4], 4).overlaps_itself());
+        assert!(!layout(&[0, 3], &[0, 0], 8).overlaps_itself(), "empty");
+        let (max_extent, max_stride) = if cfg!(miri) { (3, 4) } else { (4, 9) };
+        let mut accepted = 0;
+        for itemsize in [1, 2, 3] {
+            for e0 in 0..max_extent {
+                for e1 in 0..max_extent {
+                    for s0 in 0..max_stride {
+                        for s1 in 0..max_stride {
+                            let l = layout(&[e0, e1], &[s0 as isize, s1 as isize], itemsize);
+                            if l.overlaps_itself() {
+                                continue;
+                            }
+                            accepted += 1;
+                            let mut seen = std::collections::HashSet::new();
+                            for i in 0..e0 {
+                                for j in 0..e1 {
+                                    for byte in 0..itemsize {
+                                        assert!(
+                                            seen.insert(i * s0 + j * s1 + byte),
+                                            "{e0}x{e1} strides {s0},{s1} itemsize {itemsize} accepted but overlaps"
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 100, "{accepted}");
     }
 }

@@ -65,9 +65,9 @@ pub use owner::{Allocation, live_buffers};
 #[doc = include_str!("python/guide.md")]
 pub mod extension_guide {}
 #[cfg(feature = "python")]
-pub use python::arg::{TensorRef, TypedRef};
-#[cfg(feature = "python")]
-pub use python::borrow::{ReadonlyTensor, ReadwriteTensor};
+pub use python::arg::{
+    Access, AnyDtype, ArgElement, Exclusive, ReadonlyTensor, ReadwriteTensor, Shared, TensorArg,
+};
 /// The test hook of cargo feature `testing` (off by default): an extension
 /// crate's tests see its own copy of the fast-path counters.
 #[cfg(feature = "testing")]
@@ -93,7 +93,7 @@ pub use dlpark;
 /// ```
 pub mod prelude {
     pub use crate::constraints::{CContig, Constraint, FContig, Writable};
-    pub use crate::{DType, Element, Error, Tensor, TypedTensor};
     #[cfg(feature = "python")]
-    pub use crate::{Framework, Native, ReadonlyTensor, ReadwriteTensor, TensorRef, TypedRef};
+    pub use crate::{AnyDtype, Framework, Native, ReadonlyTensor, ReadwriteTensor};
+    pub use crate::{DType, Element, Error, Tensor, TypedTensor};
 }

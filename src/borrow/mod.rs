@@ -1,7 +1,6 @@
 //! Tracked borrows of memory other code can reach: the registry behind
-//! every safe view of an array argument (`TypedRef`, `TensorRef`,
-//! `ReadonlyTensor` take shared borrows, `ReadwriteTensor` an exclusive
-//! one; feature `python`), rust-numpy's `PyReadonlyArray` /
+//! every safe view of an array argument (`ReadonlyTensor` takes a shared
+//! borrow, `ReadwriteTensor` an exclusive one; feature `python`), rust-numpy's `PyReadonlyArray` /
 //! `PyReadwriteArray` model carried over to every producer dlbridge
 //! imports. The registry itself (keys, rules, the C ABI) is plain Rust,
 //! here, so Miri checks it; the Python layer only publishes it.
@@ -16,8 +15,8 @@
 //! recorded in a registry while it lives, and a new one is refused when it
 //! would break the rule:
 //!
-//! - a reading argument (`TypedRef`, `TensorRef`, `ReadonlyTensor`) takes a *shared* borrow: refused only where a
-//!   mutable borrow of overlapping memory is held;
+//! - a reading argument (`ReadonlyTensor`) takes a *shared* borrow:
+//!   refused only where a mutable borrow of overlapping memory is held;
 //! - a `ReadwriteTensor` takes an *exclusive* borrow: refused where any
 //!   borrow of overlapping memory is held, and for readonly memory or a
 //!   layout that reaches one element through two indices (a stride of 0);
@@ -102,10 +101,10 @@
 //!   as rust-numpy's `PyArray::as_array` is: the caller promises that
 //!   nothing writes the memory while the view lives. Every safe view of
 //!   memory other code can reach comes from a tracked argument, so
-//!   `fn f(x: TypedRef<f64>, out: ReadwriteTensor<f64>)` called as `f(a, a)`
-//!   is refused at extraction. For the same reason no borrowed argument
-//!   hands out its `Tensor` (a clone would be an untracked handle);
-//!   `into_tensor` ends the borrow first. Copies
+//!   `fn f(x: ReadonlyTensor<f64>, out: ReadwriteTensor<f64>)` called as
+//!   `f(a, a)` is refused at extraction. For the same reason no borrowed
+//!   argument hands out its `Tensor` (a clone would be an untracked
+//!   handle); `to_tensor` makes an owning one, whose views are `unsafe`. Copies
 //!   ([`Tensor::copy`](crate::Tensor::copy)) read without a borrow, as
 //!   rust-numpy's `to_owned_array` does.
 //! - **Code that does not ask.** Python code, C, C++ or Fortran

@@ -34,7 +34,7 @@ use super::tensor::PyTensor;
 use crate::dtype::Element;
 use crate::tensor::Tensor;
 use crate::view::TypedTensor;
-use crate::view::constraints::{Checked, Constraint};
+use crate::view::constraints::Constraint;
 
 /// Set when this binary's module init registered its `PyTensor` as
 /// `dlbridge._native.Tensor`; in an extension crate's binary it stays false.
@@ -115,26 +115,6 @@ impl<'py, T: Element, D: Dimension, C: Constraint> FromPyObject<'_, 'py> for Typ
     }
 }
 
-impl<'py, C: Constraint> FromPyObject<'_, 'py> for Checked<C> {
-    type Error = PyErr;
-
-    /// As for [`Tensor`], then checked for the constraints `C`.
-    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
-        let tensor = Tensor::extract(obj)?;
-        Ok(Checked::new(tensor)?)
-    }
-}
-
-impl<'py, C: Constraint> IntoPyObject<'py> for Checked<C> {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.into_tensor().into_pyobject(py)
-    }
-}
-
 impl<'py, T: Element, D: Dimension, C: Constraint> IntoPyObject<'py> for TypedTensor<T, D, C> {
     type Target = PyAny;
     type Output = Bound<'py, PyAny>;
@@ -155,14 +135,14 @@ impl Tensor {
     /// memory (Rust-owned memory is freed once, when Python is done with it):
     ///
     /// ```no_run
-    /// use dlbridge::{Tensor, TypedRef, TypedTensor};
+    /// use dlbridge::{ReadonlyTensor, Tensor, TypedTensor};
     /// use pyo3::prelude::*;
     ///
     /// /// Takes NumPy, PyTorch, memoryviews, array-interface objects, ...
     /// /// and returns a new tensor (the argument is read through a tracked
-    /// /// borrow: `TypedRef`; a `Tensor`'s own views are `unsafe`).
+    /// /// borrow: `ReadonlyTensor`; a `Tensor`'s own views are `unsafe`).
     /// #[pyfunction]
-    /// fn scale(x: TypedRef<'_, f64>, k: f64) -> PyResult<Tensor> {
+    /// fn scale(x: ReadonlyTensor<'_, f64>, k: f64) -> PyResult<Tensor> {
     ///     Ok(Tensor::try_from(x.view().mapv(|v| v * k))?)
     /// }
     ///

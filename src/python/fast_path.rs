@@ -39,7 +39,7 @@ pub(crate) static EXCHANGE_API: Counter = Counter::new();
 /// `asarray` of an exact `memoryview`, `bytes` or `bytearray`, imported
 /// through the buffer protocol before discovery.
 pub(crate) static BUILTIN_BUFFER: Counter = Counter::new();
-/// Extension arguments (`TensorRef`, `TypedRef`) that borrowed an exact
+/// Extension arguments (`ReadonlyTensor`, `ReadwriteTensor`) that borrowed an exact
 /// `numpy.ndarray` for the call, taking no reference and no allocation.
 pub(crate) static LENT_ARGUMENTS: Counter = Counter::new();
 

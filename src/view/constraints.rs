@@ -32,72 +32,24 @@
 use crate::device::Device;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
-use crate::tensor::Tensor;
 
-/// What a constraint looks at: a tensor's layout, writability and device
-/// (a borrowed argument has these without a [`Tensor`] around them).
-#[derive(Clone, Copy, Debug)]
-pub struct Subject<'a> {
-    layout: &'a Layout,
-    readonly: bool,
-    device: Device,
-}
-
-impl<'a> Subject<'a> {
-    /// The parts of `tensor`.
-    pub fn of(tensor: &'a Tensor) -> Self {
-        Self::new(tensor.layout(), tensor.readonly(), tensor.device())
-    }
-
-    /// A layout, whether the memory is read-only, and where it lives.
-    pub fn new(layout: &'a Layout, readonly: bool, device: Device) -> Self {
-        Self {
-            layout,
-            readonly,
-            device,
-        }
-    }
-
-    /// The layout.
-    pub fn layout(&self) -> &'a Layout {
-        self.layout
-    }
-
-    /// Extents per axis.
-    pub fn shape(&self) -> &'a [usize] {
-        self.layout.shape()
-    }
-
-    /// Byte strides per axis.
-    pub fn strides(&self) -> &'a [isize] {
-        self.layout.strides()
-    }
-
-    /// Whether the producer forbids writes.
-    pub fn readonly(&self) -> bool {
-        self.readonly
-    }
-
-    /// Where the memory lives.
-    pub fn device(&self) -> Device {
-        self.device
-    }
-}
-
-/// A check a tensor must pass to become a `TypedTensor<T, D, C>`.
+/// A check a tensor must pass to become a `TypedTensor<T, D, C>` or a
+/// borrowed argument with constraints `C`.
 pub trait Constraint {
-    /// Checks the tensor described by `subject`.
+    /// Checks a tensor's layout, writability and device (the parts of a
+    /// [`Descriptor`](crate::Descriptor) a constraint looks at: an owning
+    /// tensor and a borrowed argument both have them).
     ///
     /// # Errors
     ///
     /// `Type` naming what was expected and what came.
-    fn check(subject: &Subject<'_>) -> Result<()>;
+    fn check(layout: &Layout, readonly: bool, device: Device) -> Result<()>;
 }
 
 /// No constraint.
 impl Constraint for () {
     #[inline(always)]
-    fn check(_: &Subject<'_>) -> Result<()> {
+    fn check(_: &Layout, _: bool, _: Device) -> Result<()> {
         Ok(())
     }
 }
@@ -107,8 +59,8 @@ macro_rules! tuple_constraint {
         /// Every constraint of the tuple, in order.
         impl<$($c: Constraint),+> Constraint for ($($c,)+) {
             #[inline(always)]
-            fn check(subject: &Subject<'_>) -> Result<()> {
-                $($c::check(subject)?;)+
+            fn check(layout: &Layout, readonly: bool, device: Device) -> Result<()> {
+                $($c::check(layout, readonly, device)?;)+
                 Ok(())
             }
         }
@@ -136,8 +88,8 @@ fn extents(shape: &[isize]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
-fn check_shape(subject: &Subject<'_>, expected: &[isize]) -> Result<()> {
-    let shape = subject.shape();
+fn check_shape(layout: &Layout, expected: &[isize]) -> Result<()> {
+    let shape = layout.shape();
     let fits = shape.len() == expected.len()
         && shape
             .iter()
@@ -159,8 +111,8 @@ macro_rules! shape_constraint {
         pub struct $name<$(const $n: isize),+>;
 
         impl<$(const $n: isize),+> Constraint for $name<$($n),+> {
-            fn check(subject: &Subject<'_>) -> Result<()> {
-                check_shape(subject, &[$($n),+])
+            fn check(layout: &Layout, _: bool, _: Device) -> Result<()> {
+                check_shape(layout, &[$($n),+])
             }
         }
     };
@@ -188,16 +140,16 @@ shape_constraint!(
 pub struct CContig;
 
 impl Constraint for CContig {
-    fn check(tensor: &Subject<'_>) -> Result<()> {
-        if tensor.layout().is_c_contiguous() {
+    fn check(layout: &Layout, _: bool, _: Device) -> Result<()> {
+        if layout.is_c_contiguous() {
             return Ok(());
         }
         Err(Error::type_error(
             Cause::Layout,
             format!(
                 "expected a C-contiguous tensor, got shape {:?} with byte strides {:?}",
-                tensor.shape(),
-                tensor.strides()
+                layout.shape(),
+                layout.strides()
             ),
         ))
     }
@@ -208,16 +160,16 @@ impl Constraint for CContig {
 pub struct FContig;
 
 impl Constraint for FContig {
-    fn check(tensor: &Subject<'_>) -> Result<()> {
-        if tensor.layout().is_f_contiguous() {
+    fn check(layout: &Layout, _: bool, _: Device) -> Result<()> {
+        if layout.is_f_contiguous() {
             return Ok(());
         }
         Err(Error::type_error(
             Cause::Layout,
             format!(
                 "expected an F-contiguous tensor, got shape {:?} with byte strides {:?}",
-                tensor.shape(),
-                tensor.strides()
+                layout.shape(),
+                layout.strides()
             ),
         ))
     }
@@ -229,15 +181,15 @@ impl Constraint for FContig {
 pub struct Writable;
 
 impl Constraint for Writable {
-    fn check(tensor: &Subject<'_>) -> Result<()> {
-        if !tensor.readonly() {
+    fn check(layout: &Layout, readonly: bool, _: Device) -> Result<()> {
+        if !readonly {
             return Ok(());
         }
         Err(Error::type_error(
             Cause::Readonly,
             format!(
                 "expected a writable tensor, got a read-only one (shape {:?})",
-                tensor.shape()
+                layout.shape()
             ),
         ))
     }
@@ -246,7 +198,9 @@ impl Constraint for Writable {
 /// Memory on devices of DLPack device type `DEVICE_TYPE` (`1`: CPU, `2`:
 /// CUDA, ...; see [`Device`]). [`Cpu`] and [`Cuda`] name the usual two.
 /// A `TypedTensor` is always on the CPU (its views read the memory); the
-/// device constraints serve [`Checked`] arguments, which are not viewed.
+/// device constraints serve untyped borrowed arguments (feature `python`:
+/// `ReadonlyTensor<'_, AnyDtype, IxDyn, Cpu>`), which may hold memory
+/// anywhere.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OnDevice<const DEVICE_TYPE: u32>;
 
@@ -256,8 +210,7 @@ pub type Cpu = OnDevice<1>;
 pub type Cuda = OnDevice<2>;
 
 impl<const DEVICE_TYPE: u32> Constraint for OnDevice<DEVICE_TYPE> {
-    fn check(tensor: &Subject<'_>) -> Result<()> {
-        let device = tensor.device();
+    fn check(_: &Layout, _: bool, device: Device) -> Result<()> {
         if device.device_type == DEVICE_TYPE {
             return Ok(());
         }
@@ -272,56 +225,5 @@ impl<const DEVICE_TYPE: u32> Constraint for OnDevice<DEVICE_TYPE> {
                 wanted.type_name()
             ),
         ))
-    }
-}
-
-/// A [`Tensor`] that passed the constraints `C`, with no dtype, rank or
-/// device assumed (so it may live on a GPU): the argument type for
-/// functions that hand memory on rather than read it.
-///
-/// ```
-/// use dlbridge::constraints::{CContig, Checked, Cpu};
-/// use dlbridge::{DType, Tensor};
-///
-/// let t = Tensor::zeros(&[2, 3], DType::UINT8).unwrap();
-/// let checked = Checked::<(Cpu, CContig)>::new(t).unwrap();
-/// assert_eq!(checked.tensor().shape(), &[2, 3]);
-/// ```
-#[derive(Clone, Debug)]
-pub struct Checked<C: Constraint> {
-    tensor: Tensor,
-    _constraint: std::marker::PhantomData<fn() -> C>,
-}
-
-impl<C: Constraint> Checked<C> {
-    /// Checks `tensor` once.
-    ///
-    /// # Errors
-    ///
-    /// `Type` from the first constraint it fails.
-    pub fn new(tensor: Tensor) -> Result<Self> {
-        C::check(&Subject::of(&tensor))?;
-        Ok(Self {
-            tensor,
-            _constraint: std::marker::PhantomData,
-        })
-    }
-
-    /// The tensor.
-    pub fn tensor(&self) -> &Tensor {
-        &self.tensor
-    }
-
-    /// Gives the tensor back.
-    pub fn into_tensor(self) -> Tensor {
-        self.tensor
-    }
-}
-
-impl<C: Constraint> std::ops::Deref for Checked<C> {
-    type Target = Tensor;
-
-    fn deref(&self) -> &Tensor {
-        &self.tensor
     }
 }

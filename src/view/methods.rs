@@ -18,9 +18,8 @@ impl Tensor {
     /// its exports, the producer it was imported from), and one of them may
     /// be written in safe code meanwhile (a tracked `ReadwriteTensor`
     /// argument of the same memory, in a call this code makes). The safe
-    /// reads: a borrowed argument (`TypedRef`, `TensorRef`,
-    /// `ReadonlyTensor`, feature `python`), whose borrow the registry
-    /// records; [`Tensor::as_ndarray_mut`] of Rust-owned memory no one else
+    /// reads: a borrowed argument (`ReadonlyTensor`, `ReadwriteTensor`,
+    /// feature `python`), whose borrow the registry records; [`Tensor::as_ndarray_mut`] of Rust-owned memory no one else
     /// holds; or a copy ([`Tensor::copy`]).
     ///
     /// ```

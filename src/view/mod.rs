@@ -20,8 +20,8 @@
 //!    out for its whole life (a clone can be made and exported while it
 //!    lives), so these are `unsafe fn`s whose caller promises no writer, as
 //!    rust-numpy's `PyArray::as_array`. The safe shared views are the
-//!    Python layer's tracked arguments (`TypedRef`, `TensorRef`,
-//!    `ReadonlyTensor`: a shared borrow in [`crate::borrow`]'s registry),
+//!    Python layer's tracked arguments (`ReadonlyTensor`: a shared borrow
+//!    in [`crate::borrow`]'s registry; `ReadwriteTensor`: an exclusive one),
 //!    and, for Rust-owned memory no one else holds, the exclusive view
 //!    below.
 //!
@@ -94,9 +94,12 @@ mod methods;
 mod raw;
 mod typed;
 
-#[cfg(feature = "python")] // the borrowed arguments of the Python layer
-pub(crate) use typed::TypedParts;
+// The borrowed arguments of the Python layer.
+#[cfg(feature = "python")]
+pub(crate) use raw::check_rank;
 pub use typed::TypedTensor;
+#[cfg(feature = "python")]
+pub(crate) use typed::ViewRecipe;
 
 #[cfg(test)]
 use crate::tensor::Tensor;

@@ -124,18 +124,7 @@ impl<T: Element, D: Dimension> RawView<T, D> {
                 ),
             ));
         }
-        let ndim = layout.ndim();
-        if let Some(expected) = D::NDIM
-            && expected != ndim
-        {
-            return Err(Error::type_error(
-                Cause::Layout,
-                format!(
-                    "expected a {expected}-d tensor, got a {ndim}-d tensor (shape {:?})",
-                    layout.shape()
-                ),
-            ));
-        }
+        check_rank::<D>(layout.shape())?;
         device.ensure_cpu("an ndarray view")?;
         let dim = make(layout.shape());
         // The strides start as a copy of the extents: every entry is
@@ -282,29 +271,28 @@ impl<T: Element, D: Dimension> RawView<T, D> {
     /// test: sorted by stride, each axis must step past everything the
     /// smaller-strided axes reach).
     pub(super) fn overlaps_itself(&self) -> bool {
-        if self.dim.size() == 0 {
-            return false;
-        }
-        let mut axes = [(0usize, 0usize); crate::layout::MAX_NDIM];
-        let mut n = 0;
-        for (&extent, &stride) in self.dim.slice().iter().zip(self.strides.slice()) {
-            if extent > 1 {
-                axes[n] = (stride, extent);
-                n += 1;
-            }
-        }
-        let axes = &mut axes[..n];
-        axes.sort_unstable();
-        let mut reach = 0usize;
-        for &(stride, extent) in axes.iter() {
-            if stride <= reach {
-                return true;
-            }
-            // Fits: the validated span bounds the sum.
-            reach = reach.saturating_add((extent - 1).saturating_mul(stride));
-        }
-        false
+        let axes = self.dim.slice().iter().zip(self.strides.slice());
+        crate::layout::overlaps_itself(
+            self.dim.size(),
+            axes.map(|(&extent, &stride)| (stride, extent)),
+            1,
+        )
     }
+}
+
+/// Refuses a shape of another rank than `D`'s (`IxDyn`: any rank).
+#[inline(always)]
+pub(crate) fn check_rank<D: Dimension>(shape: &[usize]) -> Result<()> {
+    let ndim = shape.len();
+    if let Some(expected) = D::NDIM
+        && expected != ndim
+    {
+        return Err(Error::type_error(
+            Cause::Layout,
+            format!("expected a {expected}-d tensor, got a {ndim}-d tensor (shape {shape:?})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Refusals shared by every mutable view: readonly memory, overlapping layouts.

@@ -4,6 +4,7 @@ use std::ops::Deref;
 
 use ndarray::{ArrayView, ArrayViewMut, Dimension, IxDyn};
 
+use crate::descriptor::Descriptor;
 use crate::dtype::Element;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -62,7 +63,7 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
     #[inline]
     pub fn new(tensor: Tensor) -> Result<Self> {
         let raw = RawView::new(&tensor)?;
-        C::check(&super::constraints::Subject::of(&tensor))?;
+        C::check(tensor.layout(), tensor.readonly(), tensor.device())?;
         Ok(Self {
             tensor,
             raw,
@@ -76,7 +77,7 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
     ///
     /// That of [`Tensor::as_ndarray`]: while the view lives, nothing writes
     /// the elements it covers through any other path. The safe reads are
-    /// the tracked borrowed arguments (`TypedRef`, `ReadonlyTensor`,
+    /// the tracked borrowed arguments (`ReadonlyTensor`, `ReadwriteTensor`,
     /// feature `python`) and [`TypedTensor::view_mut`].
     pub unsafe fn view(&self) -> ArrayView<'_, T, D> {
         // SAFETY: as in `Tensor::as_ndarray_dim`; `self.tensor` keeps the
@@ -136,17 +137,6 @@ impl<T: Element, D: Dimension, C: Constraint> TypedTensor<T, D, C> {
         Ok(unsafe { self.raw.clone().view_mut() })
     }
 
-    /// The refusals of every mutable view (readonly memory, an element
-    /// reached through two indices), without making one.
-    ///
-    /// # Errors
-    ///
-    /// Those of [`TypedTensor::view_mut_unchecked`].
-    #[cfg_attr(not(feature = "python"), allow(dead_code))] // ReadwriteTensor
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        check_writable(&self.tensor, &self.raw)
-    }
-
     /// The untyped tensor.
     pub fn tensor(&self) -> &Tensor {
         &self.tensor
@@ -197,63 +187,42 @@ impl<T: Element, D: Dimension, C: Constraint> From<TypedTensor<T, D, C>> for Ten
     }
 }
 
-/// A typed view recipe checked once, with no owner: what a borrowed
-/// argument holds while a layer above keeps the memory alive (the Python
-/// layer's `TypedRef`, for the length of a call). It never moves a
-/// [`Tensor`]: the checks read the parts where they lie.
-#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python layer
-pub(crate) struct TypedParts<T, D> {
+/// A typed view recipe checked once against a descriptor, with no owner:
+/// what a borrowed argument of element type `T` holds while a layer above
+/// keeps the memory alive (the Python layer's `ReadonlyTensor` /
+/// `ReadwriteTensor`, for the length of a call). The checks read the
+/// descriptor where it lies; no [`Tensor`] is built or moved.
+///
+/// Public in name only (its module is private): the associated type of the
+/// Python layer's sealed element trait.
+pub struct ViewRecipe<T, D> {
     raw: RawView<T, D>,
-    data: *mut u8,
-    readonly: bool,
 }
 
-#[cfg_attr(not(feature = "python"), allow(dead_code))]
-impl<T: Element, D: Dimension> TypedParts<T, D> {
-    /// Runs [`TypedTensor::new`]'s checks on a tensor's parts.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python layer
+impl<T: Element, D: Dimension> ViewRecipe<T, D> {
+    /// Runs [`TypedTensor::new`]'s checks (dtype, rank, CPU, alignment,
+    /// element strides, `bool` bytes, then the constraints `C`) on a
+    /// descriptor.
     ///
-    /// # Safety
+    /// # Errors
     ///
-    /// The parts must be a validated [`crate::Descriptor`]'s (or a
-    /// tensor's), as [`RawView::from_parts`] requires.
-    #[inline]
-    pub(crate) unsafe fn check<C: Constraint>(
-        data: *mut u8,
-        layout: &crate::layout::Layout,
-        dtype: crate::dtype::DType,
-        device: crate::device::Device,
-        readonly: bool,
-    ) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let raw = unsafe { RawView::from_parts(data, layout, dtype, device) }?;
-        C::check(&super::constraints::Subject::new(layout, readonly, device))?;
-        Ok(Self {
-            raw,
-            data,
-            readonly,
-        })
-    }
-
-    /// The parts of an owned tensor, checked.
-    pub(crate) fn of<C: Constraint>(tensor: &Tensor) -> Result<Self> {
-        // SAFETY: a tensor's parts are a validated descriptor's.
-        unsafe {
-            Self::check::<C>(
-                tensor.data_ptr(),
-                tensor.layout(),
-                tensor.dtype(),
-                tensor.device(),
-                tensor.readonly(),
-            )
-        }
+    /// Those of [`TypedTensor::new`].
+    #[inline(always)]
+    pub(crate) fn check<C: Constraint>(d: &Descriptor) -> Result<Self> {
+        // SAFETY: a descriptor's parts are validated (`Descriptor::new`).
+        let raw = unsafe { RawView::from_parts(d.data, &d.layout, d.dtype, d.device) }?;
+        C::check(&d.layout, d.readonly, d.device)?;
+        Ok(Self { raw })
     }
 
     /// A shared view.
     ///
     /// # Safety
     ///
-    /// The memory the parts were checked over must still be alive, and
+    /// The memory the recipe was checked over must still be alive, and
     /// written by no one, for as long as the view lives.
+    #[inline(always)]
     pub(crate) unsafe fn view(&self) -> ArrayView<'_, T, D> {
         // SAFETY: forwarded from the caller.
         unsafe { self.raw.clone().view() }
@@ -263,24 +232,31 @@ impl<T: Element, D: Dimension> TypedParts<T, D> {
     ///
     /// # Safety
     ///
-    /// As for [`TypedParts::view`], for all of `'b`.
+    /// As for [`ViewRecipe::view`], for all of `'b`.
     pub(crate) unsafe fn into_view<'b>(self) -> ArrayView<'b, T, D> {
         // SAFETY: forwarded from the caller.
         unsafe { self.raw.view() }
     }
 
-    /// Extents per axis.
-    pub(crate) fn shape(&self) -> &[usize] {
-        self.raw.dim.slice()
+    /// A mutable view of any lifetime.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ViewRecipe::view`], for all of `'b`; in addition nothing
+    /// else reads the elements meanwhile, the memory is writable and
+    /// no element is reached through two indices.
+    pub(crate) unsafe fn into_view_mut<'b>(self) -> ArrayViewMut<'b, T, D> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.raw.view_mut() }
     }
 
-    /// Address of the first logical element.
-    pub(crate) fn data_ptr(&self) -> *mut u8 {
-        self.data
-    }
-
-    /// Whether the producer forbids writes.
-    pub(crate) fn readonly(&self) -> bool {
-        self.readonly
+    /// A mutable view.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ViewRecipe::into_view_mut`], while the view lives.
+    pub(crate) unsafe fn view_mut(&mut self) -> ArrayViewMut<'_, T, D> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.raw.clone().view_mut() }
     }
 }

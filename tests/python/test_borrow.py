@@ -1,5 +1,5 @@
-"""Tracked borrows (dlbridge::ReadonlyTensor / ReadwriteTensor) in the example
-extension, against real producers, a second binary that speaks only the
+"""Tracked borrows (dlbridge::ReadonlyTensor / ReadwriteTensor, typed and
+any-dtype) in the example extension, against real producers, a second binary that speaks only the
 registry's C ABI (helpers/borrow_peer.c), and rust-numpy.
 
 Runs with test_extension.py (`make test-extension`): it needs the built
@@ -166,8 +166,9 @@ def test_borrows_meet_across_producers_of_one_memory(other):
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
-# --- copy_into(x, out): the guide's reading type (TypedRef) beside its writing
-# one (ReadwriteTensor). Before reading arguments were tracked, each of these
+# --- copy_into(x, out): the guide's reading type (ReadonlyTensor) beside its
+# writing one (ReadwriteTensor), typed (`copy_into`: f64) and any-dtype
+# (`copy_into_any`). Before reading arguments were tracked, each of these
 # calls held `&[f64]` and `&mut [f64]` over the same elements in safe code.
 
 ALIASES = {
@@ -179,56 +180,130 @@ ALIASES = {
 }
 
 
+COPIES = {"typed": ex.copy_into, "any dtype": ex.copy_into_any}
+
+
+@pytest.mark.parametrize("copy", COPIES)
 @pytest.mark.parametrize("alias", ALIASES)
-def test_copy_into_refuses_the_same_memory(alias):
+def test_copy_into_refuses_the_same_memory(alias, copy):
+    copy_into = COPIES[copy]
     a = np.arange(4.0)
     before = held()
     with pytest.raises(BufferError, match=r"cannot borrow the float64 tensor of shape \[4\] .*mutably: .*overlap 1 shared borrow"):
-        ex.copy_into(a, ALIASES[alias](a))
+        copy_into(a, ALIASES[alias](a))
     with pytest.raises(BufferError, match="overlap a mutable borrow|overlap 1 shared borrow"):
-        ex.hold_mut(a, lambda: ex.copy_into(ALIASES[alias](a), np.zeros(4)))
+        ex.hold_mut(a, lambda: copy_into(ALIASES[alias](a), np.zeros(4)))
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0], "nothing written"
     assert held() == before, "every borrow released, once"
     assert sys.getrefcount(a) == 2
 
 
-def test_copy_into_refuses_overlapping_slices():
+@pytest.mark.parametrize("copy", COPIES)
+def test_copy_into_refuses_overlapping_slices(copy):
+    copy_into = COPIES[copy]
     a = np.arange(5.0)
+    before = held()
     with pytest.raises(BufferError, match="overlap 1 shared borrow"):
-        ex.copy_into(a[1:], a[:-1])
+        copy_into(a[1:], a[:-1])
     with pytest.raises(BufferError, match="overlap 1 shared borrow"):
-        ex.copy_into(a[:-1], a[1:])
+        copy_into(a[:-1], a[1:])
     with pytest.raises(BufferError):
-        ex.copy_into(torch.from_numpy(a)[1:], memoryview(a)[:-1])
+        copy_into(torch.from_numpy(a)[1:], memoryview(a)[:-1])
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert held() == before
 
 
-def test_copy_into_copies_disjoint_memory():
+@pytest.mark.parametrize("copy", COPIES)
+def test_copy_into_copies_disjoint_memory(copy):
+    copy_into = COPIES[copy]
     a, out = np.arange(4.0), np.zeros(4)
-    ex.copy_into(a, out)
+    copy_into(a, out)
     assert out.tolist() == [0.0, 1.0, 2.0, 3.0]
     b = np.arange(10.0)
-    ex.copy_into(b[:5], b[5:])  # halves of one array
+    copy_into(b[:5], b[5:])  # halves of one array
     assert b.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] * 2
     c = np.arange(6.0)
-    ex.copy_into(c[::2], c[1::2])  # interleaved
+    copy_into(c[::2], c[1::2])  # interleaved
     assert c.tolist() == [0.0, 0.0, 2.0, 2.0, 4.0, 4.0]
     t = torch.zeros(4, dtype=torch.float64)
-    ex.copy_into(memoryview(a), t)  # across producers
+    copy_into(memoryview(a), t)  # across producers
     assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
-    ex.copy_into(a, a.copy())
+    copy_into(a, a.copy())
+
+
+def test_copy_into_any_takes_every_dtype_and_checks_it_at_run_time():
+    a, out = np.arange(4, dtype=np.int16), np.zeros(4, dtype=np.int16)
+    ex.copy_into_any(a, out)
+    assert out.tolist() == [0, 1, 2, 3]
+    before = held()
+    with pytest.raises(ValueError, match="differ"):
+        ex.copy_into_any(a, np.zeros(4, dtype=np.int32))  # raised in the body, borrows held
+    with pytest.raises(BufferError, match="overlap 1 shared borrow"):
+        ex.copy_into_any(a, a.view(np.uint16))  # other dtype, same bytes
+    assert held() == before
+
+
+@pytest.mark.parametrize("copy", COPIES)
+def test_a_later_argument_that_fails_to_extract_releases_the_earlier_borrow(copy):
+    """PyO3 drops `x` (its shared borrow) when `out` fails: exactly once, so
+    the registry counts back to where it started and `a` can be written."""
+    a = np.arange(4.0)
+    before = held()
+    refs = sys.getrefcount(a)
+    for bad in ["not an array", readonly_array(), np.lib.stride_tricks.as_strided(np.zeros(3), (3,), (0,))]:
+        with pytest.raises((TypeError, BufferError)):
+            COPIES[copy](a, bad)
+        assert held() == before
+    assert sys.getrefcount(a) == refs
+    ex.add_one(a)
+    assert a.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("write", [ex.add_one, ex.add_one_inplace], ids=["typed", "any dtype"])
+def test_readonly_memory_is_refused_for_both_element_modes(write):
+    with pytest.raises(BufferError, match=r"\(source ndarray\) mutably: it is readonly"):
+        write(readonly_array())
+    with pytest.raises(BufferError, match="mutably: it is readonly"):
+        write(memoryview(bytes(24)).cast("d"))
+    with pytest.raises(BufferError, match="mutably: two indices may reach one element"):
+        write(np.lib.stride_tricks.as_strided(np.zeros(3), (3,), (0,)))
+
+
+LENT_CALLS = {
+    "shared typed": lambda a: ex.sum_f64(a),
+    "shared any dtype": lambda a: ex.sum(a),
+    "exclusive typed": lambda a: ex.add_one(a),
+    "exclusive any dtype": lambda a: ex.add_one_inplace(a),
+}
+
+
+@pytest.mark.parametrize("call", LENT_CALLS)
+def test_an_exact_ndarray_takes_the_lent_path_in_both_access_modes(call):
+    """An exact ndarray is read as its lent descriptor (no Tensor, no owner)
+    whether the borrow is shared or exclusive: the lent path is counted, and
+    no reference outlives the call; a torch tensor takes the ordinary import."""
+    a = np.arange(16.0)
+    lent = ex.fast_path_counts()["lent_arguments"]
+    refs = sys.getrefcount(a)
+    before = held()
+    LENT_CALLS[call](a)
+    assert ex.fast_path_counts()["lent_arguments"] == lent + 1
+    assert sys.getrefcount(a) == refs
+    assert held() == before
+    LENT_CALLS[call](torch.from_numpy(a))
+    assert ex.fast_path_counts()["lent_arguments"] == lent + 1
 
 
 def test_reading_arguments_hold_a_shared_borrow_while_they_live():
-    # TypedRef: a write to the memory it reads is refused while it lives ...
+    # ReadonlyTensor<f64>: a write to the memory it reads is refused while it lives ...
     a = np.arange(4.0)
     before = held()
     with pytest.raises(BufferError, match="overlap 1 shared borrow"):
         ex.sum_after(a, lambda: ex.add_one(a))
-    # ... and a TypedRef is refused while a write holds the memory.
+    # ... and it is refused while a write holds the memory.
     with pytest.raises(BufferError, match="cannot borrow .* for reading: .*overlap a mutable borrow"):
         ex.hold_mut(a, lambda: ex.sum_f64_any(torch.from_numpy(a)))
-    # TensorRef too (any dtype, any producer).
+    # ReadonlyTensor<AnyDtype> too (any dtype, any producer).
     with pytest.raises(BufferError, match="for reading"):
         ex.hold_mut(a, lambda: ex.sum(memoryview(a)))
     # Readers share.

@@ -319,7 +319,7 @@ def test_numpy_only_baseline_agrees_and_refuses_the_rest():
 
 
 def test_borrowed_arguments_take_the_lent_path_and_no_reference():
-    """`sum(x: TensorRef)` and `sum_f64(x: TypedRef)` borrow an exact ndarray
+    """`sum(x: ReadonlyTensor)` and `sum_f64(x: ReadonlyTensor<f64, ..>)` borrow an exact ndarray
     for the call: the lent fast path is counted, the array's reference
     count never moves, and a non-ndarray producer still comes in owned."""
     a = np.arange(16.0)
@@ -339,7 +339,7 @@ def test_borrowed_arguments_take_the_lent_path_and_no_reference():
 def test_a_borrowed_argument_made_owning_outlives_the_call():
     a = np.arange(4.0)
     refs = sys.getrefcount(a)
-    kept = ex.keep(a)  # TensorRef::to_tensor: takes the producer's reference
+    kept = ex.keep(a)  # ReadonlyTensor::to_tensor: takes the producer's reference
     assert sys.getrefcount(a) == refs + 1
     assert kept.data_ptr == a.ctypes.data
     del a
@@ -362,7 +362,7 @@ def test_a_borrowed_argument_made_owning_outlives_the_call():
     ids=["c", "f", "strided", "reversed", "empty", "misaligned"],
 )
 def test_slice_and_view_paths_agree(make):
-    """`TensorRef::as_slice` (contiguous memory) and the view path give the
+    """`ReadonlyTensor::as_slice` (contiguous memory) and the view path give the
     same sum as NumPy; a misaligned pointer is refused by either path."""
     x = make()
     if x.ctypes.data % 8:
@@ -376,10 +376,10 @@ def test_slice_and_view_paths_agree(make):
 @pytest.mark.parametrize("ndim", [33, 64])
 def test_high_rank_inputs_through_every_argument_type(ndim):
     """33 and 64 axes (past NumPy 1's 32 and the inline dims) come in through
-    the borrowed (TensorRef/TypedRef) and owning (Tensor) argument types."""
+    the borrowed (ReadonlyTensor, any dtype or typed) and owning (Tensor) argument types."""
     a = np.full((1,) * (ndim - 1) + (3,), 2.0)
-    assert ex.sum(a) == 6.0  # TensorRef
-    assert ex.sum_f64_any(a) == 6.0  # TypedRef<f64, IxDyn>
+    assert ex.sum(a) == 6.0  # ReadonlyTensor<AnyDtype>
+    assert ex.sum_f64_any(a) == 6.0  # ReadonlyTensor<f64, IxDyn>
     assert ex.data_ptr(a) == a.ctypes.data
     assert ex.describe(a)[0] == list(a.shape)  # Tensor
     assert ex.sum(torch.from_numpy(a)) == 6.0

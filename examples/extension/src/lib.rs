@@ -1,8 +1,8 @@
 //! `dlbridge_example`: a Python extension written on dlbridge.
 //!
-//! Functions take their arguments as `TypedRef` / `TensorRef` (read during
-//! the call, under a tracked shared borrow), `ReadwriteTensor` (written) or
-//! `Tensor` (kept, or handed back), so NumPy arrays, PyTorch tensors, `memoryview`s, `bytes`, objects with
+//! Functions take their arguments as `ReadonlyTensor` (read during the
+//! call, under a tracked shared borrow), `ReadwriteTensor` (written, under
+//! an exclusive one) or `Tensor` (kept, or handed back), so NumPy arrays, PyTorch tensors, `memoryview`s, `bytes`, objects with
 //! only `__array_interface__`, and `dlbridge.Tensor`s all come in with no
 //! copy; results are Rust-owned arrays handed out as `dlbridge.Tensor`s, which
 //! `np.from_dlpack` / `torch.from_dlpack` take with no copy.
@@ -10,8 +10,8 @@
 //! `add_one`, `add` and `copy_into` write into their arguments in safe
 //! code: a `ReadwriteTensor` argument holds an exclusive, tracked borrow of
 //! the array's memory (refused for `add(a, b, a)`, `copy_into(a, a)`,
-//! overlapping slices, or memory another extension holds), `TypedRef`,
-//! `TensorRef` and `ReadonlyTensor` a shared one.
+//! overlapping slices, or memory another extension holds), a
+//! `ReadonlyTensor` a shared one.
 //!
 //! The `np_*` functions are the same operations written the usual way, with
 //! rust-numpy: the NumPy-only baseline of `bench.py`'s timings (they refuse
@@ -19,10 +19,9 @@
 
 use std::thread;
 
-use dlbridge::constraints::{CContig, Checked, Cpu, FContig, Shape2, Writable};
+use dlbridge::constraints::{CContig, Cpu, FContig, Shape2, Writable};
 use dlbridge::{
-    Element, Framework, Native, ReadonlyTensor, ReadwriteTensor, Tensor, TensorRef, TypedRef,
-    TypedTensor,
+    AnyDtype, Element, Framework, Native, ReadonlyTensor, ReadwriteTensor, Tensor, TypedTensor,
 };
 use ndarray::{ArrayD, Ix1, Ix2, IxDyn, ShapeBuilder};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
@@ -61,11 +60,15 @@ real! {
     bool => |x| f64::from(u8::from(x)),
 }
 
-/// Calls `$f::<T>($t)` with `T` the Rust type of `$t`'s dtype.
+/// Calls `$f::<T>($t)` (or `$f::<T>$args`) with `T` the Rust type of
+/// `$t`'s dtype.
 macro_rules! dispatch {
     ($t:expr, $f:ident, [$($ty:ty),*]) => {
+        dispatch!($t, $f($t), [$($ty),*])
+    };
+    ($t:expr, $f:ident $args:tt, [$($ty:ty),*]) => {
         match $t.dtype() {
-            $(d if d == <$ty as Element>::DTYPE => $f::<$ty>($t),)*
+            $(d if d == <$ty as Element>::DTYPE => $f::<$ty> $args,)*
             d => Err(PyTypeError::new_err(format!(
                 "{}: unsupported dtype {d}",
                 stringify!($f)
@@ -74,7 +77,7 @@ macro_rules! dispatch {
     };
 }
 
-fn sum_as<T: Real>(x: &TensorRef<'_>) -> PyResult<f64> {
+fn sum_as<T: Real>(x: &ReadonlyTensor<'_>) -> PyResult<f64> {
     // Contiguous memory (either order) is summed as a slice: a
     // dynamic-rank ndarray view costs more than the 16 additions it drives.
     if let Some(values) = x.as_slice::<T>()? {
@@ -85,9 +88,9 @@ fn sum_as<T: Real>(x: &TensorRef<'_>) -> PyResult<f64> {
 
 /// The sum of any real array (any dtype NumPy and PyTorch use), as a float.
 /// The argument is only read during the call, so it is borrowed
-/// (`TensorRef`): no allocation, no owner.
+/// (`ReadonlyTensor`, any dtype): no allocation, no owner.
 #[pyfunction]
-fn sum(x: TensorRef<'_>) -> PyResult<f64> {
+fn sum(x: ReadonlyTensor<'_>) -> PyResult<f64> {
     dispatch!(
         &x,
         sum_as,
@@ -113,14 +116,14 @@ fn sum(x: TensorRef<'_>) -> PyResult<f64> {
 /// contiguity checked once at the boundary (nanobind's
 /// `nb::ndarray<double, nb::ndim<1>, nb::c_contig, nb::device::cpu>`).
 #[pyfunction]
-fn sum_f64(x: TypedRef<'_, f64, Ix1, CContig>) -> f64 {
+fn sum_f64(x: ReadonlyTensor<'_, f64, Ix1, CContig>) -> f64 {
     x.view().iter().sum()
 }
 
 /// `sum_f64`, but the sum is taken after `callback()` ran, with the view
 /// already made: Python code runs while the borrowed argument is in use.
 #[pyfunction]
-fn sum_after(x: TypedRef<'_, f64, Ix1>, callback: &Bound<'_, PyAny>) -> PyResult<f64> {
+fn sum_after(x: ReadonlyTensor<'_, f64, Ix1>, callback: &Bound<'_, PyAny>) -> PyResult<f64> {
     let view = x.view();
     callback.call0()?;
     Ok(view.sum())
@@ -128,14 +131,14 @@ fn sum_after(x: TypedRef<'_, f64, Ix1>, callback: &Bound<'_, PyAny>) -> PyResult
 
 /// The sum of a float64 array of any rank and layout.
 #[pyfunction]
-fn sum_f64_any(x: TypedRef<'_, f64>) -> f64 {
+fn sum_f64_any(x: ReadonlyTensor<'_, f64>) -> f64 {
     x.view().sum()
 }
 
 /// The trace of a 2-d float64 matrix: dtype *and* rank checked at the
 /// boundary (a `TypeError` names what was expected and what came).
 #[pyfunction]
-fn trace(m: TypedRef<'_, f64, Ix2>) -> f64 {
+fn trace(m: ReadonlyTensor<'_, f64, Ix2>) -> f64 {
     m.view().diag().sum()
 }
 
@@ -149,7 +152,10 @@ fn trace_owned(m: TypedTensor<f64, Ix2>) -> f64 {
     unsafe { m.view() }.diag().sum()
 }
 
-fn scale_as<T: Element + std::ops::Mul<Output = T>>(x: &TensorRef<'_>, k: T) -> PyResult<Tensor> {
+fn scale_as<T: Element + std::ops::Mul<Output = T>>(
+    x: &ReadonlyTensor<'_>,
+    k: T,
+) -> PyResult<Tensor> {
     let scaled: ArrayD<T> = x.as_ndarray::<T>()?.mapv(|v| v * k);
     Ok(Tensor::try_from(scaled)?)
 }
@@ -157,11 +163,11 @@ fn scale_as<T: Element + std::ops::Mul<Output = T>>(x: &TensorRef<'_>, k: T) -> 
 /// `x * k` as a new Rust-owned array: float32 stays float32, every other
 /// real dtype becomes float64.
 #[pyfunction]
-fn scale(x: TensorRef<'_>, k: f64) -> PyResult<Tensor> {
+fn scale(x: ReadonlyTensor<'_>, k: f64) -> PyResult<Tensor> {
     scale_ref(&x, k)
 }
 
-fn scale_ref(x: &TensorRef<'_>, k: f64) -> PyResult<Tensor> {
+fn scale_ref(x: &ReadonlyTensor<'_>, k: f64) -> PyResult<Tensor> {
     if x.dtype() == <f32 as Element>::DTYPE {
         return scale_as::<f32>(x, k as f32);
     }
@@ -188,7 +194,7 @@ fn scale_ref(x: &TensorRef<'_>, k: f64) -> PyResult<Tensor> {
     Ok(Tensor::try_from(widened.mapv(|v| v * k))?)
 }
 
-fn to_f64_array<T: Real>(x: &TensorRef<'_>) -> PyResult<ArrayD<f64>> {
+fn to_f64_array<T: Real>(x: &ReadonlyTensor<'_>) -> PyResult<ArrayD<f64>> {
     Ok(x.as_ndarray::<T>()?.mapv(Real::to_f64))
 }
 
@@ -199,24 +205,27 @@ fn arange(n: usize) -> Tensor {
     Tensor::from((0..n).map(|i| i as f64).collect::<Vec<f64>>())
 }
 
-fn add_one_as<T: Element + std::ops::AddAssign + From<u8>>(x: &Tensor) -> PyResult<()> {
-    // SAFETY: this function holds the GIL from start to end, runs no Python
-    // code and does not release the GIL while the view lives, and `x` is its
-    // only array argument: nothing else reads or writes these elements
-    // until the view is dropped at the end of this function.
-    let mut view = unsafe { x.as_ndarray_mut_unchecked::<T, IxDyn>() }?;
-    view.mapv_inplace(|mut v| {
+fn add_one_as<T: Element + std::ops::AddAssign + From<u8>>(
+    x: &mut ReadwriteTensor<'_>,
+) -> PyResult<()> {
+    x.as_ndarray_mut::<T>()?.mapv_inplace(|mut v| {
         v += T::from(1u8);
         v
     });
     Ok(())
 }
 
-/// Adds one to every element, in place. Readonly inputs (a read-only NumPy
-/// array, `bytes`, a readonly `memoryview`) are refused with `BufferError`.
+/// Adds one to every element, in place, any real dtype, in safe code (an
+/// untyped `ReadwriteTensor`: an exclusive borrow, the dtype dispatched on
+/// at run time). Readonly inputs (a read-only NumPy array, `bytes`, a
+/// readonly `memoryview`) are refused with `BufferError`.
 #[pyfunction]
-fn add_one_inplace(x: Tensor) -> PyResult<()> {
-    dispatch!(&x, add_one_as, [f64, f32, i64, i32, i16, u64, u32, u16, u8])
+fn add_one_inplace(mut x: ReadwriteTensor<'_>) -> PyResult<()> {
+    dispatch!(
+        &mut x,
+        add_one_as,
+        [f64, f32, i64, i32, i16, u64, u32, u16, u8]
+    )
 }
 
 // --- Safe writes: tracked borrows ----------------------------------------
@@ -254,13 +263,13 @@ fn add(
 }
 
 /// `out[...] = x`, in safe code: `x` is read through the guide's reading
-/// type (`TypedRef`, a tracked shared borrow), `out` written through its
-/// writing one (`ReadwriteTensor`, an exclusive borrow). Any overlap of
+/// type (`ReadonlyTensor`, a tracked shared borrow), `out` written through
+/// its writing one (`ReadwriteTensor`, an exclusive borrow). Any overlap of
 /// the two (`copy_into(a, a)`, `copy_into(a[1:], a[:-1])`, a NumPy view,
 /// `torch.from_numpy` or a `memoryview` of the same memory) is refused
 /// with `BufferError` before anything is read or written.
 #[pyfunction]
-fn copy_into(x: TypedRef<'_, f64>, mut out: ReadwriteTensor<'_, f64>) -> PyResult<()> {
+fn copy_into(x: ReadonlyTensor<'_, f64>, mut out: ReadwriteTensor<'_, f64>) -> PyResult<()> {
     if x.shape() != out.shape() {
         return Err(PyValueError::new_err(format!(
             "copy_into: shape {:?} of x differs from shape {:?} of out",
@@ -270,6 +279,31 @@ fn copy_into(x: TypedRef<'_, f64>, mut out: ReadwriteTensor<'_, f64>) -> PyResul
     }
     out.view_mut().assign(&x.view());
     Ok(())
+}
+
+fn copy_as<T: Element>(x: &ReadonlyTensor<'_>, out: &mut ReadwriteTensor<'_>) -> PyResult<()> {
+    out.as_ndarray_mut::<T>()?.assign(&x.as_ndarray::<T>()?);
+    Ok(())
+}
+
+/// `copy_into` for any dtype: both arguments untyped (`ReadonlyTensor<'_>`
+/// and `ReadwriteTensor<'_>`, the dtype read at run time), tracked alike.
+#[pyfunction]
+fn copy_into_any(x: ReadonlyTensor<'_>, mut out: ReadwriteTensor<'_>) -> PyResult<()> {
+    if x.shape() != out.shape() || x.dtype() != out.dtype() {
+        return Err(PyValueError::new_err(format!(
+            "copy_into_any: x ({} {:?}) and out ({} {:?}) differ",
+            x.dtype(),
+            x.shape(),
+            out.dtype(),
+            out.shape()
+        )));
+    }
+    dispatch!(
+        x,
+        copy_as(&x, &mut out),
+        [f64, f32, i64, i32, i16, i8, u64, u32, u16, u8, bool]
+    )
 }
 
 /// Calls `callback()` while holding an exclusive borrow of `x` (what a long
@@ -292,7 +326,7 @@ fn hold(x: ReadonlyTensor<'_, f64>, callback: &Bound<'_, PyAny>) -> PyResult<Py<
 /// The address of the first element as this extension saw it: equal to the
 /// producer's own pointer when nothing was copied.
 #[pyfunction]
-fn data_ptr(x: TensorRef<'_>) -> usize {
+fn data_ptr(x: ReadonlyTensor<'_>) -> usize {
     x.data_ptr() as usize
 }
 
@@ -330,9 +364,9 @@ fn fast_path_counts() -> std::collections::HashMap<&'static str, u64> {
 }
 
 /// `x`'s memory as an owning `dlbridge.Tensor`, made from a borrowed
-/// argument (`TensorRef::to_tensor`): it outlives the call.
+/// argument (`ReadonlyTensor::to_tensor`): it outlives the call.
 #[pyfunction]
-fn keep(x: TensorRef<'_>) -> Tensor {
+fn keep(x: ReadonlyTensor<'_>) -> Tensor {
     x.to_tensor()
 }
 
@@ -348,7 +382,7 @@ fn live_buffers() -> usize {
 /// The mean point of `n` 3-d points: a C-contiguous `n x 3` float64 array
 /// (checked once, at the boundary; each mismatch is a `TypeError`).
 #[pyfunction]
-fn centroid(points: TypedRef<'_, f64, Ix2, (Shape2<-1, 3>, CContig)>) -> [f64; 3] {
+fn centroid(points: ReadonlyTensor<'_, f64, Ix2, (Shape2<-1, 3>, CContig)>) -> [f64; 3] {
     let view = points.view();
     let n = view.nrows().max(1) as f64;
     let mut out = [0.0; 3];
@@ -362,7 +396,7 @@ fn centroid(points: TypedRef<'_, f64, Ix2, (Shape2<-1, 3>, CContig)>) -> [f64; 3
 
 /// The number of columns of an F-contiguous float32 matrix.
 #[pyfunction]
-fn fortran_columns(m: TypedRef<'_, f32, Ix2, FContig>) -> usize {
+fn fortran_columns(m: ReadonlyTensor<'_, f32, Ix2, FContig>) -> usize {
     m.view().ncols()
 }
 
@@ -374,7 +408,7 @@ fn writable_block(m: TypedTensor<f64, IxDyn, (Shape2<4, 4>, Writable)>) -> Vec<u
 
 /// The address of any CPU tensor's memory, any dtype and rank.
 #[pyfunction]
-fn cpu_address(x: Checked<Cpu>) -> usize {
+fn cpu_address(x: ReadonlyTensor<'_, AnyDtype, IxDyn, Cpu>) -> usize {
     x.data_ptr() as usize
 }
 
@@ -419,7 +453,7 @@ fn identity_like(x: Tensor, like: &Bound<'_, PyAny>) -> Native {
 /// anything else.
 #[pyfunction]
 fn scale_like(x: &Bound<'_, PyAny>, k: f64) -> PyResult<Native> {
-    let t: TensorRef<'_> = x.extract()?;
+    let t: ReadonlyTensor<'_> = x.extract()?;
     let scaled = if t.dtype() == <f64 as Element>::DTYPE {
         scale_contiguous::<f64>(&t, k)?
     } else if t.dtype() == <f32 as Element>::DTYPE {
@@ -437,7 +471,7 @@ fn scale_like(x: &Bound<'_, PyAny>, k: f64) -> PyResult<Native> {
 /// `x * k` for contiguous memory, read as one slice and written as one
 /// `Vec` in the same order (`None`: not contiguous, or another dtype).
 fn scale_contiguous<T: Element + std::ops::Mul<Output = T>>(
-    x: &TensorRef<'_>,
+    x: &ReadonlyTensor<'_>,
     k: T,
 ) -> PyResult<Option<Tensor>> {
     let Some(values) = x.as_slice::<T>()? else {
@@ -518,6 +552,7 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(add_one, m)?)?;
     m.add_function(wrap_pyfunction!(add, m)?)?;
     m.add_function(wrap_pyfunction!(copy_into, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_into_any, m)?)?;
     m.add_function(wrap_pyfunction!(hold_mut, m)?)?;
     m.add_function(wrap_pyfunction!(hold, m)?)?;
     m.add_function(wrap_pyfunction!(data_ptr, m)?)?;

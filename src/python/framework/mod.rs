@@ -27,14 +27,14 @@
 //! 64-bit types to 32 bits, so those are refused as a `jax.Array`.
 //!
 //! ```no_run
-//! use dlbridge::{Framework, Native, Tensor, TypedRef};
+//! use dlbridge::{Framework, Native, ReadonlyTensor, Tensor};
 //! use pyo3::prelude::*;
 //!
 //! /// `x * k` in `x`'s own framework: an ndarray for an ndarray, a
 //! /// torch.Tensor for a torch.Tensor, ...
 //! #[pyfunction]
 //! fn scale_like(x: &Bound<'_, PyAny>, k: f64) -> PyResult<Native> {
-//!     let t: TypedRef<'_, f64> = x.extract()?;
+//!     let t: ReadonlyTensor<'_, f64> = x.extract()?;
 //!     let out = Tensor::try_from(t.view().mapv(|v| v * k))?;
 //!     Ok(Native::like(out, x))
 //! }
