@@ -316,8 +316,8 @@ mod tests {
 
     use super::*;
 
-    /// Counts its releases in the counter it points to.
-    struct Counted(&'static AtomicUsize);
+    /// Counts its releases in the counter it shares.
+    struct Counted(Arc<AtomicUsize>);
 
     impl Drop for Counted {
         fn drop(&mut self) {
@@ -327,14 +327,14 @@ mod tests {
 
     impl Allocation for Counted {}
 
-    fn counter() -> &'static AtomicUsize {
-        Box::leak(Box::new(AtomicUsize::new(0)))
+    fn counter() -> Arc<AtomicUsize> {
+        Arc::new(AtomicUsize::new(0))
     }
 
     #[test]
     fn a_unique_owner_is_released_once_on_drop() {
         let released = counter();
-        let holder = Holder::new(Counted(released));
+        let holder = Holder::new(Counted(Arc::clone(&released)));
         assert_eq!(holder.holders(), 1);
         drop(holder);
         assert_eq!(released.load(SeqCst), 1);
@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn clones_share_the_owner_and_the_last_releases_it() {
         let released = counter();
-        let first = Holder::new(Counted(released));
+        let first = Holder::new(Counted(Arc::clone(&released)));
         let second = first.clone();
         let third = second.clone();
         assert!(first.same_owner(&second) && second.same_owner(&third));
@@ -359,7 +359,7 @@ mod tests {
     fn into_shared_moves_the_owner_once() {
         for clone_first in [false, true] {
             let released = counter();
-            let holder = Holder::new(Counted(released));
+            let holder = Holder::new(Counted(Arc::clone(&released)));
             let clone = clone_first.then(|| holder.clone());
             let arc = holder.into_shared();
             let back = Holder::shared(Arc::clone(&arc));
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn an_arc_is_shared_by_its_own_count() {
         let released = counter();
-        let arc: Arc<dyn Allocation> = Arc::new(Counted(released));
+        let arc: Arc<dyn Allocation> = Arc::new(Counted(Arc::clone(&released)));
         let holder = Holder::shared(Arc::clone(&arc));
         let clone = holder.clone();
         assert!(holder.same_owner(&clone));
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn clones_racing_on_threads_release_the_owner_once() {
         let released = counter();
-        let holder = Holder::new(Counted(released));
+        let holder = Holder::new(Counted(Arc::clone(&released)));
         let clones: Vec<Holder> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..4).map(|_| scope.spawn(|| holder.clone())).collect();
             threads.into_iter().map(|t| t.join().unwrap()).collect()
