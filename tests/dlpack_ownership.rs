@@ -151,7 +151,9 @@ fn flags_offsets_and_devices_are_kept() {
 
 #[test]
 fn owners_release_from_other_threads() {
-    let _turn = LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let start = live_buffers();
     let released = Arc::new(AtomicUsize::new(0));
     let foreign = Tensor::try_from(produce::<DLManagedTensor>(Spec::default(), &released)).unwrap();
@@ -227,7 +229,9 @@ fn a_uniquely_held_owner_is_released_once_whatever_shares_it() {
 /// is exact, and the safe mutable view sees the clones come and go.
 #[test]
 fn a_uniquely_held_array_is_freed_once_and_mutable_alone_again() {
-    let _turn = LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let start = live_buffers();
     let mut t = Tensor::from(ndarray::Array2::<f32>::zeros((4, 4)));
     assert_eq!(live_buffers(), start + 1);
