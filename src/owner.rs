@@ -403,28 +403,6 @@ impl<T: Send + Sync + 'static> Allocation for RustVec<T> {
     }
 }
 
-/// A Rust value that owns tensor memory and is too large to be held
-/// inline (an `ndarray::ArrayD`), counted by [`live_buffers`] while it lives.
-pub(crate) struct RustValue<T> {
-    _value: T,
-    _live: LiveBuffer,
-}
-
-impl<T: Send + Sync + 'static> RustValue<T> {
-    pub(crate) fn new(value: T) -> Self {
-        Self {
-            _value: value,
-            _live: LiveBuffer::new(),
-        }
-    }
-}
-
-impl<T: Send + Sync + 'static> Allocation for RustValue<T> {
-    fn is_rust_owned(&self) -> bool {
-        true
-    }
-}
-
 /// A DLPack managed tensor (legacy or versioned): its deleter runs on drop.
 impl Allocation for Managed<DLManagedTensor> {}
 impl Allocation for Managed<DLManagedTensorVersioned> {}

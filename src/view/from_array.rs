@@ -7,7 +7,7 @@ use crate::descriptor::{Descriptor, Parts};
 use crate::dtype::Element;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
-use crate::owner::{Holder, RustValue, RustVec};
+use crate::owner::{Holder, RustVec};
 use crate::tensor::Tensor;
 
 use super::TypedTensor;
@@ -32,33 +32,7 @@ fn tensor_from_array<T: Element, D: Dimension + 'static>(
         ));
     }
     let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())?;
-    let base = array.as_ptr().cast_mut().cast::<u8>();
-    // SAFETY: the checks hold for an `ndarray::Array` (see `tensor_over_array`).
-    let descriptor = unsafe { Descriptor::new_proved(array_parts::<T>(base, layout)) };
-    // A dynamic-rank array keeps its heap shape and strides until the
-    // owner goes (freeing them here, between the tensor's other
-    // allocations, tripled the 32-d round trip's time in glibc's bins):
-    // the whole array moves into a shared block.
-    let owner = Holder::shared(std::sync::Arc::new(RustValue::new(array)));
-    // SAFETY: moving the array into the owner does not move its heap
-    // buffer, which the owner alone holds.
-    Ok(unsafe { Tensor::from_held(descriptor, owner) })
-}
-
-/// The parts of an owned array's descriptor.
-#[inline(always)]
-fn array_parts<'a, T: Element>(base: *mut u8, layout: Layout) -> Parts<'a> {
-    Parts {
-        what: "ndarray::Array",
-        base,
-        offset: 0,
-        layout,
-        dtype: T::DTYPE,
-        device: crate::Device::CPU,
-        readonly: false,
-        source: Source::Rust,
-        len: None,
-    }
+    Ok(tensor_over_array(array, layout))
 }
 
 /// The tensor over `array`, whose own layout (validated) is `layout`.
@@ -80,7 +54,17 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
     // The array's heap buffer is all the owner needs (its shape and strides
     // are in the layout): two words, held inline by the tensor.
     let (values, _) = array.into_raw_vec_and_offset();
-    let parts = array_parts::<T>(base, layout);
+    let parts = Parts {
+        what: "ndarray::Array",
+        base,
+        offset: 0,
+        layout,
+        dtype: T::DTYPE,
+        device: crate::Device::CPU,
+        readonly: false,
+        source: Source::Rust,
+        len: None,
+    };
     // SAFETY: the checks hold for an `ndarray::Array` (see above).
     let descriptor = unsafe { Descriptor::new_proved(parts) };
     // SAFETY: taking the array's `Vec` apart does not move its heap buffer,
