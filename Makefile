@@ -29,7 +29,7 @@ demo: develop ## Run the demo: NumPy -> dlbridge -> PyTorch -> NumPy, pointers a
 
 # The core (everything outside src/python/ and lib.rs's `mod python`) never
 # names Python: the layers point one way, from src/python/ to the core.
-CORE := src/protocol src/tensor.rs src/layout.rs src/dtype.rs src/device.rs src/owner.rs \
+CORE := src/protocol src/tensor.rs src/layout.rs src/dtype.rs src/device.rs src/owner.rs src/owner \
 	src/descriptor.rs src/error.rs src/view src/cuda src/borrow
 
 .PHONY: lint

@@ -27,7 +27,10 @@
 //!
 //! Every routine consumes a fresh input made outside the timing.
 //!
-//! `VS_DLPARK_SUMMARY_ONLY=1` skips Criterion and prints the summary alone.
+//! `VS_DLPARK_SUMMARY_ONLY=1` skips Criterion and prints the summary alone
+//! (`=3`: three summaries in one process, to see how much a row moves with
+//! the heap's state: the 32-d round trip, a few heap blocks of 256-600
+//! bytes per call, swings 2-3x on both sides in glibc's bins).
 //! For a profile, `VS_DLPARK_ONLY=<row>:<dlbridge|dlpark>` (e.g.
 //! `export/4x4:dlbridge`) skips Criterion and runs that one routine on
 //! 100,000 inputs, e.g. under
@@ -266,8 +269,10 @@ const PROFILE_CALLS: usize = 100_000;
 
 fn main() {
     let rows = rows();
-    if std::env::var_os("VS_DLPARK_SUMMARY_ONLY").is_some() {
-        summary(&rows);
+    if let Ok(times) = std::env::var("VS_DLPARK_SUMMARY_ONLY") {
+        for _ in 0..times.parse::<usize>().unwrap_or(1).max(1) {
+            summary(&rows);
+        }
         return;
     }
     if let Ok(only) = std::env::var("VS_DLPARK_ONLY") {

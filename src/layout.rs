@@ -43,8 +43,8 @@ const INLINE_NDIM: usize = 6;
 #[derive(Clone, PartialEq, Eq)]
 #[repr(u64)]
 enum Dims {
+    /// The first `ndim` (the layout's) of each array are the axes.
     Inline {
-        ndim: u8,
         shape: [usize; INLINE_NDIM],
         strides: [isize; INLINE_NDIM],
     },
@@ -75,7 +75,6 @@ impl Dims {
     fn zeroed(ndim: usize) -> Self {
         if ndim <= INLINE_NDIM {
             Self::Inline {
-                ndim: ndim as u8,
                 shape: [0; INLINE_NDIM],
                 strides: [0; INLINE_NDIM],
             }
@@ -86,17 +85,11 @@ impl Dims {
         }
     }
 
+    /// The extents and strides of `ndim` axes (the count `zeroed` was given).
     #[inline(always)]
-    fn parts_mut(&mut self) -> (&mut [usize], &mut [isize]) {
+    fn parts_mut(&mut self, ndim: usize) -> (&mut [usize], &mut [isize]) {
         match self {
-            Self::Inline {
-                ndim,
-                shape,
-                strides,
-            } => {
-                let ndim = usize::from(*ndim);
-                (&mut shape[..ndim], &mut strides[..ndim])
-            }
+            Self::Inline { shape, strides } => (&mut shape[..ndim], &mut strides[..ndim]),
             Self::Heap { values } => {
                 let (shape, strides) = values.split_at_mut(values.len() / 2);
                 (shape, as_isizes_mut(strides))
@@ -105,17 +98,17 @@ impl Dims {
     }
 
     #[inline(always)]
-    fn shape(&self) -> &[usize] {
+    fn shape(&self, ndim: usize) -> &[usize] {
         match self {
-            Self::Inline { ndim, shape, .. } => &shape[..usize::from(*ndim)],
+            Self::Inline { shape, .. } => &shape[..ndim],
             Self::Heap { values } => &values[..values.len() / 2],
         }
     }
 
     #[inline(always)]
-    fn strides(&self) -> &[isize] {
+    fn strides(&self, ndim: usize) -> &[isize] {
         match self {
-            Self::Inline { ndim, strides, .. } => &strides[..usize::from(*ndim)],
+            Self::Inline { strides, .. } => &strides[..ndim],
             Self::Heap { values } => as_isizes(&values[values.len() / 2..]),
         }
     }
@@ -138,10 +131,13 @@ impl Dims {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Layout {
     dims: Dims,
-    /// Bytes per element, stored in 32 bits beside the two flags so that a
-    /// `Tensor` stays within 184 bytes (every import moves one; at 192,
+    /// Bytes per element, stored in 32 bits beside the rank and the two
+    /// flags (one word for the four) so that a `Tensor` stays within 184
+    /// bytes with its three-word owner (every import moves one; at 192,
     /// rustc's moves became `memcpy` calls on the import path).
     itemsize: u32,
+    /// The number of axes (at most [`MAX_NDIM`]).
+    ndim: u8,
     size: usize,
     /// Lowest byte touched, relative to the first logical element (`<= 0`).
     low: isize,
@@ -209,7 +205,7 @@ impl Layout {
         itemsize: usize,
     ) -> Result<Self> {
         let mut layout = Self::blank(shape.len(), strides)?;
-        let (extents, steps) = layout.dims.parts_mut();
+        let (extents, steps) = layout.dims.parts_mut(shape.len());
         for (axis, (&extent, out)) in shape.iter().zip(extents.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(
@@ -241,7 +237,7 @@ impl Layout {
     /// `u32::MAX`).
     pub fn new(shape: &[usize], byte_strides: Option<&[isize]>, itemsize: usize) -> Result<Self> {
         let mut layout = Self::blank(shape.len(), byte_strides)?;
-        let (extents, steps) = layout.dims.parts_mut();
+        let (extents, steps) = layout.dims.parts_mut(shape.len());
         extents.copy_from_slice(shape);
         if let Some(strides) = byte_strides {
             steps.copy_from_slice(strides);
@@ -261,7 +257,7 @@ impl Layout {
         itemsize: usize,
     ) -> Result<Self> {
         let mut layout = Self::blank(shape.len(), Some(element_strides))?;
-        let (extents, steps) = layout.dims.parts_mut();
+        let (extents, steps) = layout.dims.parts_mut(shape.len());
         extents.copy_from_slice(shape);
         // ndarray keeps every element's offset in isize, so a stride times
         // the itemsize overflows only where it is never applied (an axis of
@@ -294,7 +290,7 @@ impl Layout {
     ) -> Self {
         debug_assert!(shape.len() <= MAX_NDIM && element_strides.len() == shape.len());
         let mut dims = Dims::zeroed(shape.len());
-        let (extents, steps) = dims.parts_mut();
+        let (extents, steps) = dims.parts_mut(shape.len());
         extents.copy_from_slice(shape);
         // Saturating as in `from_ndarray`: only strides never applied (an
         // axis of length 1, an empty array) can overflow.
@@ -321,6 +317,7 @@ impl Layout {
         let layout = Self {
             dims,
             itemsize: itemsize as u32,
+            ndim: shape.len() as u8,
             size,
             low,
             high,
@@ -369,6 +366,7 @@ impl Layout {
         Ok(Self {
             dims: Dims::zeroed(ndim),
             itemsize: 0,
+            ndim: ndim as u8,
             size: 0,
             low: 0,
             high: 0,
@@ -381,7 +379,7 @@ impl Layout {
     /// `contiguous` asks for C strides to be written first.
     #[inline(always)]
     fn complete(&mut self, contiguous: bool, itemsize: usize) -> Result<()> {
-        let (shape, strides) = self.dims.parts_mut();
+        let (shape, strides) = self.dims.parts_mut(usize::from(self.ndim));
         let size = checked_size(shape, itemsize)?;
         if contiguous {
             // `size * itemsize` fits in isize, so every suffix product does.
@@ -411,7 +409,7 @@ impl Layout {
     pub fn contiguous(shape: &[usize], itemsize: usize) -> Result<Self> {
         Self::dims_for::<isize>(shape.len(), None)?;
         let mut dims = Dims::zeroed(shape.len());
-        let (extents, strides) = dims.parts_mut();
+        let (extents, strides) = dims.parts_mut(shape.len());
         extents.copy_from_slice(shape);
         let size = checked_size(extents, itemsize)?;
         c_strides(extents, itemsize, strides);
@@ -425,6 +423,7 @@ impl Layout {
         Ok(Self {
             dims,
             itemsize: narrow(itemsize)?,
+            ndim: shape.len() as u8,
             size,
             low: 0,
             high,
@@ -435,17 +434,17 @@ impl Layout {
 
     /// Extents per axis.
     pub fn shape(&self) -> &[usize] {
-        self.dims.shape()
+        self.dims.shape(usize::from(self.ndim))
     }
 
     /// Byte strides per axis.
     pub fn strides(&self) -> &[isize] {
-        self.dims.strides()
+        self.dims.strides(usize::from(self.ndim))
     }
 
     /// Number of axes.
     pub fn ndim(&self) -> usize {
-        self.shape().len()
+        usize::from(self.ndim)
     }
 
     /// Number of elements.

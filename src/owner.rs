@@ -4,11 +4,15 @@
 //! `Drop` ([`Allocation`]): a Rust allocation through the global allocator,
 //! a DLPack managed tensor through its deleter (dlpark's `Managed`), or
 //! whatever a layer above supplies. A [`Tensor`](crate::Tensor) holds its
-//! owner in an `Arc`; views and exports clone the `Arc`, so the resource goes
-//! when the last of them does, on whichever thread that is.
+//! owner in a [`Holder`]: inline while one tensor (or export) has it, moved
+//! to a shared, counted block at the first clone, so the resource goes when
+//! the last of them does, on whichever thread that is.
 
 use std::alloc::{self, Layout as AllocLayout};
 use std::ptr::NonNull;
+
+mod holder;
+pub(crate) use holder::Holder;
 
 use dlpark::Managed;
 use dlpark::ffi::{DLManagedTensor, DLManagedTensorVersioned};
@@ -174,10 +178,12 @@ mod live {
 /// `malloc_consolidate` (11% of `dlbridge.empty((256, 256))` in a profile).
 /// Sixty-four bytes of slack per block is the cheaper price.
 pub(crate) struct RustBuffer {
-    /// The first 64-byte boundary inside the block.
-    ptr: NonNull<u8>,
-    /// The block as allocated (`None` for zero bytes: nothing to free).
-    block: Option<(NonNull<u8>, AllocLayout)>,
+    /// The block as allocated (an aligned dangling pointer for zero bytes).
+    block: NonNull<u8>,
+    /// The block's size (`0`: nothing allocated, nothing to free); its
+    /// alignment is always [`MALLOC_ALIGNMENT`]. Two words, so a tensor
+    /// holds the buffer inline ([`Holder`]).
+    size: usize,
     _live: LiveBuffer,
 }
 
@@ -196,11 +202,11 @@ impl RustBuffer {
     pub(crate) fn allocate(nbytes: usize, zeroed: bool) -> Result<Self> {
         if nbytes == 0 {
             // No allocation: an aligned dangling pointer is valid for 0 bytes.
-            let ptr =
+            let block =
                 NonNull::new(std::ptr::without_provenance_mut(DATA_ALIGNMENT)).expect("non-zero");
             return Ok(Self {
-                ptr,
-                block: None,
+                block,
+                size: 0,
                 _live: LiveBuffer::new(),
             });
         }
@@ -224,31 +230,38 @@ impl RustBuffer {
                 format!("out of memory allocating {nbytes} bytes"),
             )
         })?;
-        // The block is 16-aligned, so the next 64-byte boundary is at most
-        // 48 bytes in, leaving `nbytes` bytes after it inside the block.
-        let skip = raw.addr().wrapping_neg() % DATA_ALIGNMENT;
-        debug_assert!(skip + nbytes <= layout.size());
-        // SAFETY: `skip <= DATA_ALIGNMENT - MALLOC_ALIGNMENT`, inside the block.
-        let ptr = unsafe { block.add(skip) };
-        advise_huge_pages(ptr.as_ptr(), nbytes);
-        Ok(Self {
-            ptr,
-            block: Some((block, layout)),
+        let buffer = Self {
+            block,
+            size: layout.size(),
             _live: LiveBuffer::new(),
-        })
+        };
+        advise_huge_pages(buffer.as_ptr(), nbytes);
+        Ok(buffer)
     }
 
+    /// The first 64-byte boundary inside the block: the block is 16-aligned,
+    /// so it is at most 48 bytes in, leaving the `nbytes` asked for after it.
     pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        if self.size == 0 {
+            return self.block.as_ptr();
+        }
+        let skip = self.block.as_ptr().addr().wrapping_neg() % DATA_ALIGNMENT;
+        debug_assert!(skip <= DATA_ALIGNMENT - MALLOC_ALIGNMENT);
+        // SAFETY: `skip <= DATA_ALIGNMENT - MALLOC_ALIGNMENT`, inside the block.
+        unsafe { self.block.as_ptr().add(skip) }
     }
 }
 
 impl Drop for RustBuffer {
     fn drop(&mut self) {
-        if let Some((block, layout)) = self.block {
+        if self.size != 0 {
             // SAFETY: `block` came from `alloc`/`alloc_zeroed` with this
-            // layout and is freed only here, once.
-            unsafe { alloc::dealloc(block.as_ptr(), layout) };
+            // size and alignment (a valid layout then, so now) and is freed
+            // only here, once.
+            unsafe {
+                let layout = AllocLayout::from_size_align_unchecked(self.size, MALLOC_ALIGNMENT);
+                alloc::dealloc(self.block.as_ptr(), layout);
+            }
         }
     }
 }
@@ -291,7 +304,7 @@ fn advise_huge_pages(_block: *mut u8, _nbytes: usize) {}
 /// whichever thread that is).
 ///
 /// The core knows two kinds only, after arrow-buffer's `Deallocation`:
-/// memory Rust allocated (`RustBuffer`, `RustValue`) and foreign memory
+/// memory Rust allocated (`RustBuffer`, `RustVec`) and foreign memory
 /// that some other owner releases (a DLPack managed tensor through its
 /// deleter, or anything a layer above supplies: the Python layer's object
 /// references and `Py_buffer` views implement this trait in
@@ -337,7 +350,8 @@ pub trait Allocation: Send + Sync + 'static {
     }
 }
 
-/// A tensor's shared owner.
+/// A tensor's owner in the shared form the layers above keep (a
+/// [`Holder`] converts to it, and holds one inline).
 pub(crate) type Owner = std::sync::Arc<dyn Allocation>;
 
 impl Allocation for RustBuffer {
@@ -346,23 +360,44 @@ impl Allocation for RustBuffer {
     }
 }
 
-/// A Rust value that owns tensor memory (an `ndarray::Array`, a `Vec`),
-/// counted by [`live_buffers`] while it lives.
-pub(crate) struct RustValue<T> {
-    _value: T,
+/// The heap buffer of a Rust `Vec` (an `ndarray::Array`'s, or a `Vec`
+/// moved in), counted by [`live_buffers`] while it lives: its pointer and
+/// capacity, two words, so a tensor holds it inline ([`Holder`]).
+pub(crate) struct RustVec<T> {
+    ptr: NonNull<T>,
+    capacity: usize,
     _live: LiveBuffer,
 }
 
-impl<T: Send + Sync + 'static> RustValue<T> {
-    pub(crate) fn new(value: T) -> Self {
+// SAFETY: the buffer is owned by this value alone and never read through
+// it; freeing it from any thread is what `Vec<T>` allows for `T: Send`.
+unsafe impl<T: Send> Send for RustVec<T> {}
+// SAFETY: `&RustVec` exposes nothing of the buffer.
+unsafe impl<T: Sync> Sync for RustVec<T> {}
+
+impl<T: Copy> RustVec<T> {
+    /// Takes the vector's buffer over (its elements are plain `Copy`
+    /// values: nothing to drop but the buffer).
+    pub(crate) fn new(values: Vec<T>) -> Self {
+        let mut values = std::mem::ManuallyDrop::new(values);
         Self {
-            _value: value,
+            // A `Vec`'s pointer is never NULL (dangling when it allocated nothing).
+            ptr: NonNull::new(values.as_mut_ptr()).unwrap_or_else(|| unreachable!()),
+            capacity: values.capacity(),
             _live: LiveBuffer::new(),
         }
     }
 }
 
-impl<T: Send + Sync + 'static> Allocation for RustValue<T> {
+impl<T> Drop for RustVec<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer and capacity of a `Vec<T>` that nothing else
+        // frees; length 0, as its `Copy` elements need no drop.
+        drop(unsafe { Vec::from_raw_parts(self.ptr.as_ptr(), 0, self.capacity) });
+    }
+}
+
+impl<T: Send + Sync + 'static> Allocation for RustVec<T> {
     fn is_rust_owned(&self) -> bool {
         true
     }

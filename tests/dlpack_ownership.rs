@@ -11,6 +11,10 @@ use dlbridge::{DType, ErrorKind, Tensor, live_buffers};
 use dlpark::DlpackFlags;
 use dlpark::ffi::{DLDataType, DLDevice, DLManagedTensor, DLManagedTensorVersioned};
 
+/// `live_buffers` counts the whole process: the tests that read it exactly
+/// take turns.
+static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn tensor_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
@@ -147,6 +151,9 @@ fn flags_offsets_and_devices_are_kept() {
 
 #[test]
 fn owners_release_from_other_threads() {
+    let _turn = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let start = live_buffers();
     let released = Arc::new(AtomicUsize::new(0));
     let foreign = Tensor::try_from(produce::<DLManagedTensor>(Spec::default(), &released)).unwrap();
@@ -165,5 +172,81 @@ fn owners_release_from_other_threads() {
     }
     assert_eq!(released.load(Ordering::SeqCst), 1);
     std::thread::spawn(move || drop(exported)).join().unwrap();
+    assert_eq!(live_buffers(), start);
+}
+
+/// An owner one tensor holds alone is kept inline until the tensor is first
+/// cloned: every way out of that state releases the producer exactly once.
+#[test]
+fn a_uniquely_held_owner_is_released_once_whatever_shares_it() {
+    let released = Arc::new(AtomicUsize::new(0));
+    let count = || released.load(Ordering::SeqCst);
+    let import = || {
+        Tensor::try_from(produce::<DLManagedTensorVersioned>(
+            Spec::default(),
+            &released,
+        ))
+        .unwrap()
+    };
+    // Imported and dropped: no clone, no shared block.
+    drop(import());
+    assert_eq!(count(), 1);
+    // Imported and exported again by move: the export holds it alone.
+    let exported = import().into_dlpack().unwrap();
+    assert_eq!(count(), 1);
+    drop(Tensor::try_from(exported).unwrap());
+    assert_eq!(count(), 2);
+    // A clone exported by move, the original dropped first, then the export.
+    let original = import();
+    let exported = original.clone().into_dlpack().unwrap();
+    drop(original);
+    assert_eq!(count(), 2);
+    drop(exported);
+    assert_eq!(count(), 3);
+    // An export by reference of a unique tensor, dropped before it.
+    let original = import();
+    let exported = original.to_dlpack_versioned().unwrap();
+    drop(original);
+    assert_eq!(count(), 3);
+    drop(exported);
+    assert_eq!(count(), 4);
+    // Clones racing on threads (the first clone moves the owner to a block).
+    let original = import();
+    let clones: Vec<Tensor> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4).map(|_| scope.spawn(|| original.clone())).collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    drop(original);
+    std::thread::scope(|scope| {
+        for clone in clones {
+            scope.spawn(move || drop(clone));
+        }
+    });
+    assert_eq!(count(), 5);
+}
+
+/// A Rust array held alone, cloned, exported and released: `live_buffers`
+/// is exact, and the safe mutable view sees the clones come and go.
+#[test]
+fn a_uniquely_held_array_is_freed_once_and_mutable_alone_again() {
+    let _turn = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let start = live_buffers();
+    let mut t = Tensor::from(ndarray::Array2::<f32>::zeros((4, 4)));
+    assert_eq!(live_buffers(), start + 1);
+    assert!(t.as_ndarray_mut::<f32>().is_ok(), "held alone");
+    let clone = t.clone();
+    assert!(t.as_ndarray_mut::<f32>().is_err(), "shared with a clone");
+    let exported = clone.into_dlpack().unwrap();
+    assert!(t.as_ndarray_mut::<f32>().is_err(), "shared with an export");
+    drop(exported);
+    assert!(t.as_ndarray_mut::<f32>().is_ok(), "alone again");
+    drop(t);
+    assert_eq!(live_buffers(), start);
+    // Exported by move and released by the consumer alone.
+    let exported = Tensor::from(vec![1.0f64; 3]).into_dlpack().unwrap();
+    assert_eq!(live_buffers(), start + 1);
+    drop(exported);
     assert_eq!(live_buffers(), start);
 }

@@ -7,7 +7,6 @@
 //! tensor per call whose `manager_ctx` is a clone of the tensor's owner.
 
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 use dlpark::dlpack::FromRawError;
 use dlpark::ffi::DLTensor;
@@ -19,7 +18,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
-use crate::owner::{Allocation, Owner};
+use crate::owner::{Allocation, Holder};
 use crate::tensor::Tensor;
 
 /// Why dlpark refused to take a raw managed tensor: an incompatible major
@@ -113,7 +112,7 @@ where
     let descriptor = parse(&managed, legacy)?;
     // SAFETY: the producer guarantees the described memory stays valid until
     // its deleter runs, and the deleter runs only when this owner drops.
-    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(managed)) })
+    Ok(unsafe { Tensor::from_held(descriptor, Holder::new(managed)) })
 }
 
 /// One heap block per export: the managed-tensor header, a share of the
@@ -137,7 +136,7 @@ where
 #[repr(C)]
 struct ExportHead<M> {
     header: M,
-    owner: Owner,
+    owner: Holder,
     /// The axes, which size the block (kept here, out of the consumer's
     /// reach, rather than read back from the header).
     ndim: usize,
@@ -311,7 +310,7 @@ fn fill_block<M: ManagedTensorBase>(
 /// tensor.
 fn finish_block<M: ManagedTensorBase>(
     block: NonNull<ExportHead<M>>,
-    owner: Owner,
+    owner: Holder,
 ) -> Result<Managed<M>> {
     let block = block.as_ptr();
     // SAFETY: the block is fully written but for its owner, which this
@@ -330,7 +329,7 @@ fn finish_block<M: ManagedTensorBase>(
 impl Tensor {
     fn export<M: ManagedTensorBase>(&self, flags: DlpackFlags) -> Result<Managed<M>> {
         let block = fill_block(self, flags)?;
-        finish_block(block, Arc::clone(self.owner()))
+        finish_block(block, self.owner().clone())
     }
 
     /// The flags every versioned export carries: `READ_ONLY` for a readonly

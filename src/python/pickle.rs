@@ -120,7 +120,7 @@ fn byte_view(tensor: &Tensor) -> PyResult<Tensor> {
     // element); the owner that keeps them alive is shared, and sharing it
     // is what a clone does (a Rust-owned block stays reachable only through
     // tensors that hold its owner).
-    Ok(unsafe { Tensor::from_descriptor(descriptor, tensor.owner().clone()) })
+    Ok(unsafe { Tensor::from_held(descriptor, tensor.owner().clone()) })
 }
 
 /// An int argument of the reconstructor in `[0, max]`.

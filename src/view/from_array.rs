@@ -1,7 +1,5 @@
 //! Rust arrays moved into tensors with no copy.
 
-use std::sync::Arc;
-
 use ndarray::Dimension;
 
 use crate::descriptor::Source;
@@ -9,7 +7,7 @@ use crate::descriptor::{Claims, Descriptor};
 use crate::dtype::Element;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
-use crate::owner::RustValue;
+use crate::owner::{Holder, RustVec};
 use crate::tensor::Tensor;
 
 use super::TypedTensor;
@@ -52,9 +50,13 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
     array: ndarray::Array<T, D>,
     layout: Layout,
 ) -> Tensor {
+    let base = array.as_ptr().cast_mut().cast::<u8>();
+    // The array's heap buffer is all the owner needs (its shape and strides
+    // are in the layout): two words, held inline by the tensor.
+    let (values, _) = array.into_raw_vec_and_offset();
     let claims = Claims {
         what: "ndarray::Array",
-        base: array.as_ptr().cast_mut().cast::<u8>(),
+        base,
         offset: 0,
         layout,
         dtype: T::DTYPE,
@@ -65,12 +67,10 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
     };
     // SAFETY: the checks hold for an `ndarray::Array` (see above).
     let descriptor = unsafe { Descriptor::new_proved(claims) };
-    // The array is kept as it is (no `into_dyn`, whose shape and strides
-    // would go to the heap beyond four axes).
-    // SAFETY: moving the array into the owner does not move its heap
-    // buffer, so the descriptor keeps describing live memory that the owner
-    // alone holds (the exclusivity `as_ndarray_mut` relies on).
-    unsafe { Tensor::from_descriptor(descriptor, Arc::new(RustValue::new(array))) }
+    // SAFETY: taking the array's `Vec` apart does not move its heap buffer,
+    // so the descriptor keeps describing live memory that the owner alone
+    // holds (the exclusivity `as_ndarray_mut` relies on).
+    unsafe { Tensor::from_held(descriptor, Holder::new(RustVec::new(values))) }
 }
 
 /// `From` for the fixed ranks (at most six axes: always carried) and

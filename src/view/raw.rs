@@ -3,7 +3,6 @@
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
 
 use ndarray::{ArrayView, ArrayViewMut, Axis, Dimension, ShapeBuilder};
@@ -336,7 +335,7 @@ pub(super) fn check_exclusive(tensor: &Tensor) -> Result<()> {
             ),
         ));
     }
-    let others = Arc::strong_count(owner) - 1 + Arc::weak_count(owner);
+    let others = owner.holders() - 1;
     if others != 0 {
         return Err(Error::buffer(
             Cause::Aliasing,

@@ -536,7 +536,6 @@ unsafe extern "C" fn release_array(array: *mut ArrowArray) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn formats(t: &Tensor) -> Result<Vec<String>> {
         plan(t, None).map(|p| p.schema.into_iter().map(|l| l.format).collect())
@@ -558,7 +557,7 @@ mod tests {
     fn every_level_holds_the_owner_until_released_once() {
         let t = tensor_2x3();
         let array = Box::into_raw(new_array(&t, t.shape()));
-        assert_eq!(Arc::strong_count(t.owner()), 3); // t, the root, the child
+        assert_eq!(t.owner().holders(), 3); // t, the root, the child
         // SAFETY: `array` was just built; it is released twice (the second
         // call must do nothing) and then freed.
         unsafe {
@@ -572,7 +571,7 @@ mod tests {
             release(array);
             drop(Box::from_raw(array));
         }
-        assert_eq!(Arc::strong_count(t.owner()), 1);
+        assert_eq!(t.owner().holders(), 1);
     }
 
     #[test]
@@ -588,12 +587,12 @@ mod tests {
             (*child).release = None;
             (*array).release.unwrap()(array);
             drop(Box::from_raw(array));
-            assert_eq!(Arc::strong_count(t.owner()), 2); // the moved child's share
+            assert_eq!(t.owner().holders(), 2); // the moved child's share
             assert_eq!(*moved.buffers.add(1), t.data_ptr().cast_const().cast());
             moved.release.unwrap()(&mut moved);
             assert!(moved.release.is_none());
         }
-        assert_eq!(Arc::strong_count(t.owner()), 1);
+        assert_eq!(t.owner().holders(), 1);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::ffi::{CString, c_char, c_void};
 use std::ptr;
-use std::sync::Arc;
 
 use super::export::{new_array, new_schema, plan};
 use super::ffi::{ArrowArray, ArrowSchema};
@@ -27,7 +26,7 @@ fn round_trip_shares_memory_and_releases_once() {
         |(i, j, k)| (i * 12 + j * 4 + k) as f32,
     ));
     let (schema, array) = exported(&t);
-    assert_eq!(Arc::strong_count(t.owner()), 4); // t and three array levels
+    assert_eq!(t.owner().holders(), 4); // t and three array levels
     // SAFETY: a pair just exported and moved out.
     let back = unsafe { import(schema, array) }.unwrap();
     assert_eq!(
@@ -41,9 +40,9 @@ fn round_trip_shares_memory_and_releases_once() {
     assert_eq!(read[[1, 2, 3]], 23.0);
     let view = back.clone();
     drop(back);
-    assert_eq!(Arc::strong_count(t.owner()), 4); // the view keeps the array
+    assert_eq!(t.owner().holders(), 4); // the view keeps the array
     drop(view);
-    assert_eq!(Arc::strong_count(t.owner()), 1); // released once, every level
+    assert_eq!(t.owner().holders(), 1); // released once, every level
 }
 
 /// Runs `lie` on an exported pair, then imports it: refused, and released.
@@ -53,7 +52,7 @@ fn refused(t: &Tensor, lie: impl FnOnce(&mut ArrowSchema, &mut ArrowArray)) -> c
     // SAFETY: the lies below change counts and lengths, never a pointer to
     // memory that is not there with a count that lets it be read.
     let err = unsafe { import(schema, array) }.err().unwrap();
-    assert_eq!(Arc::strong_count(t.owner()), 1, "{err}");
+    assert_eq!(t.owner().holders(), 1, "{err}");
     err
 }
 
@@ -146,7 +145,7 @@ fn lying_arrays_are_refused_and_released() {
             err.message().contains(fragment),
             "{fragment:?} not in {err}"
         );
-        assert_eq!(Arc::strong_count(t.owner()), 1);
+        assert_eq!(t.owner().holders(), 1);
     }
 }
 
@@ -275,7 +274,7 @@ fn fixed_shape_tensor_imports_with_its_permutation() {
     assert_eq!(view[[1, 2, 1]], 6 + 3 + 2); // physical [1][1][2]
     drop(view);
     drop(t);
-    assert_eq!(Arc::strong_count(storage.owner()), 1);
+    assert_eq!(storage.owner().holders(), 1);
 
     let lie = metadata::encode(&vec![
         (

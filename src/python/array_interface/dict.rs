@@ -2,8 +2,6 @@
 //! owner) or buffer data (the acquired `Py_buffer` is), and the dict a
 //! tensor publishes.
 
-use std::sync::Arc;
-
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -16,6 +14,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
 use crate::layout::Layout;
+use crate::owner::Holder;
 use crate::protocol::buffer;
 use crate::protocol::typestr::{self, Parsed};
 use crate::python::buffer::fields;
@@ -136,7 +135,7 @@ pub(crate) fn import_dict(
             // SAFETY: the interface's contract: the object keeps the memory at
             // `address` valid over the layout while it lives, and the owner
             // holds the object.
-            Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(owner)) })
+            Ok(unsafe { Tensor::from_held(descriptor, Holder::new(owner)) })
         }
         Some(data) if !data.is_none() => buffer_data(&data, layout, dtype, offset),
         _ => buffer_data(object, layout, dtype, offset),

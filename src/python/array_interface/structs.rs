@@ -1,13 +1,12 @@
 //! `__array_struct__` both ways: capsules in (the capsule is the owner),
 //! capsules out (a block holding the interface and a tensor clone).
 
-use std::sync::Arc;
-
 use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::{refuse_records, resolve_void};
 use crate::error::{Cause, Error};
+use crate::owner::Holder;
 use crate::protocol::array_interface::{self as core, PyArrayInterface, StructBlock};
 use crate::python::capsule;
 use crate::python::names::type_name;
@@ -60,7 +59,7 @@ pub(crate) fn import_struct(
     )?;
     // SAFETY: the producer keeps `data` valid over the described layout for
     // as long as the capsule lives, and the owner holds the capsule.
-    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(owner)) })
+    Ok(unsafe { Tensor::from_held(descriptor, Holder::new(owner)) })
 }
 
 /// `Tensor.__array_struct__`: a fresh unnamed capsule per call.

@@ -27,8 +27,6 @@
 //! legacy default stream (see `crate::cuda`). Any other device raises
 //! `AttributeError`, so `hasattr` is `False` and consumers move on.
 
-use std::sync::Arc;
-
 use pyo3::exceptions::PyAttributeError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -37,6 +35,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::cuda::{self, Stream, driver};
 use crate::device::Device;
 use crate::error::{Cause, Error};
+use crate::owner::Holder;
 use crate::protocol::cuda_array_interface::{self as core, Fields};
 use crate::protocol::typestr;
 use crate::python::array_interface::{refuse_records, required, resolve_void};
@@ -171,7 +170,7 @@ fn import_dict(
     }
     // SAFETY: device memory is never dereferenced by dlbridge; the owner
     // holds the object, which keeps it allocated (the interface's contract).
-    Ok(unsafe { Tensor::from_descriptor(descriptor, Arc::new(owner)) })
+    Ok(unsafe { Tensor::from_held(descriptor, Holder::new(owner)) })
 }
 
 /// The device the driver names for `address`, or `cuda:0` when there is no

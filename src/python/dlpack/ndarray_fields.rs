@@ -47,8 +47,6 @@
 use std::ffi::{CStr, c_char, c_int, c_long};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use std::sync::Arc;
-
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -57,6 +55,7 @@ use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::layout::{Layout, MAX_NDIM};
+use crate::owner::Holder;
 use crate::python::owner::PyOwner;
 use crate::tensor::Tensor;
 
@@ -211,7 +210,7 @@ pub(crate) fn import(object: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     // strides for as long as the array lives, which the owner ensures; it
     // is writable unless the WRITEABLE flag is clear.
     Ok(Some(unsafe {
-        Tensor::from_descriptor(descriptor, Arc::new(owner))
+        Tensor::from_held(descriptor, Holder::new(owner))
     }))
 }
 

@@ -2,12 +2,14 @@
 //! Python object that holds the tensor's owner inline and releases it, once,
 //! when NumPy frees the last array over the memory.
 //!
-//! A `PyCapsule` did this before, with the owner behind a `Box` (an owner is
-//! a fat `Arc<dyn Allocation>`, a capsule holds one thin pointer): per
+//! A `PyCapsule` did this before, with the owner behind a `Box` (an owner's
+//! holder is three words, a capsule holds one thin pointer): per
 //! array a heap allocation and its free, and a name check in the
 //! destructor, about 200 of the return's instructions. This type's
 //! instances are the owner with an object header: one `PyObject_Malloc`,
-//! one `PyObject_Free`. It holds no Python reference, so it takes no part
+//! one `PyObject_Free`. The owner's [`Holder`] moves in as the tensor had
+//! it: an owner the tensor alone held (a `Vec` returned from Rust) stays
+//! inline, with no shared block. It holds no Python reference, so it takes no part
 //! in garbage collection; it is a heap type made once per process (never
 //! freed: the type pointer cached here stays valid).
 
@@ -17,14 +19,14 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::owner::Owner;
+use crate::owner::Holder;
 
 /// An instance: the object header, then the owner.
 #[repr(C)]
 struct OwnerObject {
     ob_base: ffi::PyObject,
     /// Dropped once, by `dealloc`.
-    owner: ManuallyDrop<Owner>,
+    owner: ManuallyDrop<Holder>,
 }
 
 struct TypePtr(*mut ffi::PyTypeObject);
@@ -100,7 +102,7 @@ fn owner_type(py: Python<'_>) -> PyResult<*mut ffi::PyTypeObject> {
 ///
 /// `MemoryError` when the object cannot be allocated (the owner is then
 /// released on return), or the error of making the type the first time.
-pub(crate) fn owner_object(py: Python<'_>, owner: Owner) -> PyResult<*mut ffi::PyObject> {
+pub(crate) fn owner_object(py: Python<'_>, owner: Holder) -> PyResult<*mut ffi::PyObject> {
     let ty = owner_type(py)?;
     // SAFETY: an allocation of the type's basic size; `PyObject_Init` sets
     // the header (type and reference count, taking a reference to the heap
