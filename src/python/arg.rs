@@ -63,11 +63,8 @@ use pyo3::Borrowed;
 use pyo3::prelude::*;
 
 use super::borrow::tensors::{Guard, describe};
-use super::convert::is_home_binary;
-use super::discover::import_any;
-use super::dlpack::ndarray_fields;
+use super::importer::{self, Imported, Options};
 use super::owner::PyOwner;
-use super::tensor::PyTensor;
 use crate::borrow::key::BorrowKey;
 use crate::descriptor::Descriptor;
 use crate::device::Device;
@@ -139,20 +136,16 @@ impl<'a, 'py: 'a> FromPyObject<'a, 'py> for TensorRef<'a> {
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let object = Object(obj.to_owned());
-        if let Some(descriptor) = ndarray_fields::read_lent(&obj)? {
-            return Ok(Self {
-                _guard: borrow_shared(&obj, &descriptor)?,
-                descriptor,
-                owner: None,
-                object,
-            });
-        }
-        let tensor = if is_home_binary()
-            && let Ok(tensor) = obj.cast::<PyTensor>()
-        {
-            tensor.get().inner.clone()
-        } else {
-            import_any(&obj)?
+        let tensor = match importer::import(&obj, Options::BORROWED)? {
+            Imported::Lent(descriptor) => {
+                return Ok(Self {
+                    _guard: borrow_shared(&obj, &descriptor)?,
+                    descriptor,
+                    owner: None,
+                    object,
+                });
+            }
+            imported => imported.into_tensor(&obj),
         };
         let (descriptor, owner) = tensor.into_parts();
         Ok(Self {
@@ -330,25 +323,21 @@ impl<'a, 'py: 'a, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let object = Object(obj.to_owned());
-        if let Some(d) = ndarray_fields::read_lent(&obj)? {
-            // SAFETY: the parts are the validated descriptor just read.
-            let parts = unsafe {
-                TypedParts::check::<C>(d.data, &d.layout, d.dtype, d.device, d.readonly)
-            }?;
-            return Ok(Self {
-                parts,
-                _owner: None,
-                object,
-                _guard: borrow_shared(&obj, &d)?,
-                _constraint: PhantomData,
-            });
-        }
-        let tensor = if is_home_binary()
-            && let Ok(tensor) = obj.cast::<PyTensor>()
-        {
-            tensor.get().inner.clone()
-        } else {
-            import_any(&obj)?
+        let tensor = match importer::import(&obj, Options::BORROWED)? {
+            Imported::Lent(d) => {
+                // SAFETY: the parts are the validated descriptor just read.
+                let parts = unsafe {
+                    TypedParts::check::<C>(d.data, &d.layout, d.dtype, d.device, d.readonly)
+                }?;
+                return Ok(Self {
+                    parts,
+                    _owner: None,
+                    object,
+                    _guard: borrow_shared(&obj, &d)?,
+                    _constraint: PhantomData,
+                });
+            }
+            imported => imported.into_tensor(&obj),
         };
         let parts = TypedParts::of::<C>(&tensor)?;
         let (descriptor, owner) = tensor.into_parts();

@@ -16,6 +16,8 @@ pub(crate) mod dtype_arg;
 pub(crate) mod errors;
 pub mod fast_path;
 pub(crate) mod framework;
+pub(crate) mod home;
+pub(crate) mod importer;
 pub(crate) mod known_types;
 pub(crate) mod lookup;
 pub(crate) mod names;
@@ -32,6 +34,7 @@ use crate::error::{Cause, Error};
 use crate::python::dlpack as dlpack_python;
 use crate::tensor::Tensor;
 use dtype_arg::parse_dtype;
+use importer::Imported;
 use tensor::PyTensor;
 
 /// An int argument as `i64`: a value outside `i64` is a `ValueError` that
@@ -187,36 +190,19 @@ fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
 #[pyo3(signature = (obj, *, copy=None))]
 fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
     let py = obj.py();
-    if let Ok(tensor) = obj.cast::<PyTensor>() {
-        return if copy == Some(true) {
-            Ok(Py::new(py, PyTensor::new(tensor.get().inner.copy()?))?.into_any())
-        } else {
-            Ok(obj.clone().unbind())
-        };
-    }
-    // The commonest input, an exact `numpy.ndarray`, is read here, as the
-    // DLPack spoke's first step would read it: the tensor is built where
-    // the new object takes it, not carried up through discovery's four
-    // returns (184 bytes moved at each; `asarray(ndarray)` 134 -> 12x ns).
-    if let Some(tensor) = dlpack_python::ndarray_fields::import(obj)? {
-        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
-    }
-    // The builtin buffer exporters (`memoryview`, `bytes`, `bytearray`)
-    // speak the buffer protocol alone, so discovery's answer is the buffer
-    // import's: taken here for the same reason. A refusal goes through
-    // discovery, which asks again (the builtins' exports have no side
-    // effects) and reports it in its own words.
-    if buffer::is_builtin_exporter(obj)
-        && let Ok(tensor) = buffer::import(obj)
-    {
-        fast_path::BUILTIN_BUFFER.hit();
-        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
-    }
-    // A producer with a DLPack exchange table (torch) comes across here,
-    // as discovery's first step would bring it (see `asarray_first`).
-    let tensor = match dlpack_python::exchange::asarray_first(obj) {
-        Some(tensor) => tensor,
-        None => discover::import_for_asarray(obj, copy)?,
+    // The tensor is built where the new object takes it: the shortcuts
+    // (an exact ndarray, a builtin buffer exporter, an exchange table) are
+    // inlined here, not carried up through discovery's returns (184 bytes
+    // moved at each; `asarray(ndarray)` 134 -> 12x ns).
+    let tensor = match importer::import(obj, importer::Options::asarray(copy))? {
+        Imported::Home(tensor) => {
+            return if copy == Some(true) {
+                Ok(Py::new(py, PyTensor::new(tensor.get().inner.copy()?))?.into_any())
+            } else {
+                Ok(obj.clone().unbind())
+            };
+        }
+        imported => imported.into_tensor(obj),
     };
     if copy == Some(true)
         && !tensor.device().is_cpu()
@@ -352,7 +338,7 @@ fn live_buffers() -> usize {
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    convert::mark_home_binary();
+    home::mark_home_binary();
     m.add_class::<PyTensor>()?;
     dlpack::dunder::install(&m.py().get_type::<PyTensor>())?;
     dlpark::python::install_exchange_api::<PyTensor>(m.py())?;

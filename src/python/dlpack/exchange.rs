@@ -29,7 +29,7 @@
 //! `install_exchange_api`, so consumers such as PyTorch can skip the capsule.
 
 use std::cell::Cell;
-use std::ffi::{CStr, c_uint, c_void};
+use std::ffi::{CStr, c_int, c_uint, c_void};
 use std::ptr::NonNull;
 
 use dlpark::Managed;
@@ -45,7 +45,7 @@ use super::torch::{self, Torch, refuse_torch_states};
 use crate::cuda::{self, Stream, driver};
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::protocol::dlpack::from_raw_cause;
 use crate::python::fast_path;
 use crate::python::lookup::{self, OnType, type_lookup};
@@ -57,9 +57,9 @@ const CAPSULE_NAME: &CStr = c"dlpack_exchange_api";
 const CACHE_SLOTS: usize = 16;
 
 type FromPyObject =
-    unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> std::ffi::c_int;
+    unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> c_int;
 type CurrentWorkStream =
-    unsafe extern "C" fn(DLDeviceType, i32, *mut *mut c_void) -> std::ffi::c_int;
+    unsafe extern "C" fn(DLDeviceType, i32, *mut *mut c_void) -> c_int;
 
 /// What an import needs to know of a producer's type.
 #[derive(Clone, Copy)]
@@ -285,6 +285,38 @@ pub(crate) fn asarray_first(object: &Bound<'_, PyAny>) -> Option<Tensor> {
         return None;
     }
     import(object, producer, false).ok().flatten()
+}
+
+/// A DLPack exchange table's `managed_tensor_to_py_object_no_sync`.
+pub(crate) type ToPyObject =
+    unsafe extern "C" fn(*mut DLManagedTensorVersioned, *mut *mut c_void) -> c_int;
+
+/// `tensor` through a producer's `managed_tensor_to_py_object_no_sync`: the
+/// versioned managed tensor's ownership passes to the callee, which calls
+/// its deleter (releasing the owner once) when its object is gone, or on
+/// failure.
+pub(crate) fn through_table<'py>(
+    py: Python<'py>,
+    to_py_object: ToPyObject,
+    tensor: Tensor,
+) -> PyResult<Bound<'py, PyAny>> {
+    let raw = tensor.into_dlpack()?.into_raw();
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: the exchange contract: `raw` is an owned versioned managed
+    // tensor whose ownership passes to the callee (which calls its deleter
+    // itself on failure); on success `out` is a new reference.
+    let rc = unsafe { to_py_object(raw, &mut out) };
+    if rc != 0 || out.is_null() {
+        return Err(PyErr::take(py).unwrap_or_else(|| {
+            Error::buffer(
+                Cause::NoProtocol,
+                "a DLPack exchange table refused a tensor without an exception",
+            )
+            .into()
+        }));
+    }
+    // SAFETY: a new, non-NULL reference to the created object.
+    Ok(unsafe { Bound::from_owned_ptr(py, out.cast()) })
 }
 
 /// Makes the legacy default stream wait for the producer's work on
