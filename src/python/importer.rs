@@ -447,7 +447,11 @@ mod tests {
         assert_eq!(STAGES.last(), Some(&Stage::ArrayDunder));
         let views = STAGES.iter().position(|&s| s == Stage::ArrowViewsFirst);
         let arrow = STAGES.iter().position(|&s| s == Stage::Arrow);
-        assert_eq!(views.map(|i| i + 1), arrow, "views are asked right before the stream");
+        assert_eq!(
+            views.map(|i| i + 1),
+            arrow,
+            "views are asked right before the stream"
+        );
     }
 
     #[test]

@@ -56,10 +56,8 @@ const CAPSULE_NAME: &CStr = c"dlpack_exchange_api";
 /// Types remembered per thread; beyond this, the oldest entry is replaced.
 const CACHE_SLOTS: usize = 16;
 
-type FromPyObject =
-    unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> c_int;
-type CurrentWorkStream =
-    unsafe extern "C" fn(DLDeviceType, i32, *mut *mut c_void) -> c_int;
+type FromPyObject = unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> c_int;
+type CurrentWorkStream = unsafe extern "C" fn(DLDeviceType, i32, *mut *mut c_void) -> c_int;
 
 /// What an import needs to know of a producer's type.
 #[derive(Clone, Copy)]
