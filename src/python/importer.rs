@@ -234,7 +234,7 @@ impl Stage {
                     None
                 }
             }
-            Self::ExchangeTable => exchange::asarray_first(obj).map(Imported::Owned),
+            Self::ExchangeTable => exchange::shortcut(obj).map(Imported::Owned),
             _ => None,
         })
     }
@@ -462,7 +462,7 @@ mod tests {
         for options in [Options::ARGUMENT, Options::BORROWED] {
             assert!(!options.array_dunder && !options.views_first && options.copy.is_none());
         }
-        assert!(Options::BORROWED.lent && !Options::ARGUMENT.lent);
+        const { assert!(Options::BORROWED.lent && !Options::ARGUMENT.lent) };
     }
 
     #[test]

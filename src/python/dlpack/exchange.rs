@@ -69,8 +69,8 @@ pub(crate) struct Producer {
     work_stream: Option<CurrentWorkStream>,
     /// Whether (and how) the type is a torch tensor type.
     torch: Torch,
-    /// Whether the type defines `__dlpack__` (not `None`): what discovery's
-    /// DLPack step asks before anything else (`asarray_first`).
+    /// Whether the type defines `__dlpack__` (not `None`): what the
+    /// importer's DLPack stage asks before anything else ([`shortcut`]).
     dlpack_defined: bool,
 }
 
@@ -266,18 +266,19 @@ pub(crate) fn import(
     Ok(Some(tensor))
 }
 
-/// `asarray`'s first step for a producer whose type publishes a table and
-/// defines `__dlpack__`: the tensor discovery's DLPack step would import
-/// (DLPack is its first protocol, and it asks the table first, exactly as
-/// here), without discovery's walk to it (its protocol loop, the capsule
-/// and ndarray checks, `__dlpack__` looked up again: about 350 of the
-/// 3,850 instructions of `asarray(torch tensor)`, measured). Anything but
-/// a tensor (the table refusing, another device, a refusal of torch's
-/// states) is `None`: discovery then asks again from the start and gives
-/// its answer in its own words (a refusal there is weighed against the
-/// other protocols), so nothing is decided here but the common case.
+/// The importer's exchange-table shortcut (`importer.rs`), for a producer
+/// whose type publishes a table and defines `__dlpack__`: the tensor the
+/// DLPack stage would import (DLPack is the first protocol, and it asks
+/// the table first, exactly as here), without the walk to it (the protocol
+/// loop, the capsule and ndarray checks, `__dlpack__` looked up again:
+/// about 350 of the 3,850 instructions of `asarray(torch tensor)`,
+/// measured). Anything but a tensor (the table refusing, another device, a
+/// refusal of torch's states) is `None`: the DLPack stage then asks again
+/// from the start and gives its answer in its own words (a refusal there is
+/// weighed against the other protocols), so nothing is decided here but the
+/// common case.
 #[inline(always)]
-pub(crate) fn asarray_first(object: &Bound<'_, PyAny>) -> Option<Tensor> {
+pub(crate) fn shortcut(object: &Bound<'_, PyAny>) -> Option<Tensor> {
     let producer = producer(object);
     if !producer.dlpack_defined {
         return None;
