@@ -136,26 +136,31 @@ impl<'a, 'py: 'a> FromPyObject<'a, 'py> for TensorRef<'a> {
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let object = Object(obj.to_owned());
-        importer::import(&obj, Options::BORROWED, |imported| {
-            let tensor = match imported {
-                Imported::Lent(descriptor) => {
-                    return Ok(Self {
-                        _guard: borrow_shared(&obj, &descriptor)?,
-                        descriptor,
-                        owner: None,
-                        object,
-                    });
-                }
-                imported => imported.into_tensor(&obj),
-            };
-            let (descriptor, owner) = tensor.into_parts();
-            Ok(Self {
-                _guard: borrow_shared(&obj, &descriptor)?,
-                descriptor,
-                owner: Some(owner),
-                object,
-            })
-        })
+        importer::import(
+            &obj,
+            Options::BORROWED,
+            #[inline(always)]
+            |imported| {
+                let tensor = match imported {
+                    Imported::Lent(descriptor) => {
+                        return Ok(Self {
+                            _guard: borrow_shared(&obj, &descriptor)?,
+                            descriptor,
+                            owner: None,
+                            object,
+                        });
+                    }
+                    imported => imported.into_tensor(&obj),
+                };
+                let (descriptor, owner) = tensor.into_parts();
+                Ok(Self {
+                    _guard: borrow_shared(&obj, &descriptor)?,
+                    descriptor,
+                    owner: Some(owner),
+                    object,
+                })
+            },
+        )
     }
 }
 
@@ -325,33 +330,38 @@ impl<'a, 'py: 'a, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
     #[inline]
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let object = Object(obj.to_owned());
-        importer::import(&obj, Options::BORROWED, |imported| {
-            let tensor = match imported {
-                Imported::Lent(d) => {
-                    // SAFETY: the parts are the validated descriptor just read.
-                    let parts = unsafe {
-                        TypedParts::check::<C>(d.data, &d.layout, d.dtype, d.device, d.readonly)
-                    }?;
-                    return Ok(Self {
-                        parts,
-                        _owner: None,
-                        object,
-                        _guard: borrow_shared(&obj, &d)?,
-                        _constraint: PhantomData,
-                    });
-                }
-                imported => imported.into_tensor(&obj),
-            };
-            let parts = TypedParts::of::<C>(&tensor)?;
-            let (descriptor, owner) = tensor.into_parts();
-            Ok(Self {
-                parts,
-                _owner: Some(owner),
-                object,
-                _guard: borrow_shared(&obj, &descriptor)?,
-                _constraint: PhantomData,
-            })
-        })
+        importer::import(
+            &obj,
+            Options::BORROWED,
+            #[inline(always)]
+            |imported| {
+                let tensor = match imported {
+                    Imported::Lent(d) => {
+                        // SAFETY: the parts are the validated descriptor just read.
+                        let parts = unsafe {
+                            TypedParts::check::<C>(d.data, &d.layout, d.dtype, d.device, d.readonly)
+                        }?;
+                        return Ok(Self {
+                            parts,
+                            _owner: None,
+                            object,
+                            _guard: borrow_shared(&obj, &d)?,
+                            _constraint: PhantomData,
+                        });
+                    }
+                    imported => imported.into_tensor(&obj),
+                };
+                let parts = TypedParts::of::<C>(&tensor)?;
+                let (descriptor, owner) = tensor.into_parts();
+                Ok(Self {
+                    parts,
+                    _owner: Some(owner),
+                    object,
+                    _guard: borrow_shared(&obj, &descriptor)?,
+                    _constraint: PhantomData,
+                })
+            },
+        )
     }
 }
 

@@ -65,9 +65,12 @@ impl<'py> FromPyObject<'_, 'py> for Tensor {
     /// Any array-like through dlbridge's protocol discovery, zero-copy; a `dlbridge.Tensor`
     /// of this binary is cloned (another view of the same owner).
     fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
-        importer::import(&obj, Options::ARGUMENT, |imported| {
-            Ok(imported.into_tensor(&obj))
-        })
+        importer::import(
+            &obj,
+            Options::ARGUMENT,
+            #[inline(always)]
+            |imported| Ok(imported.into_tensor(&obj)),
+        )
     }
 }
 

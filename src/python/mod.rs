@@ -195,30 +195,35 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
     // builtin buffer exporter, an exchange table) here, and `accept` at
     // each, so it is not carried up through returns (184 bytes moved at
     // each; `asarray(ndarray)` 134 -> 12x ns).
-    importer::import(obj, importer::Options::asarray(copy), |imported| {
-        let tensor = match imported {
-            Imported::Home(tensor) => {
-                return if copy == Some(true) {
-                    Ok(Py::new(py, PyTensor::new(tensor.get().inner.copy()?))?.into_any())
-                } else {
-                    Ok(obj.clone().unbind())
-                };
+    importer::import(
+        obj,
+        importer::Options::asarray(copy),
+        #[inline(always)]
+        |imported| {
+            let tensor = match imported {
+                Imported::Home(tensor) => {
+                    return if copy == Some(true) {
+                        Ok(Py::new(py, PyTensor::new(tensor.get().inner.copy()?))?.into_any())
+                    } else {
+                        Ok(obj.clone().unbind())
+                    };
+                }
+                imported => imported.into_tensor(obj),
+            };
+            if copy == Some(true)
+                && !tensor.device().is_cpu()
+                && tensor.source() == Source::Dlpack
+                && !dlpack_python::is_dlpack_capsule(obj)
+            {
+                // dlbridge copies CPU memory only: a DLPack producer copies its
+                // own device's when asked (`copy=True`), as `from_dlpack` asks it.
+                drop(tensor);
+                let copy = dlpack_python::import_object(obj, None, Some(true), false)?;
+                return Ok(Py::new(py, PyTensor::new(copy))?.into_any());
             }
-            imported => imported.into_tensor(obj),
-        };
-        if copy == Some(true)
-            && !tensor.device().is_cpu()
-            && tensor.source() == Source::Dlpack
-            && !dlpack_python::is_dlpack_capsule(obj)
-        {
-            // dlbridge copies CPU memory only: a DLPack producer copies its
-            // own device's when asked (`copy=True`), as `from_dlpack` asks it.
-            drop(tensor);
-            let copy = dlpack_python::import_object(obj, None, Some(true), false)?;
-            return Ok(Py::new(py, PyTensor::new(copy))?.into_any());
-        }
-        Ok(Py::new(py, finish(tensor, copy)?)?.into_any())
-    })
+            Ok(Py::new(py, finish(tensor, copy)?)?.into_any())
+        },
+    )
 }
 
 /// A DLPack producer (or capsule) as a Tensor. A legacy (unversioned)
