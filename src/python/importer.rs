@@ -51,12 +51,12 @@ pub(crate) struct Options {
     /// asarray's `copy`, passed on to `__array__`.
     pub(crate) copy: Option<bool>,
     /// Every shortcut is inlined into the entry point, each handing what it
-    /// took to `accept` there; otherwise only the first two (the home
-    /// tensor and the exact ndarray), and the rest run out of line, with one
-    /// `accept` for them all. A borrowed argument's extract must stay small
-    /// enough for PyO3 to inline it into the function: with five inlined
-    /// copies of its `accept` it was not, and `sum_f64(ndarray)` took 1,566
-    /// instructions instead of 1,479.
+    /// took to `accept` there; otherwise only the first (the exact
+    /// ndarray), and the rest run out of line, with one `accept` for them
+    /// all. A borrowed argument's extract must stay small enough for PyO3 to
+    /// inline it into the function: with more inlined copies of its
+    /// `accept` it was not, and `sum_f64(ndarray)` took 1,563 instructions
+    /// instead of 1,479.
     pub(crate) every_shortcut_inline: bool,
 }
 
@@ -123,12 +123,14 @@ impl Imported<'_, '_> {
 /// One step of the import, in [`STAGES`]' order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stage {
-    /// Shortcut: a `dlbridge.Tensor` made by this binary (`home.rs`).
-    HomeTensor,
     /// Shortcut: an exact `numpy.ndarray`, read from its fields as its
     /// `__dlpack__` would describe it (`ndarray_fields.rs`); lent when the
-    /// options allow. Counted as `ndarray_fields` or `lent_arguments`.
+    /// options allow. Counted as `ndarray_fields` or `lent_arguments`. The
+    /// commonest input, so it comes first (a `dlbridge.Tensor` is never an
+    /// exact ndarray: the two shortcuts' order changes no answer).
     NdarrayFields,
+    /// Shortcut: a `dlbridge.Tensor` made by this binary (`home.rs`).
+    HomeTensor,
     /// Shortcut: `memoryview`, `bytes` and `bytearray` speak the buffer
     /// protocol alone, so its answer is discovery's (a refusal is asked
     /// again there: the builtins' exports have no side effects). Counted as
@@ -160,8 +162,8 @@ pub(crate) enum Stage {
 
 /// The import order: the first stage that takes the object answers.
 pub(crate) const STAGES: [Stage; 11] = [
-    Stage::HomeTensor,
     Stage::NdarrayFields,
+    Stage::HomeTensor,
     Stage::BuiltinBuffer,
     Stage::ExchangeTable,
     Stage::Dlpack,
@@ -226,28 +228,60 @@ impl Stage {
         obj: &'a Bound<'py, PyAny>,
         options: Options,
     ) -> PyResult<Option<Imported<'a, 'py>>> {
-        Ok(match self {
-            Self::HomeTensor => match is_home_binary().then(|| obj.cast::<PyTensor>()) {
-                Some(Ok(tensor)) => Some(Imported::Home(tensor)),
-                _ => None,
-            },
-            Self::NdarrayFields if options.lent => {
-                ndarray_fields::read_lent(obj)?.map(Imported::Lent)
+        match self.take(obj, options, Ok) {
+            Ok(answer) => answer.map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// A shortcut, in continuation-passing form: what it took is handed to
+    /// `accept` right where it was made (whose answer is the import's), or
+    /// `accept` is given back when the stage passes the object on. No
+    /// carrier between the two: see [`import`].
+    #[inline(always)]
+    fn take<'a, 'py, R, F>(
+        self,
+        obj: &'a Bound<'py, PyAny>,
+        options: Options,
+        accept: F,
+    ) -> Result<PyResult<R>, F>
+    where
+        F: FnOnce(Imported<'a, 'py>) -> PyResult<R>,
+    {
+        match self {
+            Self::HomeTensor => {
+                if is_home_binary()
+                    && let Ok(tensor) = obj.cast::<PyTensor>()
+                {
+                    return Ok(accept(Imported::Home(tensor)));
+                }
             }
-            Self::NdarrayFields => ndarray_fields::import(obj)?.map(Imported::Owned),
+            Self::NdarrayFields if options.lent => match ndarray_fields::read_lent(obj) {
+                Ok(Some(descriptor)) => return Ok(accept(Imported::Lent(descriptor))),
+                Ok(None) => {}
+                Err(err) => return Ok(Err(err)),
+            },
+            Self::NdarrayFields => match ndarray_fields::import(obj) {
+                Ok(Some(tensor)) => return Ok(accept(Imported::Owned(tensor))),
+                Ok(None) => {}
+                Err(err) => return Ok(Err(err)),
+            },
             Self::BuiltinBuffer => {
                 if buffer::is_builtin_exporter(obj)
                     && let Ok(tensor) = buffer::import(obj)
                 {
                     fast_path::BUILTIN_BUFFER.hit();
-                    Some(Imported::Owned(tensor))
-                } else {
-                    None
+                    return Ok(accept(Imported::Owned(tensor)));
                 }
             }
-            Self::ExchangeTable => exchange::shortcut(obj).map(Imported::Owned),
-            _ => None,
-        })
+            Self::ExchangeTable => {
+                if let Some(tensor) = exchange::shortcut(obj) {
+                    return Ok(accept(Imported::Owned(tensor)));
+                }
+            }
+            _ => {}
+        }
+        Err(accept)
     }
 
     /// A protocol stage's answer: `Ok(None)` when the object does not
@@ -298,32 +332,42 @@ pub(crate) fn import<'a, 'py, R>(
     accept: impl FnOnce(Imported<'a, 'py>) -> PyResult<R>,
 ) -> PyResult<R> {
     const { assert!(first_protocol() == SHORTCUTS) };
-    if let Some(imported) = STAGES[0].shortcut(obj, options)? {
-        return accept(imported);
-    }
-    if let Some(imported) = STAGES[1].shortcut(obj, options)? {
-        return accept(imported);
-    }
+    let accept = match STAGES[0].take(obj, options, accept) {
+        Ok(answer) => return answer,
+        Err(accept) => accept,
+    };
     if !options.every_shortcut_inline {
-        return accept(import_out_of_line(obj, options)?);
+        return match import_out_of_line(obj, options) {
+            Ok(imported) => accept(imported),
+            Err(err) => Err(err),
+        };
     }
-    if let Some(imported) = STAGES[2].shortcut(obj, options)? {
-        return accept(imported);
+    let accept = match STAGES[1].take(obj, options, accept) {
+        Ok(answer) => return answer,
+        Err(accept) => accept,
+    };
+    let accept = match STAGES[2].take(obj, options, accept) {
+        Ok(answer) => return answer,
+        Err(accept) => accept,
+    };
+    let accept = match STAGES[3].take(obj, options, accept) {
+        Ok(answer) => return answer,
+        Err(accept) => accept,
+    };
+    match protocols(obj, options) {
+        Ok(tensor) => accept(Imported::Owned(tensor)),
+        Err(err) => Err(err),
     }
-    if let Some(imported) = STAGES[3].shortcut(obj, options)? {
-        return accept(imported);
-    }
-    accept(Imported::Owned(protocols(obj, options)?))
 }
 
-/// The stages after the first two, out of line (see
+/// The stages after the first, out of line (see
 /// [`Options::every_shortcut_inline`]).
 #[inline(never)]
 fn import_out_of_line<'a, 'py>(
     obj: &'a Bound<'py, PyAny>,
     options: Options,
 ) -> PyResult<Imported<'a, 'py>> {
-    for &stage in &STAGES[2..SHORTCUTS] {
+    for &stage in &STAGES[1..SHORTCUTS] {
         if let Some(imported) = stage.shortcut(obj, options)? {
             return Ok(imported);
         }
