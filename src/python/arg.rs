@@ -150,7 +150,8 @@ impl<'a, 'py: 'a> FromPyObject<'a, 'py> for TensorRef<'a> {
                             object,
                         });
                     }
-                    imported => imported.into_tensor(&obj),
+                    Imported::Owned(tensor) => tensor,
+                    Imported::Home(tensor) => tensor.get().inner.clone(),
                 };
                 let (descriptor, owner) = tensor.into_parts();
                 Ok(Self {
@@ -349,7 +350,8 @@ impl<'a, 'py: 'a, T: Element, D: Dimension, C: Constraint> FromPyObject<'a, 'py>
                             _constraint: PhantomData,
                         });
                     }
-                    imported => imported.into_tensor(&obj),
+                    Imported::Owned(tensor) => tensor,
+                    Imported::Home(tensor) => tensor.get().inner.clone(),
                 };
                 let parts = TypedParts::of::<C>(&tensor)?;
                 let (descriptor, owner) = tensor.into_parts();

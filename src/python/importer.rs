@@ -338,7 +338,7 @@ pub(crate) fn import<'a, 'py, R>(
     };
     if !options.every_shortcut_inline {
         return match import_out_of_line(obj, options) {
-            Ok(imported) => accept(imported),
+            Ok(tensor) => accept(Imported::Owned(tensor)),
             Err(err) => Err(err),
         };
     }
@@ -361,18 +361,16 @@ pub(crate) fn import<'a, 'py, R>(
 }
 
 /// The stages after the first, out of line (see
-/// [`Options::every_shortcut_inline`]).
+/// [`Options::every_shortcut_inline`]), as an owning tensor: one variant
+/// for the caller's `accept` to inline, not three.
 #[inline(never)]
-fn import_out_of_line<'a, 'py>(
-    obj: &'a Bound<'py, PyAny>,
-    options: Options,
-) -> PyResult<Imported<'a, 'py>> {
+fn import_out_of_line(obj: &Bound<'_, PyAny>, options: Options) -> PyResult<Tensor> {
     for &stage in &STAGES[1..SHORTCUTS] {
         if let Some(imported) = stage.shortcut(obj, options)? {
-            return Ok(imported);
+            return Ok(imported.into_tensor(obj));
         }
     }
-    protocols(obj, options).map(Imported::Owned)
+    protocols(obj, options)
 }
 
 /// How many shortcuts open [`STAGES`]: the lines [`import`] writes out.
