@@ -126,16 +126,18 @@ pub(crate) enum Stage {
     /// Shortcut: an exact `numpy.ndarray`, read from its fields as its
     /// `__dlpack__` would describe it (`ndarray_fields.rs`); lent when the
     /// options allow. Counted as `ndarray_fields` or `lent_arguments`. The
-    /// commonest input, so it comes first (a `dlbridge.Tensor` is never an
-    /// exact ndarray: the two shortcuts' order changes no answer).
+    /// commonest input, so it comes first.
     NdarrayFields,
-    /// Shortcut: a `dlbridge.Tensor` made by this binary (`home.rs`).
-    HomeTensor,
     /// Shortcut: `memoryview`, `bytes` and `bytearray` speak the buffer
-    /// protocol alone, so its answer is discovery's (a refusal is asked
+    /// protocol alone, so its answer is the protocols' (a refusal is asked
     /// again there: the builtins' exports have no side effects). Counted as
     /// `builtin_buffer`.
     BuiltinBuffer,
+    /// Shortcut: a `dlbridge.Tensor` made by this binary (`home.rs`). The
+    /// shortcuts take disjoint types (an exact ndarray, an exact builtin, a
+    /// `dlbridge.Tensor`, a type with an exchange table): their order
+    /// changes no answer, only what the commonest inputs pay.
+    HomeTensor,
     /// Shortcut: a type that publishes a DLPack C exchange table (torch)
     /// and defines `__dlpack__`, as the DLPack stage would ask it first
     /// (`exchange.rs`). Counted as `exchange_api`.
@@ -163,8 +165,8 @@ pub(crate) enum Stage {
 /// The import order: the first stage that takes the object answers.
 pub(crate) const STAGES: [Stage; 11] = [
     Stage::NdarrayFields,
-    Stage::HomeTensor,
     Stage::BuiltinBuffer,
+    Stage::HomeTensor,
     Stage::ExchangeTable,
     Stage::Dlpack,
     Stage::BufferProtocol,
