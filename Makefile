@@ -68,7 +68,7 @@ develop-extension: develop ## Build examples/extension (module dlbridge_example)
 test-extension: develop-extension ## Lint the example extension and pytest it (tests/python/test_extension.py, test_borrow.py)
 	cargo fmt --check --manifest-path $(EXTENSION)
 	CARGO_TARGET_DIR=$(CURDIR)/target cargo clippy -q --all-targets --manifest-path $(EXTENSION) -- -D warnings
-	$(PY) -m pytest -q -W error tests/python/test_extension.py tests/python/test_extension_returns.py tests/python/test_extension_constraints.py tests/python/test_borrow.py
+	$(PY) -m pytest -q -W error tests/python/test_extension.py tests/python/test_extension_returns.py tests/python/test_extension_constraints.py tests/python/test_extension_import_pipeline.py tests/python/test_borrow.py
 	# The benchmark still runs (two seconds, no peer needed; never fails on a ratio).
 	$(PY) examples/extension/bench.py --quick >/dev/null
 

@@ -350,10 +350,6 @@ pub trait Allocation: Send + Sync + 'static {
     }
 }
 
-/// A tensor's owner in the shared form the layers above keep (a
-/// [`Holder`] converts to it, and holds one inline).
-pub(crate) type Owner = std::sync::Arc<dyn Allocation>;
-
 impl Allocation for RustBuffer {
     fn is_rust_owned(&self) -> bool {
         true

@@ -8,7 +8,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
-use crate::owner::{Allocation, Holder, Owner, RustBuffer};
+use crate::owner::{Allocation, Holder, RustBuffer};
 
 /// A view of tensor memory: validated layout + dtype + device + data pointer
 /// + readonly flag + the owner that keeps the memory alive.
@@ -345,10 +345,11 @@ impl Tensor {
         self.owner
     }
 
-    /// The descriptor and the owner, taken apart (the inverse of
-    /// [`Tensor::from_descriptor`]).
+    /// The descriptor and this view's hold on the owner, taken apart (the
+    /// inverse of `Tensor::from_held`): an owner this tensor alone held
+    /// stays inline, with no shared block to allocate.
     #[cfg_attr(not(feature = "python"), allow(dead_code))] // the layers above use it
-    pub(crate) fn into_parts(self) -> (Descriptor, Owner) {
+    pub(crate) fn into_held_parts(self) -> (Descriptor, Holder) {
         let Self {
             data,
             layout,
@@ -367,8 +368,7 @@ impl Tensor {
                 readonly,
                 source,
             },
-            // An owner held inline moves to a shared block here.
-            owner.into_shared(),
+            owner,
         )
     }
 

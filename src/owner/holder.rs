@@ -226,25 +226,6 @@ impl Holder {
         Self::shared(arc)
     }
 
-    /// Converts into a shared `Arc` (for the layers that keep one).
-    pub(crate) fn into_shared(self) -> Arc<dyn Allocation> {
-        let mut this = ManuallyDrop::new(self);
-        match Self::decode(*this.state.get_mut()) {
-            // SAFETY: the holder's count of its block moves into the `Arc`.
-            Ok(shared) => unsafe { Arc::from_raw(shared) },
-            // SAFETY: the value is an `Arc`, moved out; the holder is not
-            // dropped (`ManuallyDrop`), so it is not released twice.
-            Err(vtable) if vtable.is_arc => unsafe {
-                this.value.as_ptr().cast::<Arc<dyn Allocation>>().read()
-            },
-            // The value moves into a block; the holder is not dropped.
-            Err(vtable) => Arc::new(Shared {
-                vtable,
-                value: this.value,
-            }),
-        }
-    }
-
     /// Whether Rust allocated the memory (see [`Allocation::is_rust_owned`]).
     pub(crate) fn is_rust_owned(&self) -> bool {
         match Self::decode(self.state.load(Ordering::Acquire)) {
@@ -353,22 +334,6 @@ mod tests {
         assert_eq!((released.load(SeqCst), second.holders()), (0, 1));
         drop(second);
         assert_eq!(released.load(SeqCst), 1);
-    }
-
-    #[test]
-    fn into_shared_moves_the_owner_once() {
-        for clone_first in [false, true] {
-            let released = counter();
-            let holder = Holder::new(Counted(Arc::clone(&released)));
-            let clone = clone_first.then(|| holder.clone());
-            let arc = holder.into_shared();
-            let back = Holder::shared(Arc::clone(&arc));
-            drop(clone);
-            drop(arc);
-            assert_eq!(released.load(SeqCst), 0);
-            drop(back);
-            assert_eq!(released.load(SeqCst), 1);
-        }
     }
 
     #[test]

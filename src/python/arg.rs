@@ -77,25 +77,21 @@
 //! ```
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use ndarray::{ArrayView, ArrayViewMut, Dimension, IxDyn};
 use pyo3::Borrowed;
 use pyo3::prelude::*;
 
 use super::borrow::guard::{Guard, check_writable, describe};
-use super::convert::is_home_binary;
-use super::discover::import_any;
-use super::dlpack::ndarray_fields;
+use super::importer::{self, Imported, Options};
 use super::owner::PyOwner;
-use super::tensor::PyTensor;
 use crate::borrow::key::BorrowKey;
 use crate::descriptor::{Descriptor, Source};
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use crate::error::Result;
 use crate::layout::Layout;
-use crate::owner::Owner;
+use crate::owner::Holder;
 use crate::tensor::Tensor;
 use crate::view::constraints::Constraint;
 use crate::view::{TypedTensor, ViewRecipe, check_rank};
@@ -236,7 +232,7 @@ pub struct TensorArg<
     recipe: T::Recipe<D>,
     /// What keeps the memory alive when the import needed an owner (any
     /// producer but an exact ndarray); `None` while it is only borrowed.
-    owner: Option<Owner>,
+    owner: Option<Holder>,
     object: Object<'a>,
     /// The borrow of the memory (CPU memory only), released on drop.
     guard: Option<Guard<'a>>,
@@ -259,19 +255,23 @@ unsafe impl<T: ArgElement, D: Dimension, C: Constraint, A: Access> Sync
 /// a `dlbridge.Tensor` of this binary as its own parts, anything else as
 /// `Tensor`'s import does, keeping the import's owner.
 #[inline(always)]
-fn import_borrowed(obj: &Bound<'_, PyAny>) -> PyResult<(Descriptor, Option<Owner>)> {
-    if let Some(descriptor) = ndarray_fields::read_lent(obj)? {
-        return Ok((descriptor, None));
-    }
-    let tensor = if is_home_binary()
-        && let Ok(tensor) = obj.cast::<PyTensor>()
-    {
-        tensor.get().inner.clone()
-    } else {
-        import_any(obj)?
-    };
-    let (descriptor, owner) = tensor.into_parts();
-    Ok((descriptor, Some(owner)))
+fn import_borrowed(obj: &Bound<'_, PyAny>) -> PyResult<(Descriptor, Option<Holder>)> {
+    importer::import(
+        obj,
+        Options::BORROWED,
+        #[inline(always)]
+        |imported| {
+            let tensor = match imported {
+                Imported::Lent(descriptor) => return Ok((descriptor, None)),
+                Imported::Home(tensor) => tensor.get().inner.clone(),
+                Imported::Owned(tensor) => tensor,
+            };
+            // The import's own hold on its owner: one it alone held stays
+            // inline (no shared block, no locked release).
+            let (descriptor, owner) = tensor.into_held_parts();
+            Ok((descriptor, Some(owner)))
+        },
+    )
 }
 
 /// Takes the borrow of a descriptor's memory, CPU memory only (nothing
@@ -383,11 +383,11 @@ impl<T: ArgElement, D: Dimension, C: Constraint, A: Access> TensorArg<'_, T, D, 
     pub fn to_tensor(&self) -> Tensor {
         let owner = match &self.owner {
             Some(owner) => owner.clone(),
-            None => Arc::new(PyOwner::new(self.object.0.clone().unbind())),
+            None => Holder::new(PyOwner::new(self.object.0.clone().unbind())),
         };
         // SAFETY: the descriptor's memory is kept alive by `owner`: the
         // import's own owner, or a reference to the exact ndarray it read.
-        unsafe { Tensor::from_descriptor(self.descriptor.clone(), owner) }
+        unsafe { Tensor::from_held(self.descriptor.clone(), owner) }
     }
 }
 

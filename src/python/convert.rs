@@ -4,9 +4,10 @@
 //! See [`Tensor::from_py`] for an example; `examples/extension/` is a whole
 //! extension crate.
 //!
-//! **In**: anything [`import_any`] takes (DLPack, the buffer protocol, the
-//! array interface), with no copy. A `dlbridge.Tensor` made by this very
-//! binary is simply cloned (same owner, no protocol round trip).
+//! **In**: anything the importer's stages take (`importer.rs`: DLPack, the
+//! buffer protocol, the array interface, ...), with no copy. A
+//! `dlbridge.Tensor` made by this very binary is simply cloned (same owner,
+//! no protocol round trip).
 //!
 //! **Out**: a `dlbridge.Tensor` Python object. There is one `dlbridge.Tensor`
 //! class, the one in `dlbridge._native`. An extension crate that depends on
@@ -20,34 +21,20 @@
 //! result reports `source == "dlpack"`; inside `dlbridge._native` it keeps
 //! its own source.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use ndarray::Dimension;
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::{Borrowed, intern};
 
-use super::discover::import_any;
-use super::framework::ToPyObject;
+use super::dlpack::exchange::{ToPyObject, through_table};
+use super::home::is_home_binary;
+use super::importer::{self, Options};
 use super::tensor::PyTensor;
 use crate::dtype::Element;
 use crate::tensor::Tensor;
 use crate::view::TypedTensor;
 use crate::view::constraints::Constraint;
-
-/// Set when this binary's module init registered its `PyTensor` as
-/// `dlbridge._native.Tensor`; in an extension crate's binary it stays false.
-static HOME_BINARY: AtomicBool = AtomicBool::new(false);
-
-/// Called by `dlbridge._native`'s module init.
-pub(crate) fn mark_home_binary() {
-    HOME_BINARY.store(true, Ordering::Release);
-}
-
-pub(crate) fn is_home_binary() -> bool {
-    HOME_BINARY.load(Ordering::Acquire)
-}
 
 /// `managed_tensor_to_py_object_no_sync` of `dlbridge._native.Tensor`,
 /// looked up once (the table is a process-lifetime static of that module).
@@ -78,12 +65,12 @@ impl<'py> FromPyObject<'_, 'py> for Tensor {
     /// Any array-like through dlbridge's protocol discovery, zero-copy; a `dlbridge.Tensor`
     /// of this binary is cloned (another view of the same owner).
     fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
-        if is_home_binary()
-            && let Ok(tensor) = obj.cast::<PyTensor>()
-        {
-            return Ok(tensor.get().inner.clone());
-        }
-        import_any(&obj)
+        importer::import(
+            &obj,
+            Options::ARGUMENT,
+            #[inline(always)]
+            |imported| Ok(imported.into_tensor(&obj)),
+        )
     }
 }
 
@@ -99,7 +86,7 @@ impl<'py> IntoPyObject<'py> for Tensor {
             return Ok(Bound::new(py, PyTensor::new(self))?.into_any());
         }
         let to_py_object = home_to_py_object(py)?;
-        super::framework::through_table(py, to_py_object, self)
+        through_table(py, to_py_object, self)
     }
 }
 
@@ -183,6 +170,7 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::python::home::mark_home_binary;
 
     #[test]
     fn home_binary_round_trip_is_a_clone() {

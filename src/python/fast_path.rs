@@ -36,8 +36,8 @@ impl Counter {
 pub(crate) static NDARRAY_FIELDS: Counter = Counter::new();
 /// Imports through a producer's DLPack C exchange API.
 pub(crate) static EXCHANGE_API: Counter = Counter::new();
-/// `asarray` of an exact `memoryview`, `bytes` or `bytearray`, imported
-/// through the buffer protocol before discovery.
+/// Imports of an exact `memoryview`, `bytes` or `bytearray` through the
+/// buffer protocol before the importer's protocol walk (`importer.rs`).
 pub(crate) static BUILTIN_BUFFER: Counter = Counter::new();
 /// Extension arguments (`ReadonlyTensor`, `ReadwriteTensor`) that borrowed an exact
 /// `numpy.ndarray` for the call, taking no reference and no allocation.

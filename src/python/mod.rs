@@ -18,6 +18,8 @@ pub(crate) mod fast_path;
 pub(crate) mod framework;
 pub(crate) mod framework_dunders;
 pub(crate) mod ints;
+pub(crate) mod home;
+pub(crate) mod importer;
 pub(crate) mod known_types;
 pub(crate) mod lookup;
 pub(crate) mod names;
@@ -35,6 +37,7 @@ use crate::error::{Cause, Error};
 use crate::python::dlpack as dlpack_python;
 use crate::tensor::Tensor;
 use dtype_arg::parse_dtype;
+use importer::Imported;
 use tensor::PyTensor;
 
 /// The extents of `zeros`/`empty`: a shape with no negative extent.
@@ -69,49 +72,40 @@ fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
 #[pyo3(signature = (obj, *, copy=None))]
 fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
     let py = obj.py();
-    if let Ok(tensor) = obj.cast::<PyTensor>() {
-        return if copy == Some(true) {
-            Ok(Py::new(py, PyTensor::new(tensor.get().inner.copy()?))?.into_any())
-        } else {
-            Ok(obj.clone().unbind())
-        };
-    }
-    // The commonest input, an exact `numpy.ndarray`, is read here, as the
-    // DLPack spoke's first step would read it: the tensor is built where
-    // the new object takes it, not carried up through discovery's four
-    // returns (184 bytes moved at each; `asarray(ndarray)` 134 -> 12x ns).
-    if let Some(tensor) = dlpack_python::ndarray_fields::import(obj)? {
-        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
-    }
-    // The builtin buffer exporters (`memoryview`, `bytes`, `bytearray`)
-    // speak the buffer protocol alone, so discovery's answer is the buffer
-    // import's: taken here for the same reason. A refusal goes through
-    // discovery, which asks again (the builtins' exports have no side
-    // effects) and reports it in its own words.
-    if buffer::is_builtin_exporter(obj)
-        && let Ok(tensor) = buffer::import(obj)
-    {
-        fast_path::BUILTIN_BUFFER.hit();
-        return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
-    }
-    // A producer with a DLPack exchange table (torch) comes across here,
-    // as discovery's first step would bring it (see `asarray_first`).
-    let tensor = match dlpack_python::exchange::asarray_first(obj) {
-        Some(tensor) => tensor,
-        None => discover::import_for_asarray(obj, copy)?,
-    };
-    if copy == Some(true)
-        && !tensor.device().is_cpu()
-        && tensor.source() == Source::Dlpack
-        && !dlpack_python::is_dlpack_capsule(obj)
-    {
-        // dlbridge copies CPU memory only: a DLPack producer copies its own
-        // device's when asked (`copy=True`), as `from_dlpack` asks it.
-        drop(tensor);
-        let copy = dlpack_python::import_object(obj, None, Some(true), false)?;
-        return Ok(Py::new(py, PyTensor::new(copy))?.into_any());
-    }
-    Ok(Py::new(py, finish(tensor, copy)?)?.into_any())
+    // The tensor goes from the stage that took it straight into the new
+    // object: the importer inlines its shortcuts (an exact ndarray, a
+    // builtin buffer exporter, an exchange table) here, and `accept` at
+    // each, so it is not carried up through returns (184 bytes moved at
+    // each; `asarray(ndarray)` 134 -> 12x ns).
+    importer::import(
+        obj,
+        importer::Options::asarray(copy),
+        #[inline(always)]
+        |imported| {
+            let tensor = match imported {
+                Imported::Home(tensor) => {
+                    return if copy == Some(true) {
+                        Ok(Py::new(py, PyTensor::new(tensor.get().inner.copy()?))?.into_any())
+                    } else {
+                        Ok(obj.clone().unbind())
+                    };
+                }
+                imported => imported.into_tensor(obj),
+            };
+            if copy == Some(true)
+                && !tensor.device().is_cpu()
+                && tensor.source() == Source::Dlpack
+                && !dlpack_python::is_dlpack_capsule(obj)
+            {
+                // dlbridge copies CPU memory only: a DLPack producer copies its
+                // own device's when asked (`copy=True`), as `from_dlpack` asks it.
+                drop(tensor);
+                let copy = dlpack_python::import_object(obj, None, Some(true), false)?;
+                return Ok(Py::new(py, PyTensor::new(copy))?.into_any());
+            }
+            Ok(Py::new(py, finish(tensor, copy)?)?.into_any())
+        },
+    )
 }
 
 /// A DLPack producer (or capsule) as a Tensor. A legacy (unversioned)
@@ -235,7 +229,7 @@ fn live_buffers() -> usize {
 #[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    convert::mark_home_binary();
+    home::mark_home_binary();
     m.add_class::<PyTensor>()?;
     dlpack::dunder::install(&m.py().get_type::<PyTensor>())?;
     dlpark::python::install_exchange_api::<PyTensor>(m.py())?;

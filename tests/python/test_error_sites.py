@@ -80,7 +80,7 @@ ALLOWLIST: dict[tuple[str, str], str] = {
     ("src/python/framework/numpy.rs", "numpy.ndarray has no dtype for"): EXTENSION_RETURN,
     ("src/python/framework/torch.rs", "cannot return read-only memory as a torch.Tensor"): EXTENSION_RETURN,
     ("src/python/framework/torch.rs", "with a negative stride as a torch.Tensor"): EXTENSION_RETURN,
-    ("src/python/framework/mod.rs", "a DLPack exchange table refused a tensor without an exception"):
+    ("src/python/dlpack/exchange.rs", "a DLPack exchange table refused a tensor without an exception"):
         "unreachable with the tables dlbridge calls (its own and torch's), which set an exception on every failure",
     ("src/view/constraints.rs", "expected shape "): EXTENSION_CONSTRAINT,
     ("src/view/constraints.rs", "expected a C-contiguous tensor, got shape"): EXTENSION_CONSTRAINT,

@@ -330,6 +330,13 @@ fn data_ptr(x: ReadonlyTensor<'_>) -> usize {
     x.data_ptr() as usize
 }
 
+/// The address of the first element of a `TypedTensor<f64>` argument (any
+/// rank): the owning typed entry point, beside `data_ptr`'s borrowed one.
+#[pyfunction]
+fn typed_data_ptr(x: TypedTensor<f64>) -> usize {
+    x.data_ptr() as usize
+}
+
 /// `(shape, byte strides, dtype, readonly, source)` as this extension saw them.
 #[pyfunction]
 fn describe(x: Tensor) -> (Vec<usize>, Vec<isize>, String, bool, &'static str) {
@@ -546,6 +553,7 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sum_after, m)?)?;
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(trace_owned, m)?)?;
+    m.add_function(wrap_pyfunction!(typed_data_ptr, m)?)?;
     m.add_function(wrap_pyfunction!(scale, m)?)?;
     m.add_function(wrap_pyfunction!(arange, m)?)?;
     m.add_function(wrap_pyfunction!(add_one_inplace, m)?)?;

@@ -29,7 +29,7 @@
 //! `install_exchange_api`, so consumers such as PyTorch can skip the capsule.
 
 use std::cell::Cell;
-use std::ffi::{CStr, c_uint, c_void};
+use std::ffi::{CStr, c_int, c_uint, c_void};
 use std::ptr::NonNull;
 
 use dlpark::Managed;
@@ -45,7 +45,7 @@ use super::torch::{self, Torch, refuse_torch_states};
 use crate::cuda::{self, Stream, driver};
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::protocol::dlpack::from_raw_cause;
 use crate::python::capsule;
 use crate::python::fast_path;
@@ -57,10 +57,8 @@ const CAPSULE_NAME: &CStr = c"dlpack_exchange_api";
 /// Types remembered per thread; beyond this, the oldest entry is replaced.
 const CACHE_SLOTS: usize = 16;
 
-type FromPyObject =
-    unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> std::ffi::c_int;
-type CurrentWorkStream =
-    unsafe extern "C" fn(DLDeviceType, i32, *mut *mut c_void) -> std::ffi::c_int;
+type FromPyObject = unsafe extern "C" fn(*mut c_void, *mut *mut DLManagedTensorVersioned) -> c_int;
+type CurrentWorkStream = unsafe extern "C" fn(DLDeviceType, i32, *mut *mut c_void) -> c_int;
 
 /// What an import needs to know of a producer's type.
 #[derive(Clone, Copy)]
@@ -72,8 +70,8 @@ pub(crate) struct Producer {
     work_stream: Option<CurrentWorkStream>,
     /// Whether (and how) the type is a torch tensor type.
     torch: Torch,
-    /// Whether the type defines `__dlpack__` (not `None`): what discovery's
-    /// DLPack step asks before anything else (`asarray_first`).
+    /// Whether the type defines `__dlpack__` (not `None`): what the
+    /// importer's DLPack stage asks before anything else ([`shortcut`]).
     dlpack_defined: bool,
 }
 
@@ -265,23 +263,56 @@ pub(crate) fn import(
     Ok(Some(tensor))
 }
 
-/// `asarray`'s first step for a producer whose type publishes a table and
-/// defines `__dlpack__`: the tensor discovery's DLPack step would import
-/// (DLPack is its first protocol, and it asks the table first, exactly as
-/// here), without discovery's walk to it (its protocol loop, the capsule
-/// and ndarray checks, `__dlpack__` looked up again: about 350 of the
-/// 3,850 instructions of `asarray(torch tensor)`, measured). Anything but
-/// a tensor (the table refusing, another device, a refusal of torch's
-/// states) is `None`: discovery then asks again from the start and gives
-/// its answer in its own words (a refusal there is weighed against the
-/// other protocols), so nothing is decided here but the common case.
+/// The importer's exchange-table shortcut (`importer.rs`), for a producer
+/// whose type publishes a table and defines `__dlpack__`: the tensor the
+/// DLPack stage would import (DLPack is the first protocol, and it asks
+/// the table first, exactly as here), without the walk to it (the protocol
+/// loop, the capsule and ndarray checks, `__dlpack__` looked up again:
+/// about 350 of the 3,850 instructions of `asarray(torch tensor)`,
+/// measured). Anything but a tensor (the table refusing, another device, a
+/// refusal of torch's states) is `None`: the DLPack stage then asks again
+/// from the start and gives its answer in its own words (a refusal there is
+/// weighed against the other protocols), so nothing is decided here but the
+/// common case.
 #[inline(always)]
-pub(crate) fn asarray_first(object: &Bound<'_, PyAny>) -> Option<Tensor> {
+pub(crate) fn shortcut(object: &Bound<'_, PyAny>) -> Option<Tensor> {
     let producer = producer(object);
     if !producer.dlpack_defined {
         return None;
     }
     import(object, producer, false).ok().flatten()
+}
+
+/// A DLPack exchange table's `managed_tensor_to_py_object_no_sync`.
+pub(crate) type ToPyObject =
+    unsafe extern "C" fn(*mut DLManagedTensorVersioned, *mut *mut c_void) -> c_int;
+
+/// `tensor` through a producer's `managed_tensor_to_py_object_no_sync`: the
+/// versioned managed tensor's ownership passes to the callee, which calls
+/// its deleter (releasing the owner once) when its object is gone, or on
+/// failure.
+pub(crate) fn through_table<'py>(
+    py: Python<'py>,
+    to_py_object: ToPyObject,
+    tensor: Tensor,
+) -> PyResult<Bound<'py, PyAny>> {
+    let raw = tensor.into_dlpack()?.into_raw();
+    let mut out: *mut c_void = std::ptr::null_mut();
+    // SAFETY: the exchange contract: `raw` is an owned versioned managed
+    // tensor whose ownership passes to the callee (which calls its deleter
+    // itself on failure); on success `out` is a new reference.
+    let rc = unsafe { to_py_object(raw, &mut out) };
+    if rc != 0 || out.is_null() {
+        return Err(PyErr::take(py).unwrap_or_else(|| {
+            Error::buffer(
+                Cause::NoProtocol,
+                "a DLPack exchange table refused a tensor without an exception",
+            )
+            .into()
+        }));
+    }
+    // SAFETY: a new, non-NULL reference to the created object.
+    Ok(unsafe { Bound::from_owned_ptr(py, out.cast()) })
 }
 
 /// Makes the legacy default stream wait for the producer's work on

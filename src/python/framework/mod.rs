@@ -50,9 +50,6 @@ mod base;
 mod numpy;
 mod torch;
 
-use std::ffi::{c_int, c_void};
-
-use dlpark::ffi::DLManagedTensorVersioned;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -232,38 +229,6 @@ fn refuse_jax_narrowing(py: Python<'_>, tensor: &Tensor) -> PyResult<()> {
         ),
     )
     .into())
-}
-
-/// A DLPack exchange table's `managed_tensor_to_py_object_no_sync`.
-pub(crate) type ToPyObject =
-    unsafe extern "C" fn(*mut DLManagedTensorVersioned, *mut *mut c_void) -> c_int;
-
-/// `tensor` through a producer's `managed_tensor_to_py_object_no_sync`: the
-/// versioned managed tensor's ownership passes to the callee, which calls
-/// its deleter (releasing the owner once) when its object is gone, or on
-/// failure.
-pub(crate) fn through_table<'py>(
-    py: Python<'py>,
-    to_py_object: ToPyObject,
-    tensor: Tensor,
-) -> PyResult<Bound<'py, PyAny>> {
-    let raw = tensor.into_dlpack()?.into_raw();
-    let mut out: *mut c_void = std::ptr::null_mut();
-    // SAFETY: the exchange contract: `raw` is an owned versioned managed
-    // tensor whose ownership passes to the callee (which calls its deleter
-    // itself on failure); on success `out` is a new reference.
-    let rc = unsafe { to_py_object(raw, &mut out) };
-    if rc != 0 || out.is_null() {
-        return Err(PyErr::take(py).unwrap_or_else(|| {
-            Error::buffer(
-                Cause::NoProtocol,
-                "a DLPack exchange table refused a tensor without an exception",
-            )
-            .into()
-        }));
-    }
-    // SAFETY: a new, non-NULL reference to the created object.
-    Ok(unsafe { Bound::from_owned_ptr(py, out.cast()) })
 }
 
 /// `module.function(dlbridge.Tensor)`: a framework's own DLPack import of

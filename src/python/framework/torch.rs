@@ -21,9 +21,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use super::{ToPyObject, through_table, via_from_dlpack};
+use super::via_from_dlpack;
 use crate::error::{Cause, Error};
-use crate::python::dlpack::exchange::table_of;
+use crate::python::dlpack::exchange::{ToPyObject, table_of, through_table};
 use crate::python::errors::framework_missing;
 use crate::tensor::Tensor;
 
