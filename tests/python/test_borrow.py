@@ -22,6 +22,7 @@ import torch
 
 import dlbridge
 import dlbridge_example as ex
+from producers import ArrayInterfaceOnly
 from cbuild import load
 
 
@@ -52,12 +53,6 @@ def fresh_process(code: str) -> str:
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-class ArrayInterfaceOnly:
-    def __init__(self, base: np.ndarray):
-        self.base = base
-        self.__array_interface__ = base.__array_interface__
 
 
 PRODUCERS = {

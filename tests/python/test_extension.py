@@ -22,25 +22,7 @@ import torch
 
 import dlbridge
 import dlbridge_example as ex
-
-
-class ArrayInterfaceOnly:
-    """Speaks only `__array_interface__` (a dict), keeping `base` alive."""
-
-    def __init__(self, base: np.ndarray):
-        self.base = base
-        self.__array_interface__ = base.__array_interface__
-
-
-class ArrayStructOnly:
-    """Speaks only `__array_struct__` (a capsule)."""
-
-    def __init__(self, base: np.ndarray):
-        self.base = base
-
-    @property
-    def __array_struct__(self):
-        return self.base.__array_struct__
+from producers import ArrayInterfaceOnly, ArrayStructOnly
 
 
 def base_array() -> np.ndarray:

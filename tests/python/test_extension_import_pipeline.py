@@ -22,6 +22,7 @@ import torch
 
 import dlbridge
 import dlbridge_example as ex
+from producers import ArrayInterfaceOnly, ArrayStructOnly
 
 # importer.rs: `Options::asarray`, `Options::ARGUMENT`, `Options::BORROWED`.
 OPTIONS = {
@@ -43,25 +44,6 @@ ENTRY_POINTS = {
 }
 
 has_exchange_table = hasattr(torch.Tensor, "__dlpack_c_exchange_api__")
-
-
-class InterfaceOnly:
-    """Speaks only `__array_interface__` (a dict)."""
-
-    def __init__(self, base: np.ndarray):
-        self.base = base
-        self.__array_interface__ = base.__array_interface__
-
-
-class StructOnly:
-    """Speaks only `__array_struct__` (a capsule)."""
-
-    def __init__(self, base: np.ndarray):
-        self.base = base
-
-    @property
-    def __array_struct__(self):
-        return self.base.__array_struct__
 
 
 class ArrayOnly:
@@ -112,8 +94,8 @@ def producers():
             None,
         ),
         "memoryview": (lambda: (memoryview(base), base), "builtin_buffer"),
-        "interface_only": (lambda: (InterfaceOnly(base), base), None),
-        "struct_only": (lambda: (StructOnly(base), base), None),
+        "interface_only": (lambda: (ArrayInterfaceOnly(base), base), None),
+        "struct_only": (lambda: (ArrayStructOnly(base), base), None),
         "pyarrow": (lambda: (values, np.frombuffer(values.buffers()[1], np.float64)[:6]), None),
         "fixed_size_list": (lambda: (fsl, np.frombuffer(values.buffers()[1], np.float64)[:6]), None),
         "array_only": (lambda: (ArrayOnly(base), base), None),
