@@ -13,8 +13,8 @@
 //! extent 2 and the rest 1, so both hold 64 bytes):
 //! - `export`: an owned `ndarray` array handed out as a versioned DLPack
 //!   managed tensor, its raw pointer taken, and the consumer's call of the
-//!   deleter (which frees the array). dlbridge: `Tensor::from` /
-//!   `Tensor::try_from` then `Tensor::into_dlpack`; dlpark:
+//!   deleter (which frees the array). dlbridge: `IntoDlpack::into_dlpack`
+//!   (straight from the array, no `Tensor` in between); dlpark:
 //!   `dynamic::Initialized::try_from(Box<Array>)` then `finish`.
 //! - `import_viewd`, `import_view2`: a versioned managed tensor (made by
 //!   dlpark's export in the untimed setup, the same producer for both)
@@ -40,7 +40,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use dlbridge::Tensor;
+use dlbridge::{IntoDlpack, Tensor};
 use dlpark::allocation::dynamic;
 use dlpark::ffi::DLManagedTensorVersioned;
 use dlpark::{Managed, TryFromDlpack};
@@ -158,21 +158,13 @@ fn rows() -> Vec<Box<dyn Timed>> {
         Box::new(Row {
             name: "export/4x4",
             setup: array_4x4,
-            dlbridge: |array| consume(Tensor::from(array).into_dlpack().unwrap().into_raw()),
+            dlbridge: |array| consume(array.into_dlpack().unwrap().into_raw()),
             dlpark: |array| consume(dlpark_export(array).into_raw()),
         }),
         Box::new(Row {
             name: "export/32d",
             setup: array_32d,
-            dlbridge: |array| {
-                consume(
-                    Tensor::try_from(array)
-                        .unwrap()
-                        .into_dlpack()
-                        .unwrap()
-                        .into_raw(),
-                )
-            },
+            dlbridge: |array| consume(array.into_dlpack().unwrap().into_raw()),
             dlpark: |array| consume(dlpark_export(array).into_raw()),
         }),
         Box::new(Row {
@@ -196,15 +188,13 @@ fn rows() -> Vec<Box<dyn Timed>> {
         Box::new(Row {
             name: "round_trip/4x4",
             setup: array_4x4,
-            dlbridge: |array| dlbridge_import_viewd(Tensor::from(array).into_dlpack().unwrap()),
+            dlbridge: |array| dlbridge_import_viewd(array.into_dlpack().unwrap()),
             dlpark: |array| dlpark_import_viewd(dlpark_export(array)),
         }),
         Box::new(Row {
             name: "round_trip/32d",
             setup: array_32d,
-            dlbridge: |array| {
-                dlbridge_import_viewd(Tensor::try_from(array).unwrap().into_dlpack().unwrap())
-            },
+            dlbridge: |array| dlbridge_import_viewd(array.into_dlpack().unwrap()),
             dlpark: |array| dlpark_import_viewd(dlpark_export(array)),
         }),
     ]

@@ -90,11 +90,13 @@
 //!   the unchecked mutable view that wrote it.
 pub mod constraints;
 mod from_array;
+mod into_dlpack;
 mod methods;
 mod raw;
 mod typed;
 
 // The borrowed arguments of the Python layer.
+pub use into_dlpack::IntoDlpack;
 #[cfg(feature = "python")]
 pub(crate) use raw::check_rank;
 pub use typed::TypedTensor;
