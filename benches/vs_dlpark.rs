@@ -34,7 +34,8 @@
 //! For a profile, `VS_DLPARK_ONLY=<row>:<dlbridge|dlpark>` (e.g.
 //! `export/4x4:dlbridge`) skips Criterion and runs that one routine on
 //! 100,000 inputs, e.g. under
-//! `valgrind --tool=callgrind --toggle-collect='*vs_dlpark*batch*'`.
+//! `valgrind --tool=callgrind --toggle-collect='*vs_dlpark*batch*'`
+//! (`VS_DLPARK_REPEAT=<n>` runs it n times, for `perf record`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -271,7 +272,12 @@ fn main() {
             .iter()
             .find(|row| row.name() == name)
             .expect("VS_DLPARK_ONLY names a row");
-        black_box(row.batch(side == "dlbridge", PROFILE_CALLS));
+        // `VS_DLPARK_REPEAT=<n>`: n batches, for a sampling profiler
+        // (`perf record`), which needs more than one batch's few ms.
+        let repeat = std::env::var("VS_DLPARK_REPEAT").map_or(1, |n| n.parse().unwrap_or(1));
+        for _ in 0..repeat {
+            black_box(row.batch(side == "dlbridge", PROFILE_CALLS));
+        }
         return;
     }
     let mut criterion = Criterion::default()
