@@ -13,8 +13,8 @@
 //! extent 2 and the rest 1, so both hold 64 bytes):
 //! - `export`: an owned `ndarray` array handed out as a versioned DLPack
 //!   managed tensor, its raw pointer taken, and the consumer's call of the
-//!   deleter (which frees the array). dlbridge: `Tensor::from` /
-//!   `Tensor::try_from` then `Tensor::into_dlpack`; dlpark:
+//!   deleter (which frees the array). dlbridge: `IntoDlpack::into_dlpack`
+//!   (straight from the array, no `Tensor` in between); dlpark:
 //!   `dynamic::Initialized::try_from(Box<Array>)` then `finish`.
 //! - `import_viewd`, `import_view2`: a versioned managed tensor (made by
 //!   dlpark's export in the untimed setup, the same producer for both)
@@ -34,13 +34,14 @@
 //! For a profile, `VS_DLPARK_ONLY=<row>:<dlbridge|dlpark>` (e.g.
 //! `export/4x4:dlbridge`) skips Criterion and runs that one routine on
 //! 100,000 inputs, e.g. under
-//! `valgrind --tool=callgrind --toggle-collect='*vs_dlpark*batch*'`.
+//! `valgrind --tool=callgrind --toggle-collect='*vs_dlpark*batch*'`
+//! (`VS_DLPARK_REPEAT=<n>` runs it n times, for `perf record`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use dlbridge::Tensor;
+use dlbridge::{IntoDlpack, Tensor};
 use dlpark::allocation::dynamic;
 use dlpark::ffi::DLManagedTensorVersioned;
 use dlpark::{Managed, TryFromDlpack};
@@ -158,21 +159,13 @@ fn rows() -> Vec<Box<dyn Timed>> {
         Box::new(Row {
             name: "export/4x4",
             setup: array_4x4,
-            dlbridge: |array| consume(Tensor::from(array).into_dlpack().unwrap().into_raw()),
+            dlbridge: |array| consume(array.into_dlpack().unwrap().into_raw()),
             dlpark: |array| consume(dlpark_export(array).into_raw()),
         }),
         Box::new(Row {
             name: "export/32d",
             setup: array_32d,
-            dlbridge: |array| {
-                consume(
-                    Tensor::try_from(array)
-                        .unwrap()
-                        .into_dlpack()
-                        .unwrap()
-                        .into_raw(),
-                )
-            },
+            dlbridge: |array| consume(array.into_dlpack().unwrap().into_raw()),
             dlpark: |array| consume(dlpark_export(array).into_raw()),
         }),
         Box::new(Row {
@@ -196,15 +189,13 @@ fn rows() -> Vec<Box<dyn Timed>> {
         Box::new(Row {
             name: "round_trip/4x4",
             setup: array_4x4,
-            dlbridge: |array| dlbridge_import_viewd(Tensor::from(array).into_dlpack().unwrap()),
+            dlbridge: |array| dlbridge_import_viewd(array.into_dlpack().unwrap()),
             dlpark: |array| dlpark_import_viewd(dlpark_export(array)),
         }),
         Box::new(Row {
             name: "round_trip/32d",
             setup: array_32d,
-            dlbridge: |array| {
-                dlbridge_import_viewd(Tensor::try_from(array).unwrap().into_dlpack().unwrap())
-            },
+            dlbridge: |array| dlbridge_import_viewd(array.into_dlpack().unwrap()),
             dlpark: |array| dlpark_import_viewd(dlpark_export(array)),
         }),
     ]
@@ -281,7 +272,12 @@ fn main() {
             .iter()
             .find(|row| row.name() == name)
             .expect("VS_DLPARK_ONLY names a row");
-        black_box(row.batch(side == "dlbridge", PROFILE_CALLS));
+        // `VS_DLPARK_REPEAT=<n>`: n batches, for a sampling profiler
+        // (`perf record`), which needs more than one batch's few ms.
+        let repeat = std::env::var("VS_DLPARK_REPEAT").map_or(1, |n| n.parse().unwrap_or(1));
+        for _ in 0..repeat {
+            black_box(row.batch(side == "dlbridge", PROFILE_CALLS));
+        }
         return;
     }
     let mut criterion = Criterion::default()

@@ -53,6 +53,7 @@ mod python;
 mod tensor;
 mod view;
 
+pub use crate::view::IntoDlpack;
 pub use crate::view::TypedTensor;
 pub use crate::view::constraints;
 pub use descriptor::{Claims, Descriptor, Source};

@@ -250,3 +250,50 @@ fn a_uniquely_held_array_is_freed_once_and_mutable_alone_again() {
     drop(exported);
     assert_eq!(live_buffers(), start);
 }
+
+/// An array exported straight to DLPack (`IntoDlpack`, no `Tensor` in
+/// between): its buffer is counted while the managed tensor lives and
+/// freed once, by the consumer's deleter call, by a drop, or after a
+/// re-import on another thread; a refused `ArrayD` counts nothing.
+#[test]
+fn an_array_exported_straight_is_freed_once_by_its_consumer() {
+    use dlbridge::IntoDlpack;
+    let _turn = LIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let start = live_buffers();
+    // The consumer calls the raw deleter.
+    let raw = ndarray::Array2::<f32>::zeros((4, 4))
+        .into_dlpack()
+        .unwrap()
+        .into_raw();
+    assert_eq!(live_buffers(), start + 1);
+    // SAFETY: `raw` was just released by `into_raw`, so this call owns it;
+    // its deleter runs exactly once.
+    unsafe { ((*raw).deleter.unwrap())(raw) };
+    assert_eq!(live_buffers(), start);
+    // Dropped as a `Managed`.
+    drop(ndarray::arr0(1u8).into_dlpack().unwrap());
+    assert_eq!(live_buffers(), start);
+    // Imported back, shared, and released from other threads.
+    let array = ndarray::Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64);
+    let data = array.as_ptr();
+    let tensor = Tensor::try_from(array.into_dlpack().unwrap()).unwrap();
+    assert_eq!(tensor.data_ptr().cast_const(), data.cast());
+    assert_eq!(live_buffers(), start + 1);
+    let clones: Vec<Tensor> = (0..3).map(|_| tensor.clone()).collect();
+    drop(tensor);
+    std::thread::scope(|scope| {
+        for clone in clones {
+            scope.spawn(move || drop(clone));
+        }
+    });
+    assert_eq!(live_buffers(), start);
+    // Refused before anything is counted.
+    let wide = ndarray::ArrayD::<u8>::zeros(ndarray::IxDyn(&[1; 65]));
+    assert_eq!(
+        wide.into_dlpack().err().map(|e| e.kind()),
+        Some(ErrorKind::Value)
+    );
+    assert_eq!(live_buffers(), start);
+}

@@ -6,19 +6,20 @@
 //! immediately, if validation refuses it). Export builds a fresh managed
 //! tensor per call whose `manager_ctx` is a clone of the tensor's owner.
 
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use dlpark::dlpack::FromRawError;
-use dlpark::ffi::DLTensor;
+use dlpark::ffi::{DLManagedTensorVersioned, DLTensor};
 use dlpark::{DlpackFlags, Managed, ManagedTensorBase, legacy, versioned};
 
 use crate::descriptor::Source;
 use crate::descriptor::{Claims, Descriptor};
 use crate::device::Device;
-use crate::dtype::DType;
+use crate::dtype::{DType, Element};
 use crate::error::{Cause, Error, Result};
 use crate::layout::{Layout, MAX_NDIM};
-use crate::owner::{Allocation, Holder};
+use crate::owner::{Allocation, Holder, RustVec};
 use crate::tensor::Tensor;
 
 /// Why dlpark refused to take a raw managed tensor: an incompatible major
@@ -232,17 +233,33 @@ impl Tensor {
     }
 }
 
-/// An export block with everything but its owner written: the header
-/// (deleter included), the shape and the element strides.
-///
-/// The dims are written straight into the new block; if the strides are
-/// refused, the block (nothing in it needs dropping yet) is freed before
-/// returning.
-fn fill_block<M: ManagedTensorBase>(
-    tensor: &Tensor,
+/// What an export block's header says besides its dims: the first
+/// element, where it lives, its dtype and the versioned flags.
+struct Header {
+    data: *mut u8,
+    device: Device,
+    dtype: DType,
     flags: DlpackFlags,
+}
+
+/// An export block with everything but its owner written: the header
+/// (deleter included), the shape and the element strides, which
+/// `write_dims` writes into the block's `ndim` extents and `ndim` strides.
+///
+/// The dims are written straight into the new block (no zeroing first:
+/// for a few axes that was a `memset` call); if `write_dims` refuses them,
+/// the block (nothing in it needs dropping yet) is freed before returning.
+///
+/// # Safety
+///
+/// When `write_dims` returns `Ok`, it has written every value of both
+/// slices; `header.flags` says nothing untrue of the memory (see below).
+#[inline(always)]
+unsafe fn fill_block<M: ManagedTensorBase>(
+    ndim: usize,
+    header: Header,
+    write_dims: impl FnOnce(&mut [MaybeUninit<i64>], &mut [MaybeUninit<i64>]) -> Result<()>,
 ) -> Result<NonNull<ExportHead<M>>> {
-    let ndim = tensor.ndim();
     let (layout, offset) = block_layout::<M>(ndim);
     // SAFETY: the layout has a non-zero size (the head is never empty).
     let raw = unsafe { std::alloc::alloc(layout) };
@@ -252,33 +269,27 @@ fn fill_block<M: ManagedTensorBase>(
     // SAFETY: `offset` and `2 * ndim` values lie inside the block just
     // allocated, which nothing else can see.
     let dims = unsafe { raw.add(offset).cast::<i64>() };
-    // The extents and zeroed strides are written in one pass before any
-    // slice over them is formed (a separate zeroing was a `memset` call).
-    for (axis, &extent) in tensor.shape().iter().enumerate() {
-        // SAFETY: `axis < ndim`, so both values lie inside the block.
-        unsafe {
-            dims.add(axis).write(extent as i64);
-            dims.add(ndim + axis).write(0);
-        }
-    }
     {
-        // SAFETY: as above, all `2 * ndim` values now initialised; the
-        // slice is gone before `dims` is used again.
-        let values = unsafe { std::slice::from_raw_parts_mut(dims, 2 * ndim) };
-        let strides = &mut values[ndim..];
-        if let Err(refused) = tensor.layout().element_strides_into(strides) {
+        // SAFETY: the `2 * ndim` values lie inside the block, aligned for
+        // `i64` (the block layout's `extend`); `MaybeUninit` needs no
+        // initialised memory, and the slice is gone before `dims` is used
+        // again.
+        let values =
+            unsafe { std::slice::from_raw_parts_mut(dims.cast::<MaybeUninit<i64>>(), 2 * ndim) };
+        let (shape, strides) = values.split_at_mut(ndim);
+        if let Err(refused) = write_dims(shape, strides) {
             // SAFETY: allocated above with this layout; nothing in it is
             // initialised that needs dropping.
             unsafe { std::alloc::dealloc(raw, layout) };
             return Err(refused);
         }
     }
-    let mut header = M::from_parts(
+    let mut managed = M::from_parts(
         DLTensor {
-            data: tensor.data_ptr().cast(),
-            device: tensor.device().to_dlpack(),
+            data: header.data.cast(),
+            device: header.device.to_dlpack(),
             ndim: ndim as i32,
-            dtype: tensor.dtype().to_dlpack(),
+            dtype: header.dtype.to_dlpack(),
             shape: std::ptr::null_mut(),
             strides: std::ptr::null_mut(),
             byte_offset: 0,
@@ -286,11 +297,12 @@ fn fill_block<M: ManagedTensorBase>(
         std::ptr::null_mut(),
         Some(delete_export::<M>),
     );
-    // SAFETY: READ_ONLY mirrors the tensor's flag, IS_SUBBYTE_TYPE_PADDED
-    // its dtype, and IS_COPIED is only passed for a private copy.
-    unsafe { header.set_flags_unchecked(flags) };
+    // SAFETY: every caller passes READ_ONLY only for memory that must not
+    // be written, IS_SUBBYTE_TYPE_PADDED only for a padded dtype, and
+    // IS_COPIED only for a private copy.
+    unsafe { managed.set_flags_unchecked(header.flags) };
     if ndim > 0 {
-        let described = header.tensor_mut();
+        let described = managed.tensor_mut();
         described.shape = dims;
         // SAFETY: `dims` holds `2 * ndim` values.
         described.strides = unsafe { dims.add(ndim) };
@@ -300,10 +312,88 @@ fn fill_block<M: ManagedTensorBase>(
     // of its layout, suitably aligned); the header and the axis count are
     // written in place, the owner is left to `finish_block`.
     unsafe {
-        (&raw mut (*head).header).write(header);
+        (&raw mut (*head).header).write(managed);
         (&raw mut (*head).ndim).write(ndim);
         Ok(NonNull::new_unchecked(head))
     }
+}
+
+/// [`fill_block`] for a tensor: its extents, and its byte strides
+/// converted to element strides (refused when one does not divide).
+fn fill_tensor_block<M: ManagedTensorBase>(
+    tensor: &Tensor,
+    flags: DlpackFlags,
+) -> Result<NonNull<ExportHead<M>>> {
+    let header = Header {
+        data: tensor.data_ptr(),
+        device: tensor.device(),
+        dtype: tensor.dtype(),
+        flags,
+    };
+    let write_dims = |shape: &mut [MaybeUninit<i64>], strides: &mut [MaybeUninit<i64>]| {
+        // The extents and zeroed strides in one pass, so that the strides
+        // can be borrowed as initialised values.
+        for ((to, stride), &extent) in shape.iter_mut().zip(strides.iter_mut()).zip(tensor.shape())
+        {
+            to.write(extent as i64);
+            stride.write(0);
+        }
+        // SAFETY: every one of the `ndim` strides was just written (the
+        // tensor has `ndim` extents), and `MaybeUninit<i64>` has `i64`'s
+        // layout.
+        let strides = unsafe { &mut *(std::ptr::from_mut(strides) as *mut [i64]) };
+        tensor.layout().element_strides_into(strides)
+    };
+    // SAFETY: `write_dims` writes every extent and stride before its `Ok`;
+    // the caller's flags mirror the tensor (see `export_flags`).
+    unsafe { fill_block(tensor.ndim(), header, write_dims) }
+}
+
+/// An owned `ndarray` array as a versioned managed tensor, with no
+/// [`Tensor`] (and so no [`Layout`]) in between: the dims are the array's
+/// own extents and element strides, written as they are, and its buffer
+/// becomes the owner (counted by [`crate::live_buffers`]).
+///
+/// `ndim` must be at most [`MAX_NDIM`] (the caller's check for `ArrayD`).
+pub(crate) fn array_into_dlpack<T: Element, D: ndarray::Dimension>(
+    array: ndarray::Array<T, D>,
+) -> Result<versioned::Dlpack> {
+    let ndim = array.ndim();
+    debug_assert!(ndim <= MAX_NDIM);
+    let mut flags = DlpackFlags::empty();
+    if T::DTYPE.is_padded_subbyte() {
+        flags |= DlpackFlags::IS_SUBBYTE_TYPE_PADDED;
+    }
+    let header = Header {
+        data: array.as_ptr().cast_mut().cast::<u8>(),
+        device: Device::CPU,
+        dtype: T::DTYPE,
+        flags,
+    };
+    let write_dims = |shape: &mut [MaybeUninit<i64>], strides: &mut [MaybeUninit<i64>]| {
+        // An owned array's extents each fit in `isize` (their product over
+        // the non-zero ones does), and its strides count elements already,
+        // as DLPack's do: nothing to check or convert.
+        for (to, &extent) in shape.iter_mut().zip(array.shape()) {
+            to.write(extent as i64);
+        }
+        for (to, &stride) in strides.iter_mut().zip(array.strides()) {
+            to.write(stride as i64);
+        }
+        Ok(())
+    };
+    // SAFETY: `write_dims` writes all `ndim` extents and `ndim` strides
+    // (the array has that many of each) and always returns `Ok`; the flags
+    // claim no read-only memory (the array is owned and moves in) and
+    // padded sub-byte storage exactly when `T`'s dtype is one.
+    let block = unsafe { fill_block::<DLManagedTensorVersioned>(ndim, header, write_dims)? };
+    // The array's heap buffer is all the owner needs: taking the `Vec`
+    // apart does not move it, so the header's `data` (a pointer into it,
+    // or dangling and aligned for no elements) stays valid for the owner's
+    // life, and every element the dims reach lies in it (ndarray's
+    // invariant for an owned array).
+    let (values, _) = array.into_raw_vec_and_offset();
+    finish_block(block, Holder::new(RustVec::new(values)))
 }
 
 /// Hands `owner` to a block from [`fill_block`] and makes it a managed
@@ -328,7 +418,7 @@ fn finish_block<M: ManagedTensorBase>(
 
 impl Tensor {
     fn export<M: ManagedTensorBase>(&self, flags: DlpackFlags) -> Result<Managed<M>> {
-        let block = fill_block(self, flags)?;
+        let block = fill_tensor_block(self, flags)?;
         finish_block(block, self.owner().clone())
     }
 
@@ -383,7 +473,7 @@ impl Tensor {
     pub fn into_dlpack(self) -> Result<versioned::Dlpack> {
         // The tensor's own share of the owner moves into the export: no
         // reference count goes up here and down again when `self` drops.
-        let block = fill_block(&self, self.export_flags())?;
+        let block = fill_tensor_block(&self, self.export_flags())?;
         finish_block(block, self.into_owner())
     }
 

@@ -21,18 +21,22 @@ fn tensor_from_array<T: Element, D: Dimension + 'static>(
     array: ndarray::Array<T, D>,
 ) -> Result<Tensor> {
     if array.ndim() > crate::layout::MAX_NDIM {
-        return Err(Error::value(
-            Cause::Layout,
-            format!(
-                "an array with {} axes cannot become a Tensor: ndim {} exceeds the maximum of {}",
-                array.ndim(),
-                array.ndim(),
-                crate::layout::MAX_NDIM
-            ),
-        ));
+        return Err(too_many_axes(array.ndim()));
     }
     let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())?;
     Ok(tensor_over_array(array, layout))
+}
+
+/// Refuses an `ndarray::ArrayD` of `ndim` axes, more than any protocol
+/// carries.
+pub(super) fn too_many_axes(ndim: usize) -> Error {
+    Error::value(
+        Cause::Layout,
+        format!(
+            "an array with {ndim} axes cannot become a Tensor: ndim {ndim} exceeds the maximum of {}",
+            crate::layout::MAX_NDIM
+        ),
+    )
 }
 
 /// The tensor over `array`, whose own layout (validated) is `layout`.

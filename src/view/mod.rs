@@ -90,11 +90,13 @@
 //!   the unchecked mutable view that wrote it.
 pub mod constraints;
 mod from_array;
+mod into_dlpack;
 mod methods;
 mod raw;
 mod typed;
 
 // The borrowed arguments of the Python layer.
+pub use into_dlpack::IntoDlpack;
 #[cfg(feature = "python")]
 pub(crate) use raw::check_rank;
 pub use typed::TypedTensor;
@@ -116,6 +118,35 @@ mod tests {
     use crate::dtype::DType;
     use crate::error::ErrorKind;
     use ndarray::{Array, Array2, Ix2, Ix3, s};
+
+    /// `as_ndarray` takes a fixed-rank route for one to three axes and the
+    /// `IxDyn` one otherwise: every rank gives the array's own elements,
+    /// shape and strides, flipped and stepped axes included.
+    #[test]
+    fn dynamic_views_of_every_rank_are_the_array() {
+        for ndim in 0..=5 {
+            let shape: Vec<usize> = (0..ndim).map(|axis| 2 + axis % 3).collect();
+            let mut a = Array::from_shape_fn(IxDyn(&shape), |ix| {
+                ndarray::Dimension::slice(&ix)
+                    .iter()
+                    .fold(0i32, |n, &i| n * 10 + i as i32)
+            });
+            if ndim > 0 {
+                a.invert_axis(Axis(0));
+                a.slice_axis_inplace(Axis(ndim - 1), ndarray::Slice::new(0, None, -2));
+            }
+            let t = Tensor::try_from(a.clone()).unwrap();
+            // SAFETY: nothing writes `t` while the view lives.
+            let v = unsafe { t.as_ndarray::<i32>() }.unwrap();
+            assert_eq!(v, a.view(), "{ndim}-d");
+            assert_eq!(v.strides(), a.strides(), "{ndim}-d");
+            assert_eq!(
+                v.as_ptr().cast::<u8>(),
+                t.data_ptr().cast_const(),
+                "{ndim}-d"
+            );
+        }
+    }
 
     #[test]
     fn views_follow_strides_including_negative() {

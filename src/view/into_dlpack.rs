@@ -1,0 +1,139 @@
+//! Rust arrays handed out as DLPack with no `Tensor` in between.
+
+use dlpark::versioned;
+
+use crate::dtype::Element;
+use crate::error::Result;
+
+use super::from_array::too_many_axes;
+
+/// Moves an owned array out as a versioned DLPack managed tensor, with no
+/// copy: the same tensor as `Tensor::from(array).into_dlpack()`, written
+/// straight from the array's own shape and element strides (which
+/// ndarray has proved) instead of through a validated [`Layout`](crate::Layout)
+/// and back. The array's buffer is freed once, when the consumer calls the
+/// deleter.
+///
+/// ```
+/// use dlbridge::{IntoDlpack, Tensor};
+///
+/// let array = ndarray::Array2::<f32>::from_shape_fn((2, 3), |(i, j)| (i * 3 + j) as f32);
+/// let managed = array.t().to_owned().into_dlpack().unwrap();
+/// let back = Tensor::try_from(managed).unwrap();
+/// assert_eq!((back.shape(), back.strides()), (&[3, 2][..], &[4, 12][..]));
+/// ```
+pub trait IntoDlpack {
+    /// The versioned managed tensor over this array's memory.
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::Layout`](crate::Cause::Layout)) for an `ArrayD`
+    /// of more than [`MAX_NDIM`](crate::MAX_NDIM) axes, as
+    /// `Tensor::try_from` refuses it; the fixed ranks always succeed.
+    fn into_dlpack(self) -> Result<versioned::Dlpack>;
+}
+
+impl<T: Element, D: ndarray::Dimension> IntoDlpack for ndarray::Array<T, D> {
+    #[inline]
+    fn into_dlpack(self) -> Result<versioned::Dlpack> {
+        if self.ndim() > crate::layout::MAX_NDIM {
+            return Err(too_many_axes(self.ndim()));
+        }
+        crate::protocol::dlpack::array_into_dlpack(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dlpark::DlpackFlags;
+    use ndarray::{Array, ArrayD, Axis, IxDyn, s};
+
+    use super::*;
+    use crate::error::{Cause, ErrorKind};
+    use crate::tensor::Tensor;
+
+    /// The header and dims of a managed tensor: data, ndim, dtype, flags,
+    /// shape, strides.
+    fn described(
+        managed: &versioned::Dlpack,
+    ) -> (usize, i32, crate::DType, u64, Vec<i64>, Vec<i64>) {
+        // SAFETY: a live managed tensor's dims stay readable while it is owned.
+        let t = unsafe { managed.tensor() };
+        let ndim = usize::try_from(t.ndim).unwrap();
+        // SAFETY: `ndim` values each, or no axes (the pointers are unread).
+        let (shape, strides) = unsafe {
+            if ndim == 0 {
+                (vec![], vec![])
+            } else {
+                (
+                    std::slice::from_raw_parts(t.shape, ndim).to_vec(),
+                    std::slice::from_raw_parts(t.strides, ndim).to_vec(),
+                )
+            }
+        };
+        (
+            t.data as usize,
+            t.ndim,
+            crate::DType::from_dlpack_flagged(t.dtype, false).unwrap(),
+            managed.flags().bits(),
+            shape,
+            strides,
+        )
+    }
+
+    /// Straight from the array, the managed tensor is the one the checked
+    /// path (`Tensor::from(array).into_dlpack()`) writes, for every kind of
+    /// owned array: 0-d, empty, length-1 axes, negative and stepped
+    /// strides, permuted axes, dynamic rank beyond the inline six.
+    #[test]
+    fn writes_what_the_tensor_path_writes() {
+        fn same<D: ndarray::Dimension>(array: Array<f64, D>) {
+            let direct = array.clone().into_dlpack().unwrap();
+            // `into_dyn` keeps the shape and strides as they are.
+            let checked = Tensor::try_from(array.into_dyn())
+                .unwrap()
+                .into_dlpack()
+                .unwrap();
+            let (mut d, mut c) = (described(&direct), described(&checked));
+            // Two arrays, two buffers: all but the address must match.
+            (d.0, c.0) = (0, 0);
+            assert_eq!(d, c);
+            // And it imports back over the same memory.
+            // SAFETY: the header of a live managed tensor.
+            let data = unsafe { direct.tensor() }.data.cast::<u8>();
+            let back = Tensor::try_from(direct).unwrap();
+            assert_eq!(back.data_ptr(), data);
+        }
+        let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
+        same(ndarray::arr0(1.0));
+        same(Array::<f64, _>::zeros((0, 3)));
+        same(grid());
+        same(grid().reversed_axes());
+        let mut flipped = grid();
+        flipped.invert_axis(Axis(1));
+        same(flipped);
+        let mut stepped = grid();
+        stepped.slice_collapse(s![..;2, ..;-3]);
+        same(stepped);
+        let mut cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64);
+        cube.swap_axes(0, 2);
+        cube.invert_axis(Axis(1));
+        same(cube);
+        let shape: Vec<usize> = (0..9).map(|axis| 1 + axis % 2).collect();
+        let mut wide = ArrayD::<f64>::zeros(IxDyn(&shape));
+        wide.invert_axis(Axis(3));
+        same(wide);
+    }
+
+    #[test]
+    fn flags_and_refusals() {
+        let exported = Array::<f32, _>::zeros((2, 2)).into_dlpack().unwrap();
+        assert_eq!(exported.flags(), DlpackFlags::empty(), "writable");
+        let err = ArrayD::<u8>::zeros(IxDyn(&[1; 65]))
+            .into_dlpack()
+            .err()
+            .unwrap();
+        assert_eq!((err.kind(), err.cause()), (ErrorKind::Value, Cause::Layout));
+        assert!(err.message().contains("65 axes"), "{err}");
+    }
+}
