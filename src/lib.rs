@@ -96,5 +96,5 @@ pub mod prelude {
     pub use crate::constraints::{CContig, Constraint, FContig, Writable};
     #[cfg(feature = "python")]
     pub use crate::{AnyDtype, Framework, Native, ReadonlyTensor, ReadwriteTensor};
-    pub use crate::{DType, Element, Error, Tensor, TypedTensor};
+    pub use crate::{DType, Element, Error, IntoDlpack, Tensor, TypedTensor};
 }
