@@ -361,6 +361,9 @@ impl Layout {
     /// copied from a `Dims` temporary into it (112 bytes, and the copy
     /// stalled on store forwarding).
     #[inline(always)]
+    // Inlined: its `Layout` is then built in place, not moved out of a
+    // `Result` (two `memcpy`s of the layout per `Layout::new`).
+    #[inline(always)]
     fn blank<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Self> {
         Self::dims_for(ndim, strides)?;
         Ok(Self {
@@ -583,6 +586,7 @@ impl Layout {
 
 /// An itemsize in the 32 bits a `Layout` keeps (no dtype or buffer format
 /// comes near: the widest DLPack element is 255 bits times 65,535 lanes).
+#[inline]
 fn narrow(itemsize: usize) -> Result<u32> {
     u32::try_from(itemsize).map_err(|_| {
         Error::value(
