@@ -361,9 +361,6 @@ impl Layout {
     /// copied from a `Dims` temporary into it (112 bytes, and the copy
     /// stalled on store forwarding).
     #[inline(always)]
-    // Inlined: its `Layout` is then built in place, not moved out of a
-    // `Result` (two `memcpy`s of the layout per `Layout::new`).
-    #[inline(always)]
     fn blank<T: std::fmt::Debug>(ndim: usize, strides: Option<&[T]>) -> Result<Self> {
         Self::dims_for(ndim, strides)?;
         Ok(Self {

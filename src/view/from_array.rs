@@ -226,7 +226,9 @@ mod tests {
         cube.swap_axes(0, 2);
         cube.invert_axis(Axis(1));
         same(cube);
-        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[2, 1, 3, 1, 2, 1, 2, 1])));
+        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[
+            2, 1, 3, 1, 2, 1, 2, 1,
+        ])));
         same(Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 64])));
         let too_many = Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 65]));
         assert!(Tensor::try_from(too_many).is_err());
