@@ -583,6 +583,7 @@ impl Layout {
 
 /// An itemsize in the 32 bits a `Layout` keeps (no dtype or buffer format
 /// comes near: the widest DLPack element is 255 bits times 65,535 lanes).
+#[inline]
 fn narrow(itemsize: usize) -> Result<u32> {
     u32::try_from(itemsize).map_err(|_| {
         Error::value(

@@ -67,11 +67,18 @@ impl KnownType {
     }
 
     /// Whether `ty` is this kind's type (resolving it on first sight).
+    /// Inlined: once resolved, an atomic load and a compare.
+    #[inline]
     fn is(self, py: Python<'_>, ty: *mut ffi::PyTypeObject) -> bool {
         let known = self.slot().load(Ordering::Acquire);
         if !known.is_null() {
             return ty == known;
         }
+        self.resolve(py, ty)
+    }
+
+    /// `is` before this kind's type is known: resolves it if `ty` is it.
+    fn resolve(self, py: Python<'_>, ty: *mut ffi::PyTypeObject) -> bool {
         // SAFETY: `ty` is a live type object; `tp_name` is a NUL-terminated
         // string it owns.
         let name = unsafe { CStr::from_ptr((*ty).tp_name) };
@@ -92,20 +99,30 @@ pub(crate) fn is(py: Python<'_>, ty: *mut ffi::PyTypeObject, kind: KnownType) ->
 }
 
 /// The known kind `ty` itself is, if any.
+#[inline]
 pub(crate) fn kind_of(py: Python<'_>, ty: *mut ffi::PyTypeObject) -> Option<KnownType> {
     KINDS.into_iter().find(|kind| kind.is(py, ty))
 }
 
 /// The first type in `ty`'s MRO that is a known kind, with that kind.
+#[inline]
 pub(crate) fn find_in_mro(
     py: Python<'_>,
     ty: *mut ffi::PyTypeObject,
 ) -> Option<(KnownType, *mut ffi::PyTypeObject)> {
     // The type itself heads its MRO: an exact framework type (the usual
-    // argument) is answered without walking the tuple.
+    // argument) is answered inline, without walking the tuple.
     if let Some(kind) = kind_of(py, ty) {
         return Some((kind, ty));
     }
+    find_in_bases(py, ty)
+}
+
+/// `find_in_mro` past the type itself: its bases, in MRO order.
+fn find_in_bases(
+    py: Python<'_>,
+    ty: *mut ffi::PyTypeObject,
+) -> Option<(KnownType, *mut ffi::PyTypeObject)> {
     // SAFETY: `ty` is a live type; its MRO is a tuple it owns (NULL only
     // while the type is being built, never for the type of a live object).
     let mro = unsafe { (*ty).tp_mro };

@@ -23,7 +23,11 @@ fn tensor_from_array<T: Element, D: Dimension + 'static>(
     if array.ndim() > crate::layout::MAX_NDIM {
         return Err(too_many_axes(array.ndim()));
     }
-    let layout = Layout::from_ndarray(array.shape(), array.strides(), size_of::<T>())?;
+    // SAFETY: the shape and strides of an owned array of `T`, with at most
+    // `MAX_NDIM` axes (refused above): what the checked constructor would
+    // prove, the array's type has (as for the fixed ranks).
+    let layout =
+        unsafe { Layout::from_owned_ndarray(array.shape(), array.strides(), size_of::<T>()) };
     Ok(tensor_over_array(array, layout))
 }
 
@@ -199,5 +203,38 @@ mod tests {
         cube.invert_axis(Axis(1));
         same(cube);
         same(Array::<f64, _>::zeros((1, 1, 1, 1, 1, 7)));
+    }
+
+    /// `TryFrom<ArrayD>` builds its layout without checks too (below
+    /// `MAX_NDIM` axes): the same layout the checked constructor builds, for
+    /// dynamic-rank arrays of every kind, past the inline ranks as well.
+    #[test]
+    fn dynamic_rank_layouts_match_the_checked_constructor() {
+        fn same(array: ndarray::ArrayD<f64>) {
+            let (shape, strides) = (array.shape().to_vec(), array.strides().to_vec());
+            let ptr = array.as_ptr();
+            let checked = Layout::from_ndarray(&shape, &strides, 8).unwrap();
+            let t = Tensor::try_from(array).unwrap();
+            assert_eq!(t.layout(), &checked, "{shape:?} {strides:?}");
+            assert_eq!(t.data_ptr().cast_const(), ptr.cast());
+        }
+        let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64).into_dyn();
+        same(ndarray::arr0(1.0).into_dyn());
+        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[0, 3])));
+        same(grid());
+        same(grid().reversed_axes());
+        let mut stepped = grid();
+        stepped.slice_collapse(s![..;2, ..;-3]);
+        same(stepped);
+        let mut cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64).into_dyn();
+        cube.swap_axes(0, 2);
+        cube.invert_axis(Axis(1));
+        same(cube);
+        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[
+            2, 1, 3, 1, 2, 1, 2, 1,
+        ])));
+        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 64])));
+        let too_many = Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 65]));
+        assert!(Tensor::try_from(too_many).is_err());
     }
 }

@@ -222,6 +222,35 @@ def test_every_numpy_dtype_round_trips(dtype):
     assert out.ctypes.data == x.ctypes.data
 
 
+_grid = np.arange(12.0).reshape(3, 4)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        _grid,  # C strides: NumPy writes them itself
+        np.asfortranarray(_grid),
+        _grid[:, 1:2],  # C-contiguous, but (32, 8): not the strides NumPy would write
+        _grid[1:2, :],  # (32, 8) again: the length-1 axis keeps its stride
+        np.ones((4, 1, 3))[:, :, ::-1],
+        np.ones((0, 3)),
+        np.ones((3, 0))[::2],
+        np.array(5.0),
+        np.ones((1, 1, 1)),
+    ],
+    ids=["c", "f", "column", "row", "reversed", "empty", "empty-stepped", "0-d", "ones"],
+)
+def test_numpy_return_keeps_strides_and_flags(x):
+    """A C-strided tensor's array has NumPy fill its strides in (faster); the
+    array must read the same either way: strides, contiguity, memory."""
+    out = ex.identity_like(x, np.zeros(1))
+    assert (out.shape, out.strides) == (x.shape, x.strides)
+    assert out.ctypes.data == x.ctypes.data
+    for flag in ("C_CONTIGUOUS", "F_CONTIGUOUS", "WRITEABLE", "ALIGNED"):
+        assert out.flags[flag] == x.flags[flag], flag
+    np.testing.assert_array_equal(out, x)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "int64", "uint64", "complex128"])
 def test_jax_narrowing_is_refused(dtype):
     assert not jax.config.jax_enable_x64  # JAX's default, which narrows

@@ -121,12 +121,14 @@ pub struct Native {
 
 impl Native {
     /// `tensor`, to be returned as `framework`'s array.
+    #[inline]
     pub fn new(tensor: Tensor, framework: Framework) -> Self {
         Self { tensor, framework }
     }
 
     /// `tensor`, to be returned in the framework `like` belongs to
     /// ([`Framework::of`]).
+    #[inline]
     pub fn like(tensor: Tensor, like: &Bound<'_, PyAny>) -> Self {
         Self::new(tensor, Framework::of(like))
     }
@@ -147,8 +149,15 @@ impl<'py> IntoPyObject<'py> for Native {
     type Output = Bound<'py, PyAny>;
     type Error = PyErr;
 
+    #[inline]
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.tensor.into_framework(py, self.framework)
+        // The NumPy return called straight from here: the tensor is handed
+        // on by pointer, not moved through `into_framework`'s frame first
+        // (a `Native` is 192 bytes, whose moves are `memcpy` calls).
+        match self.framework {
+            Framework::NumPy => numpy::to_ndarray(py, self.tensor),
+            framework => self.tensor.into_framework(py, framework),
+        }
     }
 }
 
@@ -164,6 +173,7 @@ impl Tensor {
     /// device other than the CPU for NumPy and `memoryview` ([`Cause::Device`]),
     /// read-only memory for torch ([`Cause::Readonly`]); any exception the
     /// framework raises itself.
+    #[inline]
     pub fn into_framework(
         self,
         py: Python<'_>,

@@ -146,17 +146,26 @@ pub(crate) fn to_ndarray<'py>(py: Python<'py>, tensor: Tensor) -> PyResult<Bound
     if descr.is_null() {
         return Err(PyErr::fetch(py));
     }
+    // Strides that are exactly C order's are left for NumPy to fill in:
+    // it then knows the array's contiguity as it writes them, instead of
+    // working it out again from given strides (the same strides either way).
+    let strides = if has_c_strides(tensor.shape(), tensor.strides(), tensor.itemsize()) {
+        std::ptr::null_mut()
+    } else {
+        tensor.strides().as_ptr().cast_mut()
+    };
     // SAFETY: shape and strides are `ndim` validated values (extents fit in
-    // `isize`, so `usize` and `isize` agree bit for bit); NumPy copies them.
-    // The data pointer is valid over the layout's span while the owner
-    // lives, which the base object below guarantees.
+    // `isize`, so `usize` and `isize` agree bit for bit); NumPy copies them
+    // (or, NULL, writes C strides, equal to the tensor's). The data pointer
+    // is valid over the layout's span while the owner lives, which the base
+    // object below guarantees.
     let array = unsafe {
         (api.new_from_descr)(
             api.array_type,
             descr,
             ndim,
             tensor.shape().as_ptr().cast_mut().cast(),
-            tensor.strides().as_ptr().cast_mut(),
+            strides,
             tensor.data_ptr().cast(),
             flags,
             std::ptr::null_mut(),
@@ -174,4 +183,21 @@ pub(crate) fn to_ndarray<'py>(py: Python<'py>, tensor: Tensor) -> PyResult<Bound
         return Err(PyErr::fetch(py));
     }
     Ok(array)
+}
+
+/// Whether `strides` are exactly the C-order strides NumPy writes for
+/// `shape` (each the product of the later extents, times the itemsize, on
+/// every axis: length-1 axes included, and empty arrays too).
+fn has_c_strides(shape: &[usize], strides: &[isize], itemsize: usize) -> bool {
+    // NumPy's `_array_fill_strides` steps by `max(extent, 1)`.
+    let mut step = itemsize as isize;
+    for (&extent, &stride) in shape.iter().zip(strides).rev() {
+        if stride != step {
+            return false;
+        }
+        // A validated layout's byte size fits in isize; an empty one's
+        // product may not, so it saturates (and then never matches).
+        step = step.saturating_mul(extent.max(1) as isize);
+    }
+    true
 }
