@@ -204,8 +204,76 @@ impl Layout {
         unit: i64,
         itemsize: usize,
     ) -> Result<Self> {
-        let mut layout = Self::blank(shape.len(), strides)?;
-        let (extents, steps) = layout.dims.parts_mut(shape.len());
+        let mut layout = Self::SCALAR;
+        layout.fill_signed_scaled(shape, strides, unit, itemsize)?;
+        Ok(layout)
+    }
+
+    /// A zero-axis layout of one 1-byte element (what
+    /// `Layout::contiguous(&[], 1)` builds): the placeholder that
+    /// [`Layout::fill_element_strides`] overwrites in place.
+    pub(crate) const SCALAR: Self = Self {
+        dims: Dims::Inline {
+            shape: [0; INLINE_NDIM],
+            strides: [0; INLINE_NDIM],
+        },
+        itemsize: 1,
+        ndim: 0,
+        size: 1,
+        low: 0,
+        high: 1,
+        c_contiguous: true,
+        f_contiguous: true,
+    };
+
+    /// [`Layout::from_element_strides`] written into `self`, where its
+    /// keeper (the DLPack import's descriptor) already holds it, instead of
+    /// returned in a `Result<Layout>`: unwrapping that carrier copied the
+    /// freshly written dims out and back in 16-byte loads of 8-byte stores,
+    /// which stalled store forwarding on every import. The checks are the
+    /// same; on an error `self` is [`Layout::SCALAR`] again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Layout::from_element_strides`].
+    #[inline(always)]
+    pub(crate) fn fill_element_strides(
+        &mut self,
+        shape: &[i64],
+        element_strides: Option<&[i64]>,
+        itemsize: usize,
+    ) -> Result<()> {
+        self.fill_signed_scaled(shape, element_strides, itemsize as i64, itemsize)
+    }
+
+    #[inline(always)]
+    fn fill_signed_scaled(
+        &mut self,
+        shape: &[i64],
+        strides: Option<&[i64]>,
+        unit: i64,
+        itemsize: usize,
+    ) -> Result<()> {
+        let filled = self.try_fill_signed_scaled(shape, strides, unit, itemsize);
+        if filled.is_err() {
+            // Never leave a half-checked layout behind (nor leak its dims).
+            *self = Self::SCALAR;
+        }
+        filled
+    }
+
+    #[inline(always)]
+    fn try_fill_signed_scaled(
+        &mut self,
+        shape: &[i64],
+        strides: Option<&[i64]>,
+        unit: i64,
+        itemsize: usize,
+    ) -> Result<()> {
+        Self::dims_for(shape.len(), strides)?;
+        self.dims = Dims::zeroed(shape.len());
+        self.ndim = shape.len() as u8;
+        let (extents, steps) = self.dims.parts_mut(shape.len());
         for (axis, (&extent, out)) in shape.iter().zip(extents.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(
@@ -223,8 +291,7 @@ impl Layout {
                     .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
             }
         }
-        layout.complete(strides.is_none(), itemsize)?;
-        Ok(layout)
+        self.complete(strides.is_none(), itemsize)
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
