@@ -783,6 +783,41 @@ mod tests {
     use crate::error::ErrorKind;
 
     #[test]
+    fn scalar_is_the_contiguous_zero_axis_layout() {
+        assert_eq!(Layout::SCALAR, Layout::contiguous(&[], 1).unwrap());
+    }
+
+    #[test]
+    fn fill_in_place_matches_the_constructor_and_resets_on_refusal() {
+        let cases: [(&[i64], Option<&[i64]>); 5] = [
+            (&[4, 4], None),
+            (&[4, 4], Some(&[1, 4])),
+            (&[2, 1, 3, 1, 2, 1, 2, 2], Some(&[-1, 7, 2, 0, 1, 3, 5, 9])),
+            (&[3], Some(&[i64::MAX])),
+            (&[2, -1], None),
+        ];
+        for (shape, strides) in cases {
+            // Start from a heap layout, so a refusal must free its dims.
+            let mut layout = Layout::from_element_strides(&[1; 8], None, 2).unwrap();
+            let filled = layout.fill_element_strides(shape, strides, 4);
+            match Layout::from_element_strides(shape, strides, 4) {
+                Ok(expected) => {
+                    filled.unwrap();
+                    assert_eq!(layout, expected);
+                }
+                Err(expected) => {
+                    let err = filled.unwrap_err();
+                    assert_eq!(
+                        (err.kind(), err.cause()),
+                        (expected.kind(), expected.cause())
+                    );
+                    assert_eq!(layout, Layout::SCALAR);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn c_layout_and_flags() {
         let l = Layout::contiguous(&[2, 3, 4], 8).unwrap();
         assert_eq!(l.strides(), &[96, 32, 8]);
