@@ -186,8 +186,8 @@ impl Layout {
     ///
     /// As [`Layout::from_signed`]; a stride that overflows when scaled to
     /// bytes is among them.
-    // Inlined into the DLPack import, the layout is built where the
-    // descriptor keeps it instead of being copied out of a return slot.
+    // The DLPack import fills its claims' layout in place instead
+    // (`fill_element_strides`, the same checks).
     #[inline(always)]
     pub fn from_element_strides(
         shape: &[i64],
@@ -227,7 +227,7 @@ impl Layout {
     };
 
     /// [`Layout::from_element_strides`] written into `self`, where its
-    /// keeper (the DLPack import's descriptor) already holds it, instead of
+    /// keeper (the DLPack import's claims) already holds it, instead of
     /// returned in a `Result<Layout>`: unwrapping that carrier copied the
     /// freshly written dims out and back in 16-byte loads of 8-byte stores,
     /// which stalled store forwarding on every import. The checks are the
