@@ -205,7 +205,7 @@ impl Layout {
         itemsize: usize,
     ) -> Result<Self> {
         // Built from `blank` where it is returned: going through
-        // `SCALAR` and `fill_signed_scaled` cost this constructor 1.5-2 ns
+        // `SCALAR` and `try_fill_signed_scaled` cost this constructor 1.5-2 ns
         // (`make bench-rust`, `layout/from_element_strides`).
         let mut layout = Self::blank(shape.len(), strides)?;
         layout.write_signed_scaled(shape, strides, unit)?;
@@ -247,18 +247,7 @@ impl Layout {
         element_strides: Option<&[i64]>,
         itemsize: usize,
     ) -> Result<()> {
-        self.fill_signed_scaled(shape, element_strides, itemsize as i64, itemsize)
-    }
-
-    #[inline(always)]
-    fn fill_signed_scaled(
-        &mut self,
-        shape: &[i64],
-        strides: Option<&[i64]>,
-        unit: i64,
-        itemsize: usize,
-    ) -> Result<()> {
-        let filled = self.try_fill_signed_scaled(shape, strides, unit, itemsize);
+        let filled = self.try_fill_signed_scaled(shape, element_strides, itemsize as i64, itemsize);
         if filled.is_err() {
             // Never leave a half-checked layout behind (nor leak its dims).
             *self = Self::SCALAR;
