@@ -218,6 +218,20 @@ impl Descriptor {
         Self::assemble(claims)
     }
 
+    /// Every check of [`Descriptor::new`], on claims where they lie: a
+    /// spoke that built its claims in place checks them there before they
+    /// move (the move right after the layout's narrow writes stalled store
+    /// forwarding), then makes the descriptor with
+    /// [`Descriptor::new_proved`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Descriptor::new`].
+    #[inline(always)]
+    pub(crate) fn check(claims: &Claims<'_>) -> Result<()> {
+        check(claims)
+    }
+
     /// The descriptor of checked claims.
     #[inline(always)]
     fn assemble(claims: Claims<'_>) -> Self {

@@ -186,8 +186,8 @@ impl Layout {
     ///
     /// As [`Layout::from_signed`]; a stride that overflows when scaled to
     /// bytes is among them.
-    // Inlined into the DLPack import, the layout is built where the
-    // descriptor keeps it instead of being copied out of a return slot.
+    // The DLPack import fills its claims' layout in place instead
+    // (`fill_element_strides`, the same checks).
     #[inline(always)]
     pub fn from_element_strides(
         shape: &[i64],
@@ -204,8 +204,83 @@ impl Layout {
         unit: i64,
         itemsize: usize,
     ) -> Result<Self> {
+        // Built from `blank` where it is returned: going through
+        // `SCALAR` and `try_fill_signed_scaled` cost this constructor 1.5-2 ns
+        // (`make bench-rust`, `layout/from_element_strides`).
         let mut layout = Self::blank(shape.len(), strides)?;
-        let (extents, steps) = layout.dims.parts_mut(shape.len());
+        layout.write_signed_scaled(shape, strides, unit)?;
+        layout.complete(strides.is_none(), itemsize)?;
+        Ok(layout)
+    }
+
+    /// A zero-axis layout of one 1-byte element (what
+    /// `Layout::contiguous(&[], 1)` builds): the placeholder that
+    /// [`Layout::fill_element_strides`] overwrites in place.
+    pub(crate) const SCALAR: Self = Self {
+        dims: Dims::Inline {
+            shape: [0; INLINE_NDIM],
+            strides: [0; INLINE_NDIM],
+        },
+        itemsize: 1,
+        ndim: 0,
+        size: 1,
+        low: 0,
+        high: 1,
+        c_contiguous: true,
+        f_contiguous: true,
+    };
+
+    /// [`Layout::from_element_strides`] written into `self`, where its
+    /// keeper (the DLPack import's claims) already holds it, instead of
+    /// returned in a `Result<Layout>`: unwrapping that carrier copied the
+    /// freshly written dims out and back in 16-byte loads of 8-byte stores,
+    /// which stalled store forwarding on every import. The checks are the
+    /// same; on an error `self` is [`Layout::SCALAR`] again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Layout::from_element_strides`].
+    #[inline(always)]
+    pub(crate) fn fill_element_strides(
+        &mut self,
+        shape: &[i64],
+        element_strides: Option<&[i64]>,
+        itemsize: usize,
+    ) -> Result<()> {
+        let filled = self.try_fill_signed_scaled(shape, element_strides, itemsize as i64, itemsize);
+        if filled.is_err() {
+            // Never leave a half-checked layout behind (nor leak its dims).
+            *self = Self::SCALAR;
+        }
+        filled
+    }
+
+    #[inline(always)]
+    fn try_fill_signed_scaled(
+        &mut self,
+        shape: &[i64],
+        strides: Option<&[i64]>,
+        unit: i64,
+        itemsize: usize,
+    ) -> Result<()> {
+        Self::dims_for(shape.len(), strides)?;
+        self.dims = Dims::zeroed(shape.len());
+        self.ndim = shape.len() as u8;
+        self.write_signed_scaled(shape, strides, unit)?;
+        self.complete(strides.is_none(), itemsize)
+    }
+
+    /// Writes the extents and the strides (times `unit`), checked, into
+    /// dims already sized for them (`strides`, if any, has `shape.len()`
+    /// entries).
+    #[inline(always)]
+    fn write_signed_scaled(
+        &mut self,
+        shape: &[i64],
+        strides: Option<&[i64]>,
+        unit: i64,
+    ) -> Result<()> {
+        let (extents, steps) = self.dims.parts_mut(shape.len());
         for (axis, (&extent, out)) in shape.iter().zip(extents.iter_mut()).enumerate() {
             if extent < 0 {
                 return Err(Error::value(
@@ -223,8 +298,7 @@ impl Layout {
                     .ok_or_else(|| overflow(&format!("stride {s} on axis {axis}")))?;
             }
         }
-        layout.complete(strides.is_none(), itemsize)?;
-        Ok(layout)
+        Ok(())
     }
 
     /// Validates a shape with optional byte strides (`None`: C-contiguous).
@@ -715,6 +789,41 @@ pub(crate) fn overlaps_itself(
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn scalar_is_the_contiguous_zero_axis_layout() {
+        assert_eq!(Layout::SCALAR, Layout::contiguous(&[], 1).unwrap());
+    }
+
+    #[test]
+    fn fill_in_place_matches_the_constructor_and_resets_on_refusal() {
+        let cases: [(&[i64], Option<&[i64]>); 5] = [
+            (&[4, 4], None),
+            (&[4, 4], Some(&[1, 4])),
+            (&[2, 1, 3, 1, 2, 1, 2, 2], Some(&[-1, 7, 2, 0, 1, 3, 5, 9])),
+            (&[3], Some(&[i64::MAX])),
+            (&[2, -1], None),
+        ];
+        for (shape, strides) in cases {
+            // Start from a heap layout, so a refusal must free its dims.
+            let mut layout = Layout::from_element_strides(&[1; 8], None, 2).unwrap();
+            let filled = layout.fill_element_strides(shape, strides, 4);
+            match Layout::from_element_strides(shape, strides, 4) {
+                Ok(expected) => {
+                    filled.unwrap();
+                    assert_eq!(layout, expected);
+                }
+                Err(expected) => {
+                    let err = filled.unwrap_err();
+                    assert_eq!(
+                        (err.kind(), err.cause()),
+                        (expected.kind(), expected.cause())
+                    );
+                    assert_eq!(layout, Layout::SCALAR);
+                }
+            }
+        }
+    }
 
     #[test]
     fn c_layout_and_flags() {

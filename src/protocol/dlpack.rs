@@ -84,14 +84,16 @@ fn parse<M: ManagedTensorBase>(
         tensor.dtype,
         flags.contains(DlpackFlags::IS_SUBBYTE_TYPE_PADDED),
     )?;
-    let layout = Layout::from_element_strides(shape, strides, dtype.itemsize())?;
     // `data + byte_offset` is the first logical element.
     let offset = usize::try_from(tensor.byte_offset).unwrap_or(usize::MAX);
-    Descriptor::new(Claims {
+    let mut claims = Claims {
         what: "DLPack tensor",
         base: tensor.data.cast::<u8>(),
         offset,
-        layout,
+        // Filled in below, where the claims keep it: a layout built apart
+        // and moved in was copied 16 bytes at a time right after its dims
+        // were written 8 bytes at a time, stalling store forwarding.
+        layout: Layout::SCALAR,
         dtype,
         device: Device::from_dlpack(tensor.device),
         readonly: match legacy {
@@ -101,7 +103,14 @@ fn parse<M: ManagedTensorBase>(
         },
         source: Source::Dlpack,
         len: None,
-    })
+    };
+    claims
+        .layout
+        .fill_element_strides(shape, strides, dtype.itemsize())?;
+    // Checked in place, before they move into the descriptor.
+    Descriptor::check(&claims)?;
+    // SAFETY: the claims just passed every check of `Descriptor::new`.
+    Ok(unsafe { Descriptor::new_proved(claims) })
 }
 
 #[inline(always)]
