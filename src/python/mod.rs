@@ -103,7 +103,12 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
                 let copy = dlpack_python::import_object(obj, None, Some(true), false)?;
                 return Ok(Py::new(py, PyTensor::new(copy))?.into_any());
             }
-            Ok(Py::new(py, finish(tensor, copy)?)?.into_any())
+            // The common case builds the object in place: through `finish`
+            // (not inlined) the tensor was moved once more, with `memcpy`.
+            if copy == Some(true) {
+                return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
+            }
+            Ok(Py::new(py, PyTensor::new(tensor))?.into_any())
         },
     )
 }

@@ -174,6 +174,32 @@ def test_torch_neg_bit_refused(path):
         IMPORT_PATHS[path](neg_tensor())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32, torch.uint8])
+@pytest.mark.parametrize("path", IMPORT_PATHS)
+def test_torch_neg_bit_refused_on_real_dtypes(path, dtype):
+    # The exchange path asks `is_neg()` of every dtype but bool: a real
+    # tensor's negative view is refused however it was made.
+    x = torch.ones(3, dtype=dtype)._neg_view()
+    assert x.is_neg()
+    with pytest.raises(BufferError, match=r"resolve_neg\(\)"):
+        IMPORT_PATHS[path](x)
+
+
+def test_torch_view_bits_the_exchange_path_does_not_ask():
+    # The exchange path skips `is_conj()` on non-complex tensors and
+    # `is_neg()` on bool ones (each costs a GIL round trip inside torch).
+    # Sound only while torch cannot give those states a meaning: if a
+    # future torch can, this fails and the skip must go.
+    with pytest.raises(RuntimeError, match="isComplexType"):
+        torch._C._set_conj(torch.ones(3), True)
+    with pytest.raises(RuntimeError, match="isComplexType"):
+        torch._conj(torch.ones(3))
+    assert not torch.ones(3).conj().is_conj()
+    negated_bool = torch.tensor([True, False])._neg_view()
+    with pytest.raises(NotImplementedError, match="Bool"):
+        negated_bool.resolve_neg()
+
+
 @pytest.mark.parametrize("kind", GRAD_TENSORS)
 @pytest.mark.parametrize("path", IMPORT_PATHS)
 def test_torch_requires_grad_refused(path, kind):
