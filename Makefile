@@ -185,15 +185,20 @@ bench-pickle: develop ## Pickling 256 MiB with protocol 5 (out of band and in ba
 
 # Times things, so not part of `make test`; `make lint` (clippy --all-targets,
 # both feature sets) keeps the benches compiling. Filter: ARGS='-- dlpack_'.
+# The Rust-only benches build in their own target directory: their
+# no-default-features release build of dlbridge, in the release directory
+# that the example extension shares, made the next `make develop-extension`
+# link against it (no `python` feature: 32 errors) until a `cargo clean`.
+BENCH_TARGET := $(CURDIR)/target/bench-core
 .PHONY: bench-rust
 bench-rust: ## Rust-level Criterion benches, no Python (DLPack in/out, Layout, alloc, ndarray, copy)
-	cargo bench --no-default-features --bench paths $(ARGS)
+	CARGO_TARGET_DIR=$(BENCH_TARGET) cargo bench --no-default-features --bench paths $(ARGS)
 
 # dlbridge against plain dlpark 0.10 (its ndarray feature) on the Rust-only
 # DLPack jobs; an interleaved summary prints the medians and ratios last.
 .PHONY: bench-dlpark
 bench-dlpark: ## Rust-only DLPack export / import to ArrayView / round trip: dlbridge vs dlpark 0.10, with ratios
-	cargo bench --no-default-features --bench vs_dlpark $(ARGS)
+	CARGO_TARGET_DIR=$(BENCH_TARGET) cargo bench --no-default-features --bench vs_dlpark $(ARGS)
 
 .PHONY: fmt
 fmt: ## Format the Rust code
