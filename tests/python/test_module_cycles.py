@@ -56,10 +56,13 @@ def _strip(text: str) -> str:
 
 def _expand(tree: str) -> list[str]:
     """A `use` tree's paths: `a::{b, c::{d, e}}` -> a::b, a::c::d, a::c::e."""
+    # Renames go first (`b as bee`, `Thing as Other`): the path is what
+    # counts, and once the whitespace is gone `b as bee` would read `basbee`.
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
     brace = tree.find("{")
     if brace < 0:
-        return [tree.split(" as ")[0]]
+        return [tree]
     head, body = tree[:brace], tree[brace + 1 : tree.rindex("}")]
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(body):
@@ -178,6 +181,9 @@ def _tree(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
         ("use crate::python::b::thing;", "use super::a::{x, y};"),
         ("fn f() { crate::python::b::g(); }", "use crate::python::{a, c};"),
         ("use super::{c, b::deep::{x}};", "use crate::python::a::Thing as Other;"),
+        # A module renamed where it is imported is still that module.
+        ("use crate::python::b as bee;", "use super::a::x;"),
+        ("use crate::python::{c, b as bee};", "use super::{a as ay};"),
     ],
 )
 def test_the_check_finds_a_cycle(tmp_path: pathlib.Path, a: str, b: str) -> None:
