@@ -217,11 +217,18 @@ fn a_uniquely_held_owner_is_released_once_whatever_shares_it() {
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
     drop(original);
+    // Four clones still hold it: not released yet.
+    assert_eq!(count(), 4);
+    let mut clones = clones;
+    let last = clones.pop().unwrap();
     std::thread::scope(|scope| {
         for clone in clones {
             scope.spawn(move || drop(clone));
         }
     });
+    // Three clones dropped on their threads; the last one still holds it.
+    assert_eq!(count(), 4);
+    drop(last);
     assert_eq!(count(), 5);
 }
 

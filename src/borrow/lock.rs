@@ -92,22 +92,29 @@ mod tests {
 
     #[test]
     fn sections_exclude_each_other() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // Miri runs every interleaving slowly: fewer rounds there.
+        let rounds = if cfg!(miri) { 50 } else { 5_000 };
         let lock = SpinLock::new(0u64);
+        let inside = AtomicBool::new(false);
         std::thread::scope(|scope| {
             for _ in 0..4 {
                 scope.spawn(|| {
-                    for _ in 0..50 {
-                        // A read and a write in two steps: a lost update
-                        // shows any overlap of two sections.
+                    for _ in 0..rounds {
                         let mut value = lock.lock();
+                        // Two sections at once would find the flag set.
+                        assert!(!inside.swap(true, Ordering::Relaxed), "two holders at once");
+                        // A read and a write in two steps, with a yield
+                        // between: a lost update shows any overlap too.
                         let seen = *value;
-                        std::hint::spin_loop();
+                        std::thread::yield_now();
                         *value = seen + 1;
+                        inside.store(false, Ordering::Relaxed);
                     }
                 });
             }
         });
-        assert_eq!(*lock.lock(), 200);
+        assert_eq!(*lock.lock(), 4 * rounds);
     }
 
     #[test]

@@ -243,8 +243,10 @@ pub struct TensorArg<
 // caller's borrow or by `owner` (`Send + Sync`); `&self` reads it only
 // through shared views (`T: Element` is `Send + Sync`), which the
 // registry's borrow keeps every tracked writer away from (a mutable view
-// needs `&mut self`); the guard is only touched on drop, by the thread that
-// owns the argument (it is not `Send`).
+// needs `&mut self`); the Python object is touched through `&self` only by
+// `to_tensor`, which attaches first (no reference count changes on a thread
+// that is not attached); the guard and the object's own reference are only
+// touched on drop, by the thread that owns the argument (it is not `Send`).
 unsafe impl<T: ArgElement, D: Dimension, C: Constraint, A: Access> Sync
     for TensorArg<'_, T, D, C, A>
 {
@@ -383,7 +385,12 @@ impl<T: ArgElement, D: Dimension, C: Constraint, A: Access> TensorArg<'_, T, D, 
     pub fn to_tensor(&self) -> Tensor {
         let owner = match &self.owner {
             Some(owner) => owner.clone(),
-            None => Holder::new(PyOwner::new(self.object.0.clone().unbind())),
+            // `&self` may be on a thread that is not attached (the type is
+            // `Sync`, so `py.detach(|| x.to_tensor())` compiles): the new
+            // reference is taken attached, never as a bare increment.
+            None => Python::attach(|py| {
+                Holder::new(PyOwner::new(self.object.0.as_unbound().clone_ref(py)))
+            }),
         };
         // SAFETY: the descriptor's memory is kept alive by `owner`: the
         // import's own owner, or a reference to the exact ndarray it read.

@@ -551,3 +551,15 @@ def test_borrow_row(row):
         BORROW_CASES[row]()
     assert type(info.value).__name__ == exception, f"{row}: {type(info.value).__name__}: {info.value}"
     assert fragment in str(info.value), f"{row}: {fragment!r} not in {str(info.value)!r}"
+
+
+def test_to_tensor_on_a_detached_thread_takes_its_reference_attached():
+    """A lent ndarray's `to_tensor()` called inside `py.detach`: the
+    reference it takes is counted (attached), and given back once."""
+    a = np.arange(4.0)
+    refs = sys.getrefcount(a)
+    t = ex.to_tensor_detached(a)
+    assert t.data_ptr == a.ctypes.data
+    assert sys.getrefcount(a) == refs + 1
+    del t
+    assert sys.getrefcount(a) == refs

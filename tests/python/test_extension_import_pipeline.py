@@ -6,7 +6,7 @@ refusal's exception type, and the same fast path, counted.
 The entry points: `dlbridge.asarray`, and the example extension's functions
 taking a `Tensor` (`identity`), a `TypedTensor<f64>` (`typed_data_ptr`), a
 borrowed `ReadonlyTensor<AnyDtype>` (`data_ptr`) and a borrowed `ReadonlyTensor<f64>`
-(`sum_f64_any`, compared by value: it returns no pointer). Where they differ
+(`typed_borrowed_data_ptr`: its pointer and the sum its view reads). Where they differ
 on purpose, the difference is read from OPTIONS, a copy of the importer's
 `Options` per entry point: only asarray reaches `__array__`, and only a
 borrowed argument is lent an exact ndarray (counted as `lent_arguments`,
@@ -33,14 +33,14 @@ OPTIONS = {
     "ReadonlyTensor<f64>": {"lent": True, "array_dunder": False},
 }
 
-# entry point -> (the call: a data pointer, or the elements' sum for ReadonlyTensor<f64>;
+# entry point -> (the call: a data pointer, and for ReadonlyTensor<f64> the elements' sum too;
 # the fast-path counters of the binary that imports)
 ENTRY_POINTS = {
     "asarray": (lambda x: dlbridge.asarray(x).data_ptr, dlbridge._native._testing.fast_path_counts),
     "Tensor": (lambda x: ex.identity(x).data_ptr, ex.fast_path_counts),
     "TypedTensor": (ex.typed_data_ptr, ex.fast_path_counts),
     "ReadonlyTensor<AnyDtype>": (ex.data_ptr, ex.fast_path_counts),
-    "ReadonlyTensor<f64>": (ex.sum_f64_any, ex.fast_path_counts),
+    "ReadonlyTensor<f64>": (ex.typed_borrowed_data_ptr, ex.fast_path_counts),
 }
 
 has_exchange_table = hasattr(torch.Tensor, "__dlpack_c_exchange_api__")
@@ -137,11 +137,12 @@ def test_every_entry_point_agrees(entry, name):
         return
     result = call(obj)
     if entry == "ReadonlyTensor<f64>":
-        assert result == float(answer.sum())
-    else:
-        assert result == answer.ctypes.data, "zero-copy: the producer's own pointer"
+        result, total = result
+        assert total == float(answer.sum())
+    assert result == answer.ctypes.data, "zero-copy: the producer's own pointer"
     after = counts()
     path = fast_path(entry, name)
+    assert path is None or path in before, f"no counter named {path!r}"
     for key in before:
         assert after[key] == before[key] + (key == path), (key, after[key] - before[key])
 
@@ -155,7 +156,10 @@ def test_a_dlbridge_tensor_is_its_own_or_crosses_the_exchange_table(entry):
     call, counts = ENTRY_POINTS[entry]
     before = counts()
     result = call(t)
-    assert result == (24.0 * 23 / 2 if entry == "ReadonlyTensor<f64>" else t.data_ptr)
+    if entry == "ReadonlyTensor<f64>":
+        result, total = result
+        assert total == 24.0 * 23 / 2
+    assert result == t.data_ptr
     after = counts()
     if entry == "asarray":
         assert dlbridge.asarray(t) is t

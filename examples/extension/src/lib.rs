@@ -337,6 +337,21 @@ fn typed_data_ptr(x: TypedTensor<f64>) -> usize {
     x.data_ptr() as usize
 }
 
+/// The address of the first element of a borrowed `ReadonlyTensor<f64>`
+/// argument and the elements' sum: the typed borrowed entry point, whose
+/// view reads the producer's own memory.
+#[pyfunction]
+fn typed_borrowed_data_ptr(x: ReadonlyTensor<'_, f64>) -> (usize, f64) {
+    (x.data_ptr() as usize, x.view().sum())
+}
+
+/// An owning tensor made from a borrowed argument on a thread detached
+/// from the interpreter (`to_tensor` takes its reference attached).
+#[pyfunction]
+fn to_tensor_detached(py: Python<'_>, x: ReadonlyTensor<'_>) -> Tensor {
+    py.detach(|| x.to_tensor())
+}
+
 /// `(shape, byte strides, dtype, readonly, source)` as this extension saw them.
 #[pyfunction]
 fn describe(x: Tensor) -> (Vec<usize>, Vec<isize>, String, bool, &'static str) {
@@ -554,6 +569,8 @@ fn dlbridge_example(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trace, m)?)?;
     m.add_function(wrap_pyfunction!(trace_owned, m)?)?;
     m.add_function(wrap_pyfunction!(typed_data_ptr, m)?)?;
+    m.add_function(wrap_pyfunction!(typed_borrowed_data_ptr, m)?)?;
+    m.add_function(wrap_pyfunction!(to_tensor_detached, m)?)?;
     m.add_function(wrap_pyfunction!(scale, m)?)?;
     m.add_function(wrap_pyfunction!(arange, m)?)?;
     m.add_function(wrap_pyfunction!(add_one_inplace, m)?)?;
