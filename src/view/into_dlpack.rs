@@ -119,6 +119,9 @@ mod tests {
         cube.swap_axes(0, 2);
         cube.invert_axis(Axis(1));
         same(cube);
+        let mut one = grid();
+        one.slice_collapse(s![1..2, ..;4]); // both axes of length 1
+        same(one);
         let shape: Vec<usize> = (0..9).map(|axis| 1 + axis % 2).collect();
         let mut wide = ArrayD::<f64>::zeros(IxDyn(&shape));
         wide.invert_axis(Axis(3));
