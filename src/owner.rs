@@ -385,6 +385,17 @@ impl<T: Copy> RustVec<T> {
     }
 }
 
+impl<T: Copy + Send + Sync + 'static> RustVec<T> {
+    /// An owned `ndarray` array's heap buffer, held as its owner (two
+    /// words, inline in a [`Holder`]): taking the array's `Vec` apart does
+    /// not move the buffer, so every pointer into the array stays valid for
+    /// the holder's life, and nothing else frees it.
+    pub(crate) fn holding<D: ndarray::Dimension>(array: ndarray::Array<T, D>) -> Holder {
+        let (values, _) = array.into_raw_vec_and_offset();
+        Holder::new(Self::new(values))
+    }
+}
+
 impl<T> Drop for RustVec<T> {
     fn drop(&mut self) {
         // SAFETY: the pointer and capacity of a `Vec<T>` that nothing else

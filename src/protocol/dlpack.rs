@@ -401,8 +401,7 @@ pub(crate) fn array_into_dlpack<T: Element, D: ndarray::Dimension>(
     // or dangling and aligned for no elements) stays valid for the owner's
     // life, and every element the dims reach lies in it (ndarray's
     // invariant for an owned array).
-    let (values, _) = array.into_raw_vec_and_offset();
-    finish_block(block, Holder::new(RustVec::new(values)))
+    finish_block(block, RustVec::holding(array))
 }
 
 /// Hands `owner` to a block from [`fill_block`] and makes it a managed

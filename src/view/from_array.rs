@@ -7,7 +7,7 @@ use crate::descriptor::{Claims, Descriptor};
 use crate::dtype::Element;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
-use crate::owner::{Holder, RustVec};
+use crate::owner::RustVec;
 use crate::tensor::Tensor;
 
 use super::TypedTensor;
@@ -61,7 +61,7 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
     let base = array.as_ptr().cast_mut().cast::<u8>();
     // The array's heap buffer is all the owner needs (its shape and strides
     // are in the layout): two words, held inline by the tensor.
-    let (values, _) = array.into_raw_vec_and_offset();
+    let owner = RustVec::holding(array);
     let claims = Claims {
         what: "ndarray::Array",
         base,
@@ -78,7 +78,7 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
     // SAFETY: taking the array's `Vec` apart does not move its heap buffer,
     // so the descriptor keeps describing live memory that the owner alone
     // holds (the exclusivity `as_ndarray_mut` relies on).
-    unsafe { Tensor::from_held(descriptor, Holder::new(RustVec::new(values))) }
+    unsafe { Tensor::from_held(descriptor, owner) }
 }
 
 /// `From` for the fixed ranks (at most six axes: always carried) and
