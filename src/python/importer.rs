@@ -5,8 +5,13 @@
 //!
 //! The first four stages are shortcuts: each takes a common producer the
 //! way a later protocol stage would (the same tensor, the same checks),
-//! without the walk to it, and one that cannot take the object passes it on
-//! silently, so the protocol stage asks again and answers in its own words.
+//! without the walk to it, and one that does not recognise the object (or,
+//! for the builtin buffers and the exchange table, cannot take it) passes
+//! it on silently, so the protocol stage asks again and answers in its own
+//! words. The exception is the field read of an exact `numpy.ndarray`: its
+//! refusal (a dtype or layout dlbridge cannot carry) is the answer, for
+//! every entry point, since NumPy's own protocols would describe the same
+//! array and be refused the same way.
 //! The rest are the protocols, in the contract's order
 //! (`docs/architecture.md`); what a refusal from each means is
 //! [`super::discover`]'s. The entry points differ only in their options:
