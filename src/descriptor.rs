@@ -249,16 +249,19 @@ impl Descriptor {
     }
 
     /// The address of the first logical element.
+    #[inline]
     pub fn data_ptr(&self) -> *mut u8 {
         self.data
     }
 
     /// The validated layout.
+    #[inline]
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
     /// The element type.
+    #[inline]
     pub fn dtype(&self) -> DType {
         self.dtype
     }

@@ -481,14 +481,30 @@ impl Layout {
     /// element count or byte size that does not fit in `isize` (or an
     /// itemsize above `u32::MAX`).
     pub fn contiguous(shape: &[usize], itemsize: usize) -> Result<Self> {
+        Self::contiguous_in(shape, itemsize, ndarray::Order::RowMajor)
+    }
+
+    /// A contiguous layout for `shape` in `order` (row-major is C's,
+    /// column-major Fortran's); the errors of [`Layout::contiguous`].
+    pub(crate) fn contiguous_in(
+        shape: &[usize],
+        itemsize: usize,
+        order: ndarray::Order,
+    ) -> Result<Self> {
         Self::dims_for::<isize>(shape.len(), None)?;
         let mut dims = Dims::zeroed(shape.len());
         let (extents, strides) = dims.parts_mut(shape.len());
         extents.copy_from_slice(shape);
         let size = checked_size(extents, itemsize)?;
-        c_strides(extents, itemsize, strides);
-        // Column-major too when at most one axis is longer than 1.
-        let f_contiguous = size == 0 || extents.iter().filter(|&&n| n != 1).count() <= 1;
+        let row_major = order == ndarray::Order::RowMajor;
+        if row_major {
+            c_strides(extents, itemsize, strides);
+        } else {
+            f_strides(extents, itemsize, strides);
+        }
+        // Contiguous in the other order too when at most one axis is
+        // longer than 1.
+        let both = size == 0 || extents.iter().filter(|&&n| n != 1).count() <= 1;
         let high = if size == 0 {
             0
         } else {
@@ -501,53 +517,62 @@ impl Layout {
             size,
             low: 0,
             high,
-            c_contiguous: true,
-            f_contiguous,
+            c_contiguous: row_major || both,
+            f_contiguous: !row_major || both,
         })
     }
 
     /// Extents per axis.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
         self.dims.shape(usize::from(self.ndim))
     }
 
     /// Byte strides per axis.
+    #[inline]
     pub fn strides(&self) -> &[isize] {
         self.dims.strides(usize::from(self.ndim))
     }
 
     /// Number of axes.
+    #[inline]
     pub fn ndim(&self) -> usize {
         usize::from(self.ndim)
     }
 
     /// Number of elements.
+    #[inline]
     pub fn size(&self) -> usize {
         self.size
     }
 
     /// Bytes per element.
+    #[inline]
     pub fn itemsize(&self) -> usize {
         self.itemsize as usize
     }
 
     /// `size * itemsize`: the bytes a contiguous copy needs.
+    #[inline]
     pub fn nbytes(&self) -> usize {
         self.size * self.itemsize()
     }
 
     /// The byte range `[low, high)` the elements occupy, relative to the
     /// first logical element (`low <= 0` when some stride is negative).
+    #[inline]
     pub fn span(&self) -> (isize, isize) {
         (self.low, self.high)
     }
 
     /// Row-major contiguous (size-1 axes and empty layouts count as contiguous, as in NumPy).
+    #[inline]
     pub fn is_c_contiguous(&self) -> bool {
         self.c_contiguous
     }
 
     /// Column-major contiguous.
+    #[inline]
     pub fn is_f_contiguous(&self) -> bool {
         self.f_contiguous
     }
@@ -693,6 +718,16 @@ fn checked_size(shape: &[usize], itemsize: usize) -> Result<usize> {
 fn c_strides(shape: &[usize], itemsize: usize, strides: &mut [isize]) {
     let mut step = itemsize as isize;
     for (stride, &extent) in strides.iter_mut().zip(shape).rev() {
+        *stride = step;
+        step = step.saturating_mul(extent.max(1) as isize);
+    }
+}
+
+/// Column-major byte strides of `shape` (the first axis varies fastest).
+#[inline(always)]
+fn f_strides(shape: &[usize], itemsize: usize, strides: &mut [isize]) {
+    let mut step = itemsize as isize;
+    for (stride, &extent) in strides.iter_mut().zip(shape) {
         *stride = step;
         step = step.saturating_mul(extent.max(1) as isize);
     }
@@ -859,6 +894,20 @@ mod tests {
                     Layout::new(shape, Some(&strides), itemsize).unwrap(),
                     general,
                     "{shape:?}"
+                );
+                // Column-major: the general constructor on the reversed
+                // strides of the reversed shape, read back to front.
+                let reversed: Vec<usize> = shape.iter().rev().copied().collect();
+                let mut f_strides = Layout::new(&reversed, None, itemsize)
+                    .unwrap()
+                    .strides()
+                    .to_vec();
+                f_strides.reverse();
+                let fortran = Layout::contiguous_in(shape, itemsize, ndarray::Order::ColumnMajor);
+                assert_eq!(
+                    fortran.unwrap(),
+                    Layout::new(shape, Some(&f_strides), itemsize).unwrap(),
+                    "{shape:?} column-major"
                 );
             }
         }

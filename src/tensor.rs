@@ -274,61 +274,73 @@ impl Tensor {
     }
 
     /// Extents per axis.
+    #[inline]
     pub fn shape(&self) -> &[usize] {
         self.layout.shape()
     }
 
     /// Strides per axis, in **bytes**.
+    #[inline]
     pub fn strides(&self) -> &[isize] {
         self.layout.strides()
     }
 
     /// The validated layout.
+    #[inline]
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
     /// Number of axes.
+    #[inline]
     pub fn ndim(&self) -> usize {
         self.layout.ndim()
     }
 
     /// Number of elements.
+    #[inline]
     pub fn size(&self) -> usize {
         self.layout.size()
     }
 
     /// Bytes per element.
+    #[inline]
     pub fn itemsize(&self) -> usize {
         self.layout.itemsize()
     }
 
     /// `size * itemsize`.
+    #[inline]
     pub fn nbytes(&self) -> usize {
         self.layout.nbytes()
     }
 
     /// The element type.
+    #[inline]
     pub fn dtype(&self) -> DType {
         self.dtype
     }
 
     /// Where the memory lives.
+    #[inline]
     pub fn device(&self) -> Device {
         self.device
     }
 
     /// Whether writes through this tensor are forbidden.
+    #[inline]
     pub fn readonly(&self) -> bool {
         self.readonly
     }
 
     /// Which protocol the memory came through.
+    #[inline]
     pub fn source(&self) -> Source {
         self.source
     }
 
     /// Address of the first logical element (index `[0, ..., 0]`).
+    #[inline]
     pub fn data_ptr(&self) -> *mut u8 {
         self.data
     }

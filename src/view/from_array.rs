@@ -7,7 +7,7 @@ use crate::descriptor::{Claims, Descriptor};
 use crate::dtype::Element;
 use crate::error::{Cause, Error, Result};
 use crate::layout::Layout;
-use crate::owner::RustVec;
+use crate::owner::{Holder, RustVec};
 use crate::tensor::Tensor;
 
 use super::TypedTensor;
@@ -158,6 +158,73 @@ impl<T: Element> From<Vec<T>> for Tensor {
     }
 }
 
+impl Tensor {
+    /// Moves `values` into a tensor of `shape` with no copy, read in
+    /// `order` (`Order::RowMajor` is C's, `Order::ColumnMajor` Fortran's),
+    /// as `ndarray::Array::from_shape_vec` reads them; the vector's buffer
+    /// becomes the owner. The way to return "an array like this one" from
+    /// values computed in memory order: no `ndarray` array is built in
+    /// between (its dynamic-rank dims and checks cost about 600
+    /// instructions of the example's `scale_like`, more than the rest of
+    /// the return).
+    ///
+    /// ```
+    /// use dlbridge::Tensor;
+    /// use ndarray::Order;
+    ///
+    /// let t = Tensor::from_shape_vec(&[2, 3], Order::RowMajor, vec![0u8, 1, 2, 3, 4, 5]).unwrap();
+    /// assert_eq!((t.shape(), t.strides()), (&[2, 3][..], &[3, 1][..]));
+    /// let f = Tensor::from_shape_vec(&[2, 3], Order::ColumnMajor, vec![0u8; 6]).unwrap();
+    /// assert_eq!(f.strides(), &[1, 2]);
+    /// assert!(Tensor::from_shape_vec(&[2, 3], Order::RowMajor, vec![0u8; 5]).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `Value` ([`Cause::Layout`]) when `shape` does not hold exactly
+    /// `values.len()` elements, or has more than
+    /// [`MAX_NDIM`](crate::MAX_NDIM) axes.
+    pub fn from_shape_vec<T: Element>(
+        shape: &[usize],
+        order: ndarray::Order,
+        values: Vec<T>,
+    ) -> Result<Self> {
+        let layout = Layout::contiguous_in(shape, size_of::<T>(), order)?;
+        if layout.size() != values.len() {
+            return Err(Error::value(
+                Cause::Layout,
+                format!(
+                    "Tensor::from_shape_vec: shape {shape:?} holds {} elements, the vector {}",
+                    layout.size(),
+                    values.len()
+                ),
+            ));
+        }
+        let base = values.as_ptr().cast_mut().cast::<u8>();
+        let owner = Holder::new(RustVec::new(values));
+        let claims = Claims {
+            what: "Vec",
+            base,
+            offset: 0,
+            layout,
+            dtype: T::DTYPE,
+            device: crate::Device::CPU,
+            readonly: false,
+            source: Source::Rust,
+            len: None,
+        };
+        // SAFETY: the pointer of a `Vec<T>` (never NULL, aligned for `T`,
+        // dangling only when it holds no elements), whose `len` elements
+        // the contiguous layout covers exactly (checked above), in bytes
+        // that fit in `isize` (a `Vec` never holds more); `T: Element`
+        // promises `T::DTYPE` has `size_of::<T>()` bytes.
+        let descriptor = unsafe { Descriptor::new_proved(claims) };
+        // SAFETY: moving the `Vec` into its holder does not move its heap
+        // buffer: the descriptor describes live memory the owner alone holds.
+        Ok(unsafe { Tensor::from_held(descriptor, owner) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ndarray::{Array, Axis, s};
@@ -236,5 +303,76 @@ mod tests {
         same(Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 64])));
         let too_many = Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 65]));
         assert!(Tensor::try_from(too_many).is_err());
+    }
+
+    /// `from_shape_vec` builds the layout ndarray's `from_shape_vec` gives
+    /// the same shape and order (as the checked constructor reads it), over
+    /// the vector's own buffer (freed once: Miri sees a leak or a double
+    /// free).
+    #[test]
+    fn from_shape_vec_is_ndarrays_layout_over_the_vec() {
+        use ndarray::{Order, ShapeBuilder};
+        let shapes: [&[usize]; 8] = [
+            &[],
+            &[0],
+            &[3, 0, 2],
+            &[5],
+            &[3, 4],
+            &[1, 4],
+            &[2, 3, 4],
+            &[2, 1, 3, 1, 2, 1, 2],
+        ];
+        for shape in shapes {
+            for order in [Order::RowMajor, Order::ColumnMajor] {
+                let n = shape.iter().product::<usize>();
+                let values: Vec<f64> = (0..n).map(|i| i as f64).collect();
+                let ptr = values.as_ptr();
+                let dim = ndarray::IxDyn(shape);
+                let expected = match order {
+                    Order::RowMajor => Array::from_shape_vec(dim, values.clone()),
+                    _ => Array::from_shape_vec(dim.f(), values.clone()),
+                }
+                .unwrap();
+                let t = Tensor::from_shape_vec(shape, order, values).unwrap();
+                // ndarray gives an empty array zero strides; dlbridge the
+                // contiguous ones, as `Tensor::zeros` and NumPy do.
+                let strides: Vec<isize> = if n == 0 {
+                    let layout = Layout::contiguous_in(shape, 1, order).unwrap();
+                    layout.strides().to_vec()
+                } else {
+                    expected.strides().to_vec()
+                };
+                let checked = Layout::from_ndarray(expected.shape(), &strides, 8).unwrap();
+                assert_eq!(t.layout(), &checked, "{shape:?} {order:?}");
+                assert_eq!(
+                    t.data_ptr().cast_const(),
+                    ptr.cast(),
+                    "the vector's own buffer"
+                );
+                assert_eq!((t.dtype(), t.source()), (f64::DTYPE, Source::Rust));
+                // SAFETY: `t` is the only handle on its memory; nothing writes.
+                let view = unsafe { t.as_ndarray::<f64>() }.unwrap();
+                assert_eq!(view, expected.view(), "the same values at the same indices");
+            }
+        }
+    }
+
+    #[test]
+    fn from_shape_vec_refuses_a_shape_the_vector_does_not_fill() {
+        use ndarray::Order;
+        for (shape, len) in [
+            (&[2usize, 3][..], 5usize),
+            (&[2, 3], 7),
+            (&[0], 1),
+            (&[], 0),
+        ] {
+            let e = Tensor::from_shape_vec(shape, Order::RowMajor, vec![0u8; len]).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Value, "{shape:?} {len}");
+            assert!(e.to_string().contains(&format!("the vector {len}")), "{e}");
+        }
+        let e = Tensor::from_shape_vec(&[1; 65], Order::RowMajor, vec![0u8]).unwrap_err();
+        assert!(e.to_string().contains("ndim 65 exceeds"), "{e}");
+        let e = Tensor::from_shape_vec(&[usize::MAX, 2], Order::RowMajor, vec![0u8]).unwrap_err();
+        assert!(e.to_string().contains("does not fit in isize"), "{e}");
     }
 }

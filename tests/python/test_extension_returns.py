@@ -374,6 +374,9 @@ def test_scale_like_every_layout(x):
     assert type(out) is np.ndarray and out.shape == x.shape
     np.testing.assert_array_equal(out, x * 2)
     assert out.dtype == (np.float32 if x.dtype == np.float32 else np.float64)
+    if x.flags.c_contiguous or x.flags.f_contiguous:
+        # The fast path writes in x's memory order (Tensor::from_shape_vec's).
+        assert (out.flags.c_contiguous, out.flags.f_contiguous) == (x.flags.c_contiguous, x.flags.f_contiguous)
 
 
 @pytest.mark.parametrize("name", ["torch._C.TensorBase", "numpy.ndarray", "jaxlib._jax.Array"])

@@ -23,7 +23,7 @@ use dlbridge::constraints::{CContig, Cpu, FContig, Shape2, Writable};
 use dlbridge::{
     AnyDtype, Element, Framework, Native, ReadonlyTensor, ReadwriteTensor, Tensor, TypedTensor,
 };
-use ndarray::{ArrayD, Ix1, Ix2, IxDyn, ShapeBuilder};
+use ndarray::{ArrayD, Ix1, Ix2, IxDyn, Order};
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyReadonlyArrayDyn, PyReadwriteArrayDyn};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -500,14 +500,13 @@ fn scale_contiguous<T: Element + std::ops::Mul<Output = T>>(
         return Ok(None);
     };
     let scaled: Vec<T> = values.iter().map(|&v| v * k).collect();
-    let shape = IxDyn(x.shape());
-    let array = if x.layout().is_c_contiguous() {
-        ArrayD::from_shape_vec(shape, scaled)
+    // The values are in `x`'s memory order: C's, or Fortran's.
+    let order = if x.layout().is_c_contiguous() {
+        Order::RowMajor
     } else {
-        ArrayD::from_shape_vec(shape.f(), scaled)
-    }
-    .map_err(|err| PyTypeError::new_err(format!("scale_like: {err}")))?;
-    Ok(Some(Tensor::try_from(array)?))
+        Order::ColumnMajor
+    };
+    Ok(Some(Tensor::from_shape_vec(x.shape(), order, scaled)?))
 }
 
 // --- The NumPy-only baseline (rust-numpy) -----------------------------------
