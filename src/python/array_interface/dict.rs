@@ -56,7 +56,7 @@ pub(crate) fn import_dict(
             .into());
         }
     }
-    let typestr = required(PROTOCOL, dict, "typestr")?;
+    let typestr = required(PROTOCOL, dict, intern!(py, "typestr"))?;
     let typestr: String = if let Ok(text) = typestr.cast::<PyString>() {
         text.to_str()?.to_owned()
     } else if let Ok(bytes) = typestr.cast::<PyBytes>() {
@@ -86,7 +86,11 @@ pub(crate) fn import_dict(
         Parsed::DType(dtype) => dtype,
         Parsed::Void(itemsize) => resolve_void(object, itemsize)?,
     };
-    let shape = int_tuple(PROTOCOL, &required(PROTOCOL, dict, "shape")?, "shape")?;
+    let shape = int_tuple(
+        PROTOCOL,
+        &required(PROTOCOL, dict, intern!(py, "shape"))?,
+        "shape",
+    )?;
     let strides = match dict.get_item(intern!(py, "strides"))? {
         Some(strides) if !strides.is_none() => Some(int_tuple(PROTOCOL, &strides, "strides")?),
         _ => None,

@@ -127,7 +127,7 @@ fn import_dict(
             .into());
         }
     };
-    let typestr = typestr_of(&required(WHAT, dict, "typestr")?)?;
+    let typestr = typestr_of(&required(WHAT, dict, intern!(py, "typestr"))?)?;
     let masked = dict
         .get_item(intern!(py, "mask"))?
         .is_some_and(|mask| !mask.is_none());
@@ -136,12 +136,12 @@ fn import_dict(
     {
         refuse_records(&descr)?;
     }
-    let shape = int_tuple(WHAT, &required(WHAT, dict, "shape")?, "shape")?;
+    let shape = int_tuple(WHAT, &required(WHAT, dict, intern!(py, "shape"))?, "shape")?;
     let strides = match dict.get_item(intern!(py, "strides"))? {
         Some(strides) if !strides.is_none() => Some(int_tuple(WHAT, &strides, "strides")?),
         _ => None,
     };
-    let data = pointer_data(&required(WHAT, dict, "data")?)?;
+    let data = pointer_data(&required(WHAT, dict, intern!(py, "data"))?)?;
     // Version 2 has no `stream`: one there is not read.
     let stream = match dict.get_item(intern!(py, "stream"))? {
         Some(stream) if version >= 3 && !stream.is_none() => Some(stream_value(&stream)?),
