@@ -36,6 +36,7 @@ use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{Cause, Error};
 use crate::layout::Layout;
+use crate::owner::Holder;
 use crate::python::buffer::fields;
 use crate::python::ints::int_tuple;
 use crate::python::names::shown;
@@ -293,6 +294,6 @@ pub(crate) fn _rebuild_tensor(
     // until the view is released, which happens when the owner drops; the
     // descriptor checked that the layout fits in those bytes.
     Ok(PyTensor::new(unsafe {
-        Tensor::from_descriptor(descriptor, owner)
+        Tensor::from_held(descriptor, Holder::new(owner))
     }))
 }

@@ -203,7 +203,7 @@ fn buffer_data(
     // SAFETY: the exporter keeps `buf` valid for `len` bytes until the view is
     // released (when the owner drops), and the layout was checked to lie
     // inside it, `offset` bytes in.
-    Ok(unsafe { Tensor::from_descriptor(descriptor, view) })
+    Ok(unsafe { Tensor::from_held(descriptor, Holder::new(view)) })
 }
 
 /// `Tensor.__array_interface__` as a fresh dict (NumPy's keys, version 3).

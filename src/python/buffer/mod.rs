@@ -11,7 +11,6 @@
 //! per view and nothing needs freeing in `__releasebuffer__`.
 
 use std::ffi::{CStr, c_int};
-use std::sync::Arc;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -19,6 +18,7 @@ use pyo3::prelude::*;
 use crate::descriptor::Descriptor;
 use crate::dtype::DType;
 use crate::error::{Cause, Error, Result};
+use crate::owner::Holder;
 use crate::protocol::buffer::{self as core, PyBufferFields};
 use crate::protocol::pep3118;
 use crate::python::owner::PyBufferView;
@@ -47,14 +47,14 @@ pub(crate) fn fields(view: &ffi::Py_buffer) -> PyBufferFields<'_> {
     }
 }
 
-fn acquire(object: &Bound<'_, PyAny>) -> PyResult<Arc<PyBufferView>> {
+fn acquire(object: &Bound<'_, PyAny>) -> PyResult<Box<PyBufferView>> {
     PyBufferView::acquire(object, ffi::PyBUF_RECORDS_RO)
 }
 
-fn assemble(descriptor: Descriptor, owner: Arc<PyBufferView>) -> Tensor {
+fn assemble(descriptor: Descriptor, owner: Box<PyBufferView>) -> Tensor {
     // SAFETY: the exporter keeps `buf` valid over the described layout until
     // the view is released, and the view is released only when the owner drops.
-    unsafe { Tensor::from_descriptor(descriptor, owner) }
+    unsafe { Tensor::from_held(descriptor, Holder::new(owner)) }
 }
 
 /// Whether `object` is exactly a `memoryview`, `bytes` or `bytearray`: the
