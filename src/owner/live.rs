@@ -335,10 +335,38 @@ mod tests {
         }
     }
 
+    /// The tests' registries once done: their slots are leaked like the
+    /// global registry's, and stay reachable (Miri checks for leaks).
+    static KEPT: Mutex<Vec<Registry>> = Mutex::new(Vec::new());
+
+    /// A test's own registry, kept in `KEPT` when the test is done.
+    struct Own(Registry);
+
+    impl std::ops::Deref for Own {
+        type Target = Registry;
+        fn deref(&self) -> &Registry {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for Own {
+        fn deref_mut(&mut self) -> &mut Registry {
+            &mut self.0
+        }
+    }
+
+    impl Drop for Own {
+        fn drop(&mut self) {
+            let registry = std::mem::replace(&mut self.0, Registry::new());
+            let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+            kept.push(registry);
+        }
+    }
+
     /// A registry of two slots, a worker counting in each: `a` in the slot
     /// collected first, `b` in the one collected after it.
-    fn two_workers() -> (Registry, Worker, Worker) {
-        let mut registry = Registry::new();
+    fn two_workers() -> (Own, Worker, Worker) {
+        let mut registry = Own(Registry::new());
         let (a, b) = (registry.register(), registry.register());
         (registry, Worker::new(a), Worker::new(b))
     }
