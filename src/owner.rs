@@ -30,7 +30,7 @@ pub const DATA_ALIGNMENT: usize = 64;
 /// other threads make and free buffers (a buffer made on one thread and
 /// freed on another is never seen freed but not made). Only if other
 /// threads count without pause through all of the reader's 64 collects of
-/// the per-thread counts does it report an upper bound instead (the
+/// the per-thread counts does it report an over-count instead (the
 /// buffers made by its last collect less those freed by the one before).
 /// What a thread did before it synchronised with the caller (joined, or
 /// through a lock, a channel or the GIL) is always in the count.
@@ -38,7 +38,7 @@ pub const DATA_ALIGNMENT: usize = 64;
 /// # Panics
 ///
 /// If the count is below zero: some Rust-owned buffer was released twice.
-/// Never falsely, snapshot or upper bound.
+/// Never falsely, snapshot or over-count.
 pub fn live_buffers() -> usize {
     live::total()
 }

@@ -28,8 +28,8 @@
 //! are equal, and reports the buffers *made* by the later collect less
 //! those *freed* by the earlier one, plus `retired`:
 //!
-//! - Two equal collects read every counter's same store twice (no ABA:
-//!   below). Those stores form a consistent cut: anything that happens
+//! - In two equal collects each counter's two loads read one store (no
+//!   ABA: below). Those stores form a consistent cut: anything that happens
 //!   before a counted make or free is counted too (the ordering argument
 //!   below, for every pair of counters, since all loads of the earlier
 //!   collect precede all loads of the later). So the report is the count
@@ -39,9 +39,10 @@
 //!   report is below zero only if some buffer really was released twice.
 //!   That is the fallback when other threads count between every two
 //!   collects: after [`COLLECTS`] collects the last two are reported as
-//!   they are, an upper bound rather than a snapshot (it also counts the
-//!   buffers made between the two), with the double-release check still
-//!   sound. A reader waits only while some thread counts between every two
+//!   they are, an over-count rather than a snapshot (it also counts the
+//!   buffers made between the two, freed or not), with the double-release
+//!   check still sound (a double release it hides is one the next quiet
+//!   read reports). A reader waits only while some thread counts between every two
 //!   of its collects; it yields between them, and never makes more than
 //!   [`COLLECTS`]: it cannot starve, and never panics falsely.
 //!
@@ -71,7 +72,7 @@
 //! (2^31 live buffers would be 2^31 tensors or exports, or buffers leaked
 //! on purpose with `mem::forget`), or a little below zero after a real
 //! double release; so the `u32` read as an `i32` is the count. The
-//! fallback's upper bound also counts the buffers made between the last
+//! fallback's over-count adds the buffers made between the last
 //! two collects, which stays below 2^31 unless 2^31 buffers are made in
 //! that instant.
 //!
@@ -108,7 +109,7 @@ pub(super) enum Event {
 }
 
 /// Collects [`Registry::total`] makes before it reports the last two as
-/// they are (an upper bound, the double-release check still sound).
+/// they are (an over-count, the double-release check still sound).
 const COLLECTS: usize = 64;
 
 /// The buffers one thread made and freed, each modulo 2^32. Written only by
@@ -432,7 +433,7 @@ mod tests {
         checked(registry.total(|_| {}));
     }
 
-    /// ... and when they never agree (the upper bound's check is sound).
+    /// ... and when they never agree (the over-count's check is sound).
     #[test]
     #[should_panic(expected = "a Rust-owned buffer released twice")]
     fn a_double_release_panics_while_collects_never_agree() {
