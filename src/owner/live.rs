@@ -379,80 +379,75 @@ mod tests {
         b.run(move || drop(buffers));
     }
 
-    /// The false "released twice": one buffer live, and in each collect,
-    /// after `a`'s slot is read and before `b`'s, two more are made on `a`
-    /// and freed on `b`. A sum of the slots reads 1 - 2 = -1 each time (and
-    /// did for all nine sums of a reader that retried eight times); the
-    /// double collect waits out the hand-overs and reads 1.
-    #[test]
-    fn a_buffer_made_and_freed_on_two_threads_between_slot_reads_is_counted_exactly() {
+    /// One buffer live (made on `a`), read with two more made on `a` and
+    /// freed on `b` between the loads of their slots in each of the first
+    /// `limit` collects: the count read and the hand-overs made. The kept
+    /// buffer is then freed, and the count back at zero.
+    fn read_with_hand_overs(limit: usize) -> (usize, usize) {
         let (registry, a, b) = two_workers();
         let kept = a.run(Buffer::new);
         let mut hand_overs = 0;
-        let live = registry.total(|slot| {
-            if slot == 0 && hand_overs < 9 {
+        let live = checked(registry.total(|slot| {
+            if slot == 0 && hand_overs < limit {
                 hand_overs += 1;
                 hand_over_two(&a, &b);
             }
-        });
-        assert_eq!((checked(live), hand_overs), (1, 9));
+        }));
         b.run(move || drop(kept));
         assert_eq!(checked(registry.total(|_| {})), 0);
+        (live, hand_overs)
+    }
+
+    /// The false "released twice": a sum of the slots reads 1 - 2 = -1
+    /// each time (and did for all nine sums of a reader that retried eight
+    /// times); the double collect waits out the hand-overs and reads 1.
+    #[test]
+    fn a_buffer_made_and_freed_on_two_threads_between_slot_reads_is_counted_exactly() {
+        assert_eq!(read_with_hand_overs(9), (1, 9));
     }
 
     /// Threads that count between every two collects starve the double
-    /// collect: the reader stops after `COLLECTS` and reports an upper
-    /// bound, which is still no false "released twice".
+    /// collect: the reader stops after `COLLECTS` and reports an
+    /// over-count, which is still no false "released twice".
     #[test]
-    fn a_reader_whose_collects_never_agree_reports_an_upper_bound() {
-        let (registry, a, b) = two_workers();
-        let kept = a.run(Buffer::new);
-        let mut collects = 0;
-        let live = registry.total(|slot| {
-            if slot == 0 {
-                collects += 1;
-                hand_over_two(&a, &b);
-            }
-        });
+    fn a_reader_whose_collects_never_agree_reports_an_over_count() {
+        let (live, collects) = read_with_hand_overs(usize::MAX);
         assert_eq!(collects, COLLECTS);
         // At most the two buffers made between the last two collects more.
-        assert!((1..=3).contains(&checked(live)), "{live}");
-        b.run(move || drop(kept));
+        assert!((1..=3).contains(&live), "{live}");
+    }
+
+    /// One buffer made on `a`, freed twice on `b`, and the count read
+    /// with hand-overs between every two slot loads or none.
+    fn read_after_a_double_release(hand_overs: bool) -> usize {
+        let (registry, a, b) = two_workers();
+        let buffer = a.run(Buffer::new);
+        b.run(move || {
+            MINE.get().unwrap().count(Event::Freed);
+            drop(buffer);
+        });
+        checked(registry.total(|slot| {
+            if hand_overs && slot == 0 {
+                hand_over_two(&a, &b);
+            }
+        }))
     }
 
     /// A real double release still fails loudly when the collects agree.
     #[test]
     #[should_panic(expected = "live_buffers: -1 (a Rust-owned buffer released twice)")]
     fn a_double_release_panics() {
-        let (registry, a, b) = two_workers();
-        let buffer = a.run(Buffer::new);
-        b.run(move || {
-            MINE.get().unwrap().count(Event::Freed);
-            drop(buffer);
-        });
-        checked(registry.total(|_| {}));
+        read_after_a_double_release(false);
     }
 
     /// ... and when they never agree (the over-count's check is sound).
     #[test]
     #[should_panic(expected = "a Rust-owned buffer released twice")]
     fn a_double_release_panics_while_collects_never_agree() {
-        let (registry, a, b) = two_workers();
-        let buffer = a.run(Buffer::new);
-        b.run(move || {
-            MINE.get().unwrap().count(Event::Freed);
-            drop(buffer);
-        });
-        // Made on `a` after its slot is read, freed on `b` before its slot
-        // is: the earlier collect sees more frees, the later more makes.
-        checked(registry.total(|slot| {
-            if slot == 0 {
-                hand_over_two(&a, &b);
-            }
-        }));
+        read_after_a_double_release(true);
     }
 
-    /// Each half wraps modulo 2^32 on its own; the sum is still the count.
+    /// Each counter wraps modulo 2^32 on its own; the sum is still the count.
     #[test]
     fn counts_that_wrapped_still_sum_to_the_live_count() {
         let (registry, a, b) = two_workers();
