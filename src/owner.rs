@@ -12,6 +12,7 @@ use std::alloc::{self, Layout as AllocLayout};
 use std::ptr::NonNull;
 
 mod holder;
+mod live;
 pub(crate) use holder::Holder;
 
 use dlpark::Managed;
@@ -25,8 +26,19 @@ pub const DATA_ALIGNMENT: usize = 64;
 /// Rust-owned data buffers (from `zeros`, `empty`, `copy()`, or arrays handed
 /// over from Rust) not yet freed. Tests use it to prove exactly-once release.
 ///
-/// A snapshot: exact once the threads that made and freed buffers are
-/// synchronised with the caller (joined, or through a lock or the GIL).
+/// An exact snapshot: the count at one instant during the call, even while
+/// other threads make and free buffers (a buffer made on one thread and
+/// freed on another is never seen freed but not made). Only if other
+/// threads count without pause through all of the reader's 64 collects of
+/// the per-thread counts does it report an over-count instead (the
+/// buffers made by its last collect less those freed by the one before).
+/// What a thread did before it synchronised with the caller (joined, or
+/// through a lock, a channel or the GIL) is always in the count.
+///
+/// # Panics
+///
+/// If the count is below zero: some Rust-owned buffer was released twice.
+/// Never falsely, snapshot or over-count.
 pub fn live_buffers() -> usize {
     live::total()
 }
@@ -37,7 +49,7 @@ struct LiveBuffer;
 impl LiveBuffer {
     #[inline]
     fn new() -> Self {
-        live::add(1);
+        live::count(live::Event::Made);
         Self
     }
 }
@@ -45,126 +57,7 @@ impl LiveBuffer {
 impl Drop for LiveBuffer {
     #[inline]
     fn drop(&mut self) {
-        live::add(-1);
-    }
-}
-
-/// The count behind [`live_buffers`], kept per thread.
-///
-/// One global atomic counter cost two locked read-modify-writes per buffer
-/// (about 10 ns each on the export path, where they drain the store buffer
-/// full of the fresh block's writes): more than dlpark's whole export of an
-/// array. Each thread instead counts in a slot only it writes (a plain load
-/// and store, `Relaxed`); [`total`] sums the slots under the registry lock.
-/// A buffer made on one thread and freed on another leaves +1 in one slot
-/// and -1 in the other, and the sum is right.
-///
-/// A thread's slot is retired when the thread exits: its count moves into
-/// `retired` and the slot is reused by the next new thread, under the lock,
-/// so the sum never counts it twice or not at all and the registry holds as
-/// many slots as threads ever ran at once. A buffer freed on a thread whose
-/// slot is already gone (from another thread-local's destructor) counts in
-/// `retired` directly.
-mod live {
-    use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-    use std::sync::{Mutex, MutexGuard, PoisonError};
-
-    struct Registry {
-        /// Every slot handed out, live or free (leaked once, reused).
-        slots: Vec<&'static AtomicIsize>,
-        /// Slots of exited threads, zeroed, for new threads.
-        free: Vec<&'static AtomicIsize>,
-        /// The counts of exited threads (and late frees).
-        retired: isize,
-    }
-
-    static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-        slots: Vec::new(),
-        free: Vec::new(),
-        retired: 0,
-    });
-
-    fn registry() -> MutexGuard<'static, Registry> {
-        // The registry's data is consistent after every statement: a panic
-        // elsewhere while it was held leaves nothing half-done.
-        REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// This thread's slot; returned to the registry when the thread exits.
-    struct Local(&'static AtomicIsize);
-
-    impl Local {
-        fn register() -> Self {
-            let mut registry = registry();
-            let slot = match registry.free.pop() {
-                Some(slot) => slot,
-                None => {
-                    let slot: &'static AtomicIsize = Box::leak(Box::new(AtomicIsize::new(0)));
-                    registry.slots.push(slot);
-                    slot
-                }
-            };
-            Self(slot)
-        }
-    }
-
-    impl Drop for Local {
-        fn drop(&mut self) {
-            let mut registry = registry();
-            registry.retired += self.0.swap(0, Relaxed);
-            registry.free.push(self.0);
-        }
-    }
-
-    thread_local! {
-        static LOCAL: Local = Local::register();
-    }
-
-    #[inline]
-    pub(super) fn add(delta: isize) {
-        let counted = LOCAL.try_with(|local| {
-            // Only this thread writes its slot: no read-modify-write needed.
-            local.0.store(local.0.load(Relaxed) + delta, Relaxed);
-        });
-        if counted.is_err() {
-            registry().retired += delta;
-        }
-    }
-
-    pub(super) fn total() -> usize {
-        let sum = || {
-            let registry = registry();
-            registry.retired
-                + registry
-                    .slots
-                    .iter()
-                    .map(|slot| slot.load(Relaxed))
-                    .sum::<isize>()
-        };
-        // The slots are read one after another while other threads count:
-        // a buffer made on one thread and freed on another can be seen
-        // freed but not yet made, for an instant. A double release stays
-        // below zero; so a negative sum is read again before it is called
-        // one.
-        let mut live = sum();
-        for _ in 0..8 {
-            if live >= 0 {
-                break;
-            }
-            std::thread::yield_now();
-            live = sum();
-        }
-        // Below zero only if some buffer was freed twice (or counted
-        // freed without being counted made): a bug tests must see (the
-        // Python suite runs a release build), not a count of 0 that looks
-        // like "nothing live". A panic, never across `extern "C"`: the
-        // callers are Rust code and PyO3's `live_buffers`, which turns it
-        // into a Python exception.
-        assert!(
-            live >= 0,
-            "live_buffers: {live} (a Rust-owned buffer released twice)"
-        );
-        live.unsigned_abs()
+        live::count(live::Event::Freed);
     }
 }
 

@@ -222,7 +222,8 @@ fn empty(shape: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult
     Ok(PyTensor::new(Tensor::empty(&extents(shape)?, dtype)?))
 }
 
-/// Rust-owned data buffers not yet freed.
+/// Rust-owned data buffers not yet freed: an exact snapshot, even while
+/// other threads make and free them (`crate::live_buffers`).
 #[pyfunction]
 fn live_buffers() -> usize {
     crate::owner::live_buffers()
