@@ -62,22 +62,43 @@ fn tensor_over_array<T: Element, D: Dimension + 'static>(
     // The array's heap buffer is all the owner needs (its shape and strides
     // are in the layout): two words, held inline by the tensor.
     let owner = RustVec::holding(array);
+    // SAFETY: the checks hold for an `ndarray::Array` (see above); taking
+    // the array's `Vec` apart does not move its heap buffer, so the layout
+    // keeps describing live memory that the owner alone holds (the
+    // exclusivity `as_ndarray_mut` relies on).
+    unsafe { rust_owned("ndarray::Array", base, layout, T::DTYPE, owner) }
+}
+
+/// The tensor over Rust-owned memory at `base` (`what` names it in
+/// messages), writable, on the CPU.
+///
+/// # Safety
+///
+/// Every check of [`Descriptor::new`] holds for `base`, `layout` and
+/// `dtype` (non-NULL when not empty, no address of the span wraps, `dtype`'s
+/// itemsize is the layout's), and `owner` alone keeps that memory alive.
+#[inline(always)]
+unsafe fn rust_owned(
+    what: &'static str,
+    base: *mut u8,
+    layout: Layout,
+    dtype: crate::DType,
+    owner: Holder,
+) -> Tensor {
     let claims = Claims {
-        what: "ndarray::Array",
+        what,
         base,
         offset: 0,
         layout,
-        dtype: T::DTYPE,
+        dtype,
         device: crate::Device::CPU,
         readonly: false,
         source: Source::Rust,
         len: None,
     };
-    // SAFETY: the checks hold for an `ndarray::Array` (see above).
+    // SAFETY: the caller's promise: the checks hold.
     let descriptor = unsafe { Descriptor::new_proved(claims) };
-    // SAFETY: taking the array's `Vec` apart does not move its heap buffer,
-    // so the descriptor keeps describing live memory that the owner alone
-    // holds (the exclusivity `as_ndarray_mut` relies on).
+    // SAFETY: the caller's promise: `owner` alone holds the memory.
     unsafe { Tensor::from_held(descriptor, owner) }
 }
 
@@ -202,26 +223,14 @@ impl Tensor {
         }
         let base = values.as_ptr().cast_mut().cast::<u8>();
         let owner = Holder::new(RustVec::new(values));
-        let claims = Claims {
-            what: "Vec",
-            base,
-            offset: 0,
-            layout,
-            dtype: T::DTYPE,
-            device: crate::Device::CPU,
-            readonly: false,
-            source: Source::Rust,
-            len: None,
-        };
         // SAFETY: the pointer of a `Vec<T>` (never NULL, aligned for `T`,
         // dangling only when it holds no elements), whose `len` elements
         // the contiguous layout covers exactly (checked above), in bytes
         // that fit in `isize` (a `Vec` never holds more); `T: Element`
-        // promises `T::DTYPE` has `size_of::<T>()` bytes.
-        let descriptor = unsafe { Descriptor::new_proved(claims) };
-        // SAFETY: moving the `Vec` into its holder does not move its heap
-        // buffer: the descriptor describes live memory the owner alone holds.
-        Ok(unsafe { Tensor::from_held(descriptor, owner) })
+        // promises `T::DTYPE` has `size_of::<T>()` bytes. Moving the `Vec`
+        // into its holder does not move its heap buffer, which the owner
+        // alone holds.
+        Ok(unsafe { rust_owned("Vec", base, layout, T::DTYPE, owner) })
     }
 }
 
