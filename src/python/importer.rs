@@ -53,7 +53,10 @@ pub(crate) struct Options {
     /// A stream-only Arrow producer is asked for a zero-copy `__array__`
     /// before its stream ([`Stage::ArrowViewsFirst`]).
     pub(crate) views_first: bool,
-    /// asarray's `copy`, passed on to `__array__`.
+    /// asarray's `copy`, passed on to `__array__`; `copy=True` also to the
+    /// exchange table (a tensor not on the CPU is handed back: only its
+    /// producer can copy it) and to the DLPack stage (which asks the
+    /// producer for that copy, as `from_dlpack` does).
     pub(crate) copy: Option<bool>,
     /// Every shortcut is inlined into the entry point, each handing what it
     /// took to `accept` there; otherwise only the first (the exact
@@ -282,7 +285,7 @@ impl Stage {
                 }
             }
             Self::ExchangeTable => {
-                if let Some(tensor) = exchange::shortcut(obj) {
+                if let Some(tensor) = exchange::shortcut(obj, options.copy == Some(true)) {
                     return Ok(accept(Imported::Owned(tensor)));
                 }
             }
@@ -300,7 +303,7 @@ impl Stage {
         refusals: &mut Vec<Refusal>,
     ) -> PyResult<Option<Tensor>> {
         match self {
-            Self::Dlpack => discover::dlpack(obj),
+            Self::Dlpack => discover::dlpack(obj, options.copy == Some(true)),
             Self::BufferProtocol => discover::buffer_protocol(obj),
             Self::ArrayInterface => array_interface::try_import(obj),
             Self::CudaArrayInterface => discover::cuda_array_interface(obj),
