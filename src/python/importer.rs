@@ -14,13 +14,15 @@
 //! array and be refused the same way.
 //! The rest are the protocols, in the contract's order
 //! (`docs/architecture.md`); what a refusal from each means is
-//! [`super::discover`]'s. The entry points differ only in their options:
+//! [`super::discover`]'s. The entry points differ only in their options,
+//! and in what an exact ndarray comes as, which is a type ([`Lend`]): only
+//! the borrowed argument's `accept` can be handed a lent descriptor.
 //!
 //! | entry point | lent ndarray | `__array__` | views first | `copy` |
 //! | --- | --- | --- | --- | --- |
-//! | `asarray` | no | yes | yes | asarray's |
-//! | `Tensor`, `TypedTensor` | no | no | no | none |
-//! | borrowed arguments | yes | no | no | none |
+//! | `asarray` | no ([`NotLent`]) | yes | yes | asarray's |
+//! | `Tensor`, `TypedTensor` | no ([`NotLent`]) | no | no | none |
+//! | borrowed arguments | yes ([`Descriptor`]) | no | no | none |
 
 use pyo3::exceptions::PyBufferError;
 use pyo3::intern;
@@ -40,13 +42,10 @@ use crate::descriptor::Descriptor;
 use crate::error::{Cause, Error};
 use crate::tensor::Tensor;
 
-/// What an entry point allows the importer to do.
+/// What an entry point allows the importer to do (what an exact ndarray
+/// comes as is its `accept`'s type: [`Lend`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Options {
-    /// An exact `numpy.ndarray` may come back as its checked descriptor
-    /// alone ([`Imported::Lent`]): no owner, for an argument that borrows it
-    /// for the call.
-    pub(crate) lent: bool,
     /// `__array__` is the last resort for an object no protocol took
     /// (asarray's: see [`Stage::ArrayDunder`]).
     pub(crate) array_dunder: bool,
@@ -72,16 +71,15 @@ impl Options {
     /// A `Tensor` or `TypedTensor` argument: an owning tensor, the
     /// protocols only.
     pub(crate) const ARGUMENT: Self = Self {
-        lent: false,
         array_dunder: false,
         views_first: false,
         copy: None,
         every_shortcut_inline: true,
     };
 
-    /// A borrowed argument: an exact ndarray lent for the call.
+    /// A borrowed argument (whose `accept` takes an exact ndarray lent for
+    /// the call: [`Lend`]).
     pub(crate) const BORROWED: Self = Self {
-        lent: true,
         every_shortcut_inline: false,
         ..Self::ARGUMENT
     };
@@ -89,7 +87,6 @@ impl Options {
     /// `asarray(obj, copy=copy)`.
     pub(crate) const fn asarray(copy: Option<bool>) -> Self {
         Self {
-            lent: false,
             array_dunder: true,
             views_first: true,
             copy,
@@ -98,31 +95,83 @@ impl Options {
     }
 }
 
-/// What [`import`] took `obj` as.
-pub(crate) enum Imported<'a, 'py> {
+/// What [`import`] took `obj` as; `L` is what an exact ndarray may come as
+/// without an owner ([`Lend`]).
+pub(crate) enum Imported<'a, 'py, L = NotLent> {
     /// A `dlbridge.Tensor` of this binary: its tensor is cloned (or, by
     /// `asarray`, the object itself returned).
     Home(&'a Bound<'py, PyTensor>),
     /// An exact `numpy.ndarray`'s checked descriptor, no owner: only when
-    /// [`Options::lent`] allows it; the caller's borrow keeps it alive.
-    Lent(Descriptor),
+    /// the entry point's `accept` takes a [`Descriptor`] here (the borrowed
+    /// argument's); the caller's borrow keeps it alive.
+    Lent(L),
     /// A tensor that owns what keeps its memory alive.
     Owned(Tensor),
 }
 
-impl Imported<'_, '_> {
-    /// The owning tensor, whichever way it came: a home tensor cloned, a
-    /// lent descriptor given `obj` as its owner.
+/// What the lent variant holds for every entry point that owns its tensor:
+/// nothing can be, so [`Imported::Lent`] cannot be made for them, and
+/// [`Imported::into_tensor`] has no lent descriptor to give an owner.
+pub(crate) enum NotLent {}
+
+/// What an exact `numpy.ndarray` comes as ([`Stage::NdarrayFields`]):
+/// lent ([`Descriptor`], the borrowed argument's) or owned ([`NotLent`],
+/// every other entry point's). Sealed by its two implementations.
+pub(crate) trait Lend: Sized {
+    /// The field read, in [`Stage::take`]'s continuation-passing form.
+    fn ndarray_fields<'a, 'py, R, F>(
+        obj: &'a Bound<'py, PyAny>,
+        accept: F,
+    ) -> Result<PyResult<R>, F>
+    where
+        F: FnOnce(Imported<'a, 'py, Self>) -> PyResult<R>;
+}
+
+impl Lend for Descriptor {
+    /// The checked descriptor alone: no owner, for an argument that borrows
+    /// the array for the call. Counted as `lent_arguments`.
     #[inline(always)]
-    pub(crate) fn into_tensor(self, obj: &Bound<'_, PyAny>) -> Tensor {
+    fn ndarray_fields<'a, 'py, R, F>(
+        obj: &'a Bound<'py, PyAny>,
+        accept: F,
+    ) -> Result<PyResult<R>, F>
+    where
+        F: FnOnce(Imported<'a, 'py, Self>) -> PyResult<R>,
+    {
+        match ndarray_fields::read_lent(obj) {
+            Ok(Some(descriptor)) => Ok(accept(Imported::Lent(descriptor))),
+            Ok(None) => Err(accept),
+            Err(err) => Ok(Err(err)),
+        }
+    }
+}
+
+impl Lend for NotLent {
+    /// An owning tensor, with the array as its owner. Counted as
+    /// `ndarray_fields`.
+    #[inline(always)]
+    fn ndarray_fields<'a, 'py, R, F>(
+        obj: &'a Bound<'py, PyAny>,
+        accept: F,
+    ) -> Result<PyResult<R>, F>
+    where
+        F: FnOnce(Imported<'a, 'py, Self>) -> PyResult<R>,
+    {
+        match ndarray_fields::import(obj) {
+            Ok(Some(tensor)) => Ok(accept(Imported::Owned(tensor))),
+            Ok(None) => Err(accept),
+            Err(err) => Ok(Err(err)),
+        }
+    }
+}
+
+impl Imported<'_, '_> {
+    /// The owning tensor, whichever way it came: a home tensor cloned.
+    #[inline(always)]
+    pub(crate) fn into_tensor(self) -> Tensor {
         match self {
             Self::Home(tensor) => tensor.get().inner.clone(),
-            Self::Lent(descriptor) => {
-                let owner = super::owner::PyOwner::new(obj.clone().unbind());
-                // SAFETY: the descriptor is an exact ndarray's, whose memory
-                // covers it while the array lives, which the owner ensures.
-                unsafe { Tensor::from_descriptor(descriptor, std::sync::Arc::new(owner)) }
-            }
+            Self::Lent(not_lent) => match not_lent {},
             Self::Owned(tensor) => tensor,
         }
     }
@@ -133,8 +182,9 @@ impl Imported<'_, '_> {
 pub(crate) enum Stage {
     /// Shortcut: an exact `numpy.ndarray`, read from its fields as its
     /// `__dlpack__` would describe it (`ndarray_fields.rs`); lent when the
-    /// options allow. Counted as `ndarray_fields` or `lent_arguments`. The
-    /// commonest input, so it comes first.
+    /// entry point's `accept` takes it so ([`Lend`]). Counted as
+    /// `ndarray_fields` or `lent_arguments`. The commonest input, so it
+    /// comes first.
     NdarrayFields,
     /// Shortcut: `memoryview`, `bytes` and `bytearray` speak the buffer
     /// protocol alone, so its answer is the protocols' (a refusal is asked
@@ -249,14 +299,14 @@ impl Stage {
     /// `accept` is given back when the stage passes the object on. No
     /// carrier between the two: see [`import`].
     #[inline(always)]
-    fn take<'a, 'py, R, F>(
+    fn take<'a, 'py, L: Lend, R, F>(
         self,
         obj: &'a Bound<'py, PyAny>,
         options: Options,
         accept: F,
     ) -> Result<PyResult<R>, F>
     where
-        F: FnOnce(Imported<'a, 'py>) -> PyResult<R>,
+        F: FnOnce(Imported<'a, 'py, L>) -> PyResult<R>,
     {
         match self {
             Self::HomeTensor => {
@@ -266,16 +316,7 @@ impl Stage {
                     return Ok(accept(Imported::Home(tensor)));
                 }
             }
-            Self::NdarrayFields if options.lent => match ndarray_fields::read_lent(obj) {
-                Ok(Some(descriptor)) => return Ok(accept(Imported::Lent(descriptor))),
-                Ok(None) => {}
-                Err(err) => return Ok(Err(err)),
-            },
-            Self::NdarrayFields => match ndarray_fields::import(obj) {
-                Ok(Some(tensor)) => return Ok(accept(Imported::Owned(tensor))),
-                Ok(None) => {}
-                Err(err) => return Ok(Err(err)),
-            },
+            Self::NdarrayFields => return L::ndarray_fields(obj, accept),
             Self::BuiltinBuffer => {
                 if buffer::is_builtin_exporter(obj)
                     && let Ok(tensor) = buffer::import(obj)
@@ -336,10 +377,10 @@ impl Stage {
 /// when every protocol it speaks refused; any other exception a stage
 /// raises, as it is; and `accept`'s.
 #[inline(always)]
-pub(crate) fn import<'a, 'py, R>(
+pub(crate) fn import<'a, 'py, L: Lend, R>(
     obj: &'a Bound<'py, PyAny>,
     options: Options,
-    accept: impl FnOnce(Imported<'a, 'py>) -> PyResult<R>,
+    accept: impl FnOnce(Imported<'a, 'py, L>) -> PyResult<R>,
 ) -> PyResult<R> {
     const { assert!(first_protocol() == SHORTCUTS) };
     let accept = match STAGES[0].take(obj, options, accept) {
@@ -372,12 +413,13 @@ pub(crate) fn import<'a, 'py, R>(
 
 /// The stages after the first, out of line (see
 /// [`Options::every_shortcut_inline`]), as an owning tensor: one variant
-/// for the caller's `accept` to inline, not three.
+/// for the caller's `accept` to inline, not three. None of them lends
+/// ([`NotLent`]): only the first stage reads an exact ndarray.
 #[inline(never)]
 fn import_out_of_line(obj: &Bound<'_, PyAny>, options: Options) -> PyResult<Tensor> {
     for &stage in &STAGES[1..SHORTCUTS] {
         if let Some(imported) = stage.shortcut(obj, options)? {
-            return Ok(imported.into_tensor(obj));
+            return Ok(imported.into_tensor());
         }
     }
     protocols(obj, options)
@@ -458,7 +500,7 @@ fn import_returned(
 ) -> PyResult<Option<Tensor>> {
     for &stage in &STAGES[..SHORTCUTS] {
         if let Some(imported) = stage.shortcut(array, Options::ARGUMENT)? {
-            return Ok(Some(imported.into_tensor(array)));
+            return Ok(Some(imported.into_tensor()));
         }
     }
     walk(array, Options::ARGUMENT, refusals)
@@ -564,14 +606,13 @@ mod tests {
     }
 
     #[test]
-    fn only_asarray_reaches_array_dunder_and_only_borrowed_arguments_are_lent() {
+    fn only_asarray_reaches_array_dunder() {
         let asarray = Options::asarray(Some(false));
-        assert!(asarray.array_dunder && asarray.views_first && !asarray.lent);
+        assert!(asarray.array_dunder && asarray.views_first);
         assert_eq!(asarray.copy, Some(false));
         for options in [Options::ARGUMENT, Options::BORROWED] {
             assert!(!options.array_dunder && !options.views_first && options.copy.is_none());
         }
-        const { assert!(Options::BORROWED.lent && !Options::ARGUMENT.lent) };
     }
 
     #[test]

@@ -89,7 +89,7 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
         obj,
         importer::Options::asarray(copy),
         #[inline(always)]
-        |imported| {
+        |imported: Imported<'_, '_>| {
             let tensor = match imported {
                 Imported::Home(tensor) => {
                     return if copy == Some(true) {
@@ -98,7 +98,7 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
                         Ok(obj.clone().unbind())
                     };
                 }
-                imported => imported.into_tensor(obj),
+                imported => imported.into_tensor(),
             };
             // The common case (no copy) builds the object in place: through
             // a function not inlined the tensor was moved once more, with
