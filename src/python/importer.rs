@@ -538,16 +538,20 @@ fn array_dunder_import(
 /// beside `__array__`, and its stream costs a table built per call (pandas:
 /// 140 µs against 11 µs for its array); a producer that cannot give a view
 /// (a pyarrow `ChunkedArray` always copies, so it is not asked, by
-/// identity: its refusal costs more than its stream; a `FixedSizeList`
-/// column elsewhere would be an object array) says so, or gives what no
-/// protocol takes, and its stream is asked as before. Only for objects
-/// without `__arrow_c_array__`: an Arrow array is read from its own buffers.
+/// identity: its refusal costs more than its stream, a speed-only skip,
+/// counted as `chunked_array_stream`; a `FixedSizeList` column elsewhere
+/// would be an object array) says so, or gives what no protocol takes, and
+/// its stream is asked as before. Only for objects without
+/// `__arrow_c_array__`: an Arrow array is read from its own buffers.
 fn zero_copy_array(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let py = obj.py();
     // SAFETY: `obj` is live; its type pointer is valid.
     let ty = unsafe { pyo3::ffi::Py_TYPE(obj.as_ptr()) };
-    if known_types::is(py, ty, KnownType::ChunkedArray)
-        || lookup::on_type(obj, intern!(py, "__arrow_c_stream__")) != OnType::Defined
+    if known_types::is(py, ty, KnownType::ChunkedArray) {
+        fast_path::CHUNKED_ARRAY_STREAM.hit();
+        return Ok(None);
+    }
+    if lookup::on_type(obj, intern!(py, "__arrow_c_stream__")) != OnType::Defined
         || lookup::on_type(obj, intern!(py, "__arrow_c_array__")) == OnType::Defined
         || lookup::on_type(obj, intern!(py, "__array__")) != OnType::Defined
     {
