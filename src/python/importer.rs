@@ -118,50 +118,45 @@ pub(crate) enum NotLent {}
 /// lent ([`Descriptor`], the borrowed argument's) or owned ([`NotLent`],
 /// every other entry point's). Sealed by its two implementations.
 pub(crate) trait Lend: Sized {
-    /// The field read, in [`Stage::take`]'s continuation-passing form.
-    fn ndarray_fields<'a, 'py, R, F>(
-        obj: &'a Bound<'py, PyAny>,
-        accept: F,
-    ) -> Result<PyResult<R>, F>
-    where
-        F: FnOnce(Imported<'a, 'py, Self>) -> PyResult<R>;
+    /// What the field read finds: a lent descriptor, or an owning tensor.
+    type Found;
+
+    /// The field read; `Ok(None)` when `obj` is not an exact ndarray.
+    fn read(obj: &Bound<'_, PyAny>) -> PyResult<Option<Self::Found>>;
+
+    /// What the read found, as the entry point's `accept` takes it.
+    fn imported<'a, 'py>(found: Self::Found) -> Imported<'a, 'py, Self>;
 }
 
 impl Lend for Descriptor {
     /// The checked descriptor alone: no owner, for an argument that borrows
     /// the array for the call. Counted as `lent_arguments`.
+    type Found = Descriptor;
+
     #[inline(always)]
-    fn ndarray_fields<'a, 'py, R, F>(
-        obj: &'a Bound<'py, PyAny>,
-        accept: F,
-    ) -> Result<PyResult<R>, F>
-    where
-        F: FnOnce(Imported<'a, 'py, Self>) -> PyResult<R>,
-    {
-        match ndarray_fields::read_lent(obj) {
-            Ok(Some(descriptor)) => Ok(accept(Imported::Lent(descriptor))),
-            Ok(None) => Err(accept),
-            Err(err) => Ok(Err(err)),
-        }
+    fn read(obj: &Bound<'_, PyAny>) -> PyResult<Option<Descriptor>> {
+        ndarray_fields::read_lent(obj)
+    }
+
+    #[inline(always)]
+    fn imported<'a, 'py>(found: Descriptor) -> Imported<'a, 'py, Self> {
+        Imported::Lent(found)
     }
 }
 
 impl Lend for NotLent {
     /// An owning tensor, with the array as its owner. Counted as
     /// `ndarray_fields`.
+    type Found = Tensor;
+
     #[inline(always)]
-    fn ndarray_fields<'a, 'py, R, F>(
-        obj: &'a Bound<'py, PyAny>,
-        accept: F,
-    ) -> Result<PyResult<R>, F>
-    where
-        F: FnOnce(Imported<'a, 'py, Self>) -> PyResult<R>,
-    {
-        match ndarray_fields::import(obj) {
-            Ok(Some(tensor)) => Ok(accept(Imported::Owned(tensor))),
-            Ok(None) => Err(accept),
-            Err(err) => Ok(Err(err)),
-        }
+    fn read(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+        ndarray_fields::import(obj)
+    }
+
+    #[inline(always)]
+    fn imported<'a, 'py>(found: Tensor) -> Imported<'a, 'py, Self> {
+        Imported::Owned(found)
     }
 }
 
@@ -316,7 +311,11 @@ impl Stage {
                     return Ok(accept(Imported::Home(tensor)));
                 }
             }
-            Self::NdarrayFields => return L::ndarray_fields(obj, accept),
+            Self::NdarrayFields => match L::read(obj) {
+                Ok(Some(found)) => return Ok(accept(L::imported(found))),
+                Ok(None) => {}
+                Err(err) => return Ok(Err(err)),
+            },
             Self::BuiltinBuffer => {
                 if buffer::is_builtin_exporter(obj)
                     && let Ok(tensor) = buffer::import(obj)
