@@ -369,11 +369,6 @@ impl<T: ArgElement, D: Dimension, C: Constraint, A: Access> TensorArg<'_, T, D, 
         self.descriptor.readonly
     }
 
-    /// Address of the first logical element.
-    pub fn data_ptr(&self) -> *mut u8 {
-        self.descriptor.data
-    }
-
     /// The protocol the memory came through.
     pub fn source(&self) -> Source {
         self.descriptor.source
@@ -395,6 +390,41 @@ impl<T: ArgElement, D: Dimension, C: Constraint, A: Access> TensorArg<'_, T, D, 
         // SAFETY: the descriptor's memory is kept alive by `owner`: the
         // import's own owner, or a reference to the exact ndarray it read.
         unsafe { Tensor::from_held(self.descriptor.clone(), owner) }
+    }
+}
+
+impl<T: ArgElement, D: Dimension, C: Constraint> TensorArg<'_, T, D, C, Shared> {
+    /// Address of the first logical element, to read through: a shared
+    /// borrow's memory may be read by others meanwhile, or be readonly, so
+    /// the pointer is `*const` (a [`ReadwriteTensor`]'s is `*mut`).
+    ///
+    /// ```compile_fail,E0594
+    /// # use dlbridge::ReadonlyTensor;
+    /// fn zero_first(x: ReadonlyTensor<'_, u8>) {
+    ///     // error[E0594]: cannot assign through a `*const` pointer
+    ///     unsafe { *x.data_ptr() = 0 };
+    /// }
+    /// ```
+    ///
+    /// ```
+    /// # use dlbridge::ReadwriteTensor;
+    /// fn zero_first(x: ReadwriteTensor<'_, u8>) {
+    ///     // SAFETY (of this example): a caller passes a non-empty array.
+    ///     unsafe { *x.data_ptr() = 0 };
+    /// }
+    /// ```
+    pub fn data_ptr(&self) -> *const u8 {
+        self.descriptor.data.cast_const()
+    }
+}
+
+impl<T: ArgElement, D: Dimension, C: Constraint> TensorArg<'_, T, D, C, Exclusive> {
+    /// Address of the first logical element, writable: the registry holds
+    /// this argument's exclusive borrow, and extraction refused readonly
+    /// memory (writes through it are still `unsafe`: bounds, alignment and
+    /// the dtype are the caller's).
+    pub fn data_ptr(&self) -> *mut u8 {
+        self.descriptor.data
     }
 }
 

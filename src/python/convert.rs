@@ -29,7 +29,7 @@ use pyo3::{Borrowed, intern};
 
 use super::dlpack::exchange::{ToPyObject, through_table};
 use super::home::is_home_binary;
-use super::importer::{self, Options};
+use super::importer::{self, Imported, Options};
 use super::tensor::PyTensor;
 use crate::dtype::Element;
 use crate::tensor::Tensor;
@@ -69,7 +69,7 @@ impl<'py> FromPyObject<'_, 'py> for Tensor {
             &obj,
             Options::ARGUMENT,
             #[inline(always)]
-            |imported| Ok(imported.into_tensor(&obj)),
+            |imported: Imported<'_, '_>| Ok(imported.into_tensor()),
         )
     }
 }

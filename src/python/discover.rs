@@ -41,8 +41,12 @@ use super::lookup::{self, OnType};
 use crate::python::{arrow, buffer, cuda_array_interface, dlpack as dlpack_protocol};
 use crate::tensor::Tensor;
 
-/// DLPack: a capsule, or an object whose type defines `__dlpack__`.
-pub(crate) fn dlpack(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+/// DLPack: a capsule, or an object whose type defines `__dlpack__`. With
+/// `copy` (asarray's `copy=True`), a producer whose tensor is not on the
+/// CPU is asked for a copy (`__dlpack__(copy=True)`), as `from_dlpack`
+/// asks it: dlbridge copies CPU memory only, and that copy is asarray's to
+/// make (`Asker::ImporterStage`).
+pub(crate) fn dlpack(obj: &Bound<'_, PyAny>, copy: bool) -> PyResult<Option<Tensor>> {
     let speaks = dlpack_protocol::is_dlpack_capsule(obj)
         || lookup::on_type(obj, pyo3::intern!(obj.py(), "__dlpack__")) == OnType::Defined;
     if !speaks {
@@ -51,7 +55,14 @@ pub(crate) fn dlpack(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     // A producer that also speaks Arrow (pyarrow) refuses with TypeError
     // what its Arrow export carries: a refusal, and no legacy retry.
     let speaks_arrow = |obj: &Bound<'_, PyAny>| arrow::speaks_arrow(obj);
-    match dlpack_protocol::import_object_retrying(obj, None, None, false, |o| !speaks_arrow(o)) {
+    match dlpack_protocol::import_object_retrying(
+        obj,
+        None,
+        copy.then_some(true),
+        false,
+        |o| !speaks_arrow(o),
+        dlpack_protocol::Asker::ImporterStage,
+    ) {
         Err(err) if err.is_instance_of::<PyTypeError>(obj.py()) && speaks_arrow(obj) => {
             Err(PyBufferError::new_err(format!(
                 "__dlpack__ refused with {}: {} (the Arrow export is asked instead)",

@@ -14,13 +14,15 @@
 //! array and be refused the same way.
 //! The rest are the protocols, in the contract's order
 //! (`docs/architecture.md`); what a refusal from each means is
-//! [`super::discover`]'s. The entry points differ only in their options:
+//! [`super::discover`]'s. The entry points differ only in their options,
+//! and in what an exact ndarray comes as, which is a type ([`Lend`]): only
+//! the borrowed argument's `accept` can be handed a lent descriptor.
 //!
 //! | entry point | lent ndarray | `__array__` | views first | `copy` |
 //! | --- | --- | --- | --- | --- |
-//! | `asarray` | no | yes | yes | asarray's |
-//! | `Tensor`, `TypedTensor` | no | no | no | none |
-//! | borrowed arguments | yes | no | no | none |
+//! | `asarray` | no ([`NotLent`]) | yes | yes | asarray's |
+//! | `Tensor`, `TypedTensor` | no ([`NotLent`]) | no | no | none |
+//! | borrowed arguments | yes ([`Descriptor`]) | no | no | none |
 
 use pyo3::exceptions::PyBufferError;
 use pyo3::intern;
@@ -40,20 +42,20 @@ use crate::descriptor::Descriptor;
 use crate::error::{Cause, Error};
 use crate::tensor::Tensor;
 
-/// What an entry point allows the importer to do.
+/// What an entry point allows the importer to do (what an exact ndarray
+/// comes as is its `accept`'s type: [`Lend`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Options {
-    /// An exact `numpy.ndarray` may come back as its checked descriptor
-    /// alone ([`Imported::Lent`]): no owner, for an argument that borrows it
-    /// for the call.
-    pub(crate) lent: bool,
     /// `__array__` is the last resort for an object no protocol took
     /// (asarray's: see [`Stage::ArrayDunder`]).
     pub(crate) array_dunder: bool,
     /// A stream-only Arrow producer is asked for a zero-copy `__array__`
     /// before its stream ([`Stage::ArrowViewsFirst`]).
     pub(crate) views_first: bool,
-    /// asarray's `copy`, passed on to `__array__`.
+    /// asarray's `copy`, passed on to `__array__`; `copy=True` also to the
+    /// exchange table (a tensor not on the CPU is handed back: only its
+    /// producer can copy it) and to the DLPack stage (which asks the
+    /// producer for that copy, as `from_dlpack` does).
     pub(crate) copy: Option<bool>,
     /// Every shortcut is inlined into the entry point, each handing what it
     /// took to `accept` there; otherwise only the first (the exact
@@ -69,16 +71,15 @@ impl Options {
     /// A `Tensor` or `TypedTensor` argument: an owning tensor, the
     /// protocols only.
     pub(crate) const ARGUMENT: Self = Self {
-        lent: false,
         array_dunder: false,
         views_first: false,
         copy: None,
         every_shortcut_inline: true,
     };
 
-    /// A borrowed argument: an exact ndarray lent for the call.
+    /// A borrowed argument (whose `accept` takes an exact ndarray lent for
+    /// the call: [`Lend`]).
     pub(crate) const BORROWED: Self = Self {
-        lent: true,
         every_shortcut_inline: false,
         ..Self::ARGUMENT
     };
@@ -86,7 +87,6 @@ impl Options {
     /// `asarray(obj, copy=copy)`.
     pub(crate) const fn asarray(copy: Option<bool>) -> Self {
         Self {
-            lent: false,
             array_dunder: true,
             views_first: true,
             copy,
@@ -95,31 +95,78 @@ impl Options {
     }
 }
 
-/// What [`import`] took `obj` as.
-pub(crate) enum Imported<'a, 'py> {
+/// What [`import`] took `obj` as; `L` is what an exact ndarray may come as
+/// without an owner ([`Lend`]).
+pub(crate) enum Imported<'a, 'py, L = NotLent> {
     /// A `dlbridge.Tensor` of this binary: its tensor is cloned (or, by
     /// `asarray`, the object itself returned).
     Home(&'a Bound<'py, PyTensor>),
     /// An exact `numpy.ndarray`'s checked descriptor, no owner: only when
-    /// [`Options::lent`] allows it; the caller's borrow keeps it alive.
-    Lent(Descriptor),
+    /// the entry point's `accept` takes a [`Descriptor`] here (the borrowed
+    /// argument's); the caller's borrow keeps it alive.
+    Lent(L),
     /// A tensor that owns what keeps its memory alive.
     Owned(Tensor),
 }
 
-impl Imported<'_, '_> {
-    /// The owning tensor, whichever way it came: a home tensor cloned, a
-    /// lent descriptor given `obj` as its owner.
+/// What the lent variant holds for every entry point that owns its tensor:
+/// nothing can be, so [`Imported::Lent`] cannot be made for them, and
+/// [`Imported::into_tensor`] has no lent descriptor to give an owner.
+pub(crate) enum NotLent {}
+
+/// What an exact `numpy.ndarray` comes as ([`Stage::NdarrayFields`]):
+/// lent ([`Descriptor`], the borrowed argument's) or owned ([`NotLent`],
+/// every other entry point's). Sealed by its two implementations.
+pub(crate) trait Lend: Sized {
+    /// What the field read finds: a lent descriptor, or an owning tensor.
+    type Found;
+
+    /// The field read; `Ok(None)` when `obj` is not an exact ndarray.
+    fn read(obj: &Bound<'_, PyAny>) -> PyResult<Option<Self::Found>>;
+
+    /// What the read found, as the entry point's `accept` takes it.
+    fn imported<'a, 'py>(found: Self::Found) -> Imported<'a, 'py, Self>;
+}
+
+impl Lend for Descriptor {
+    /// The checked descriptor alone: no owner, for an argument that borrows
+    /// the array for the call. Counted as `lent_arguments`.
+    type Found = Descriptor;
+
     #[inline(always)]
-    pub(crate) fn into_tensor(self, obj: &Bound<'_, PyAny>) -> Tensor {
+    fn read(obj: &Bound<'_, PyAny>) -> PyResult<Option<Descriptor>> {
+        ndarray_fields::read_lent(obj)
+    }
+
+    #[inline(always)]
+    fn imported<'a, 'py>(found: Descriptor) -> Imported<'a, 'py, Self> {
+        Imported::Lent(found)
+    }
+}
+
+impl Lend for NotLent {
+    /// An owning tensor, with the array as its owner. Counted as
+    /// `ndarray_fields`.
+    type Found = Tensor;
+
+    #[inline(always)]
+    fn read(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
+        ndarray_fields::import(obj)
+    }
+
+    #[inline(always)]
+    fn imported<'a, 'py>(found: Tensor) -> Imported<'a, 'py, Self> {
+        Imported::Owned(found)
+    }
+}
+
+impl Imported<'_, '_> {
+    /// The owning tensor, whichever way it came: a home tensor cloned.
+    #[inline(always)]
+    pub(crate) fn into_tensor(self) -> Tensor {
         match self {
             Self::Home(tensor) => tensor.get().inner.clone(),
-            Self::Lent(descriptor) => {
-                let owner = super::owner::PyOwner::new(obj.clone().unbind());
-                // SAFETY: the descriptor is an exact ndarray's, whose memory
-                // covers it while the array lives, which the owner ensures.
-                unsafe { Tensor::from_descriptor(descriptor, std::sync::Arc::new(owner)) }
-            }
+            Self::Lent(not_lent) => match not_lent {},
             Self::Owned(tensor) => tensor,
         }
     }
@@ -130,8 +177,9 @@ impl Imported<'_, '_> {
 pub(crate) enum Stage {
     /// Shortcut: an exact `numpy.ndarray`, read from its fields as its
     /// `__dlpack__` would describe it (`ndarray_fields.rs`); lent when the
-    /// options allow. Counted as `ndarray_fields` or `lent_arguments`. The
-    /// commonest input, so it comes first.
+    /// entry point's `accept` takes it so ([`Lend`]). Counted as
+    /// `ndarray_fields` or `lent_arguments`. The commonest input, so it
+    /// comes first.
     NdarrayFields,
     /// Shortcut: `memoryview`, `bytes` and `bytearray` speak the buffer
     /// protocol alone, so its answer is the protocols' (a refusal is asked
@@ -246,14 +294,14 @@ impl Stage {
     /// `accept` is given back when the stage passes the object on. No
     /// carrier between the two: see [`import`].
     #[inline(always)]
-    fn take<'a, 'py, R, F>(
+    fn take<'a, 'py, L: Lend, R, F>(
         self,
         obj: &'a Bound<'py, PyAny>,
         options: Options,
         accept: F,
     ) -> Result<PyResult<R>, F>
     where
-        F: FnOnce(Imported<'a, 'py>) -> PyResult<R>,
+        F: FnOnce(Imported<'a, 'py, L>) -> PyResult<R>,
     {
         match self {
             Self::HomeTensor => {
@@ -263,13 +311,8 @@ impl Stage {
                     return Ok(accept(Imported::Home(tensor)));
                 }
             }
-            Self::NdarrayFields if options.lent => match ndarray_fields::read_lent(obj) {
-                Ok(Some(descriptor)) => return Ok(accept(Imported::Lent(descriptor))),
-                Ok(None) => {}
-                Err(err) => return Ok(Err(err)),
-            },
-            Self::NdarrayFields => match ndarray_fields::import(obj) {
-                Ok(Some(tensor)) => return Ok(accept(Imported::Owned(tensor))),
+            Self::NdarrayFields => match L::read(obj) {
+                Ok(Some(found)) => return Ok(accept(L::imported(found))),
                 Ok(None) => {}
                 Err(err) => return Ok(Err(err)),
             },
@@ -282,7 +325,7 @@ impl Stage {
                 }
             }
             Self::ExchangeTable => {
-                if let Some(tensor) = exchange::shortcut(obj) {
+                if let Some(tensor) = exchange::shortcut(obj, options.copy == Some(true)) {
                     return Ok(accept(Imported::Owned(tensor)));
                 }
             }
@@ -300,7 +343,7 @@ impl Stage {
         refusals: &mut Vec<Refusal>,
     ) -> PyResult<Option<Tensor>> {
         match self {
-            Self::Dlpack => discover::dlpack(obj),
+            Self::Dlpack => discover::dlpack(obj, options.copy == Some(true)),
             Self::BufferProtocol => discover::buffer_protocol(obj),
             Self::ArrayInterface => array_interface::try_import(obj),
             Self::CudaArrayInterface => discover::cuda_array_interface(obj),
@@ -333,10 +376,10 @@ impl Stage {
 /// when every protocol it speaks refused; any other exception a stage
 /// raises, as it is; and `accept`'s.
 #[inline(always)]
-pub(crate) fn import<'a, 'py, R>(
+pub(crate) fn import<'a, 'py, L: Lend, R>(
     obj: &'a Bound<'py, PyAny>,
     options: Options,
-    accept: impl FnOnce(Imported<'a, 'py>) -> PyResult<R>,
+    accept: impl FnOnce(Imported<'a, 'py, L>) -> PyResult<R>,
 ) -> PyResult<R> {
     const { assert!(first_protocol() == SHORTCUTS) };
     let accept = match STAGES[0].take(obj, options, accept) {
@@ -369,12 +412,13 @@ pub(crate) fn import<'a, 'py, R>(
 
 /// The stages after the first, out of line (see
 /// [`Options::every_shortcut_inline`]), as an owning tensor: one variant
-/// for the caller's `accept` to inline, not three.
+/// for the caller's `accept` to inline, not three. None of them lends
+/// ([`NotLent`]): only the first stage reads an exact ndarray.
 #[inline(never)]
 fn import_out_of_line(obj: &Bound<'_, PyAny>, options: Options) -> PyResult<Tensor> {
     for &stage in &STAGES[1..SHORTCUTS] {
         if let Some(imported) = stage.shortcut(obj, options)? {
-            return Ok(imported.into_tensor(obj));
+            return Ok(imported.into_tensor());
         }
     }
     protocols(obj, options)
@@ -455,7 +499,7 @@ fn import_returned(
 ) -> PyResult<Option<Tensor>> {
     for &stage in &STAGES[..SHORTCUTS] {
         if let Some(imported) = stage.shortcut(array, Options::ARGUMENT)? {
-            return Ok(Some(imported.into_tensor(array)));
+            return Ok(Some(imported.into_tensor()));
         }
     }
     walk(array, Options::ARGUMENT, refusals)
@@ -493,16 +537,20 @@ fn array_dunder_import(
 /// beside `__array__`, and its stream costs a table built per call (pandas:
 /// 140 µs against 11 µs for its array); a producer that cannot give a view
 /// (a pyarrow `ChunkedArray` always copies, so it is not asked, by
-/// identity: its refusal costs more than its stream; a `FixedSizeList`
-/// column elsewhere would be an object array) says so, or gives what no
-/// protocol takes, and its stream is asked as before. Only for objects
-/// without `__arrow_c_array__`: an Arrow array is read from its own buffers.
+/// identity: its refusal costs more than its stream, a speed-only skip,
+/// counted as `chunked_array_stream`; a `FixedSizeList` column elsewhere
+/// would be an object array) says so, or gives what no protocol takes, and
+/// its stream is asked as before. Only for objects without
+/// `__arrow_c_array__`: an Arrow array is read from its own buffers.
 fn zero_copy_array(obj: &Bound<'_, PyAny>) -> PyResult<Option<Tensor>> {
     let py = obj.py();
     // SAFETY: `obj` is live; its type pointer is valid.
     let ty = unsafe { pyo3::ffi::Py_TYPE(obj.as_ptr()) };
-    if known_types::is(py, ty, KnownType::ChunkedArray)
-        || lookup::on_type(obj, intern!(py, "__arrow_c_stream__")) != OnType::Defined
+    if known_types::is(py, ty, KnownType::ChunkedArray) {
+        fast_path::CHUNKED_ARRAY_STREAM.hit();
+        return Ok(None);
+    }
+    if lookup::on_type(obj, intern!(py, "__arrow_c_stream__")) != OnType::Defined
         || lookup::on_type(obj, intern!(py, "__arrow_c_array__")) == OnType::Defined
         || lookup::on_type(obj, intern!(py, "__array__")) != OnType::Defined
     {
@@ -561,14 +609,13 @@ mod tests {
     }
 
     #[test]
-    fn only_asarray_reaches_array_dunder_and_only_borrowed_arguments_are_lent() {
+    fn only_asarray_reaches_array_dunder() {
         let asarray = Options::asarray(Some(false));
-        assert!(asarray.array_dunder && asarray.views_first && !asarray.lent);
+        assert!(asarray.array_dunder && asarray.views_first);
         assert_eq!(asarray.copy, Some(false));
         for options in [Options::ARGUMENT, Options::BORROWED] {
             assert!(!options.array_dunder && !options.views_first && options.copy.is_none());
         }
-        const { assert!(Options::BORROWED.lent && !Options::ARGUMENT.lent) };
     }
 
     #[test]

@@ -55,12 +55,20 @@ fn negative_extent(axis: usize, extent: i64) -> PyErr {
     .into()
 }
 
-fn finish(tensor: Tensor, copy: Option<bool>) -> PyResult<PyTensor> {
-    Ok(PyTensor::new(if copy == Some(true) {
-        tensor.copy()?
-    } else {
-        tensor
-    }))
+/// asarray's `copy=True` of what a stage took. dlbridge copies CPU memory
+/// (`Tensor::copy`, which refuses any other); a DLPack tensor on another
+/// device is its producer's copy already: with `copy=True` the exchange
+/// table hands such a tensor back and the DLPack stage asks the producer's
+/// `__dlpack__(copy=True)`, as `from_dlpack` does (a capsule, which cannot
+/// be asked, is refused there).
+fn copied(tensor: Tensor) -> PyResult<PyTensor> {
+    Ok(PyTensor::new(
+        if !tensor.device().is_cpu() && tensor.source() == Source::Dlpack {
+            tensor
+        } else {
+            tensor.copy()?
+        },
+    ))
 }
 
 /// Any array-like as a Tensor, zero-copy unless `copy=True`: DLPack, the
@@ -81,7 +89,7 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
         obj,
         importer::Options::asarray(copy),
         #[inline(always)]
-        |imported| {
+        |imported: Imported<'_, '_>| {
             let tensor = match imported {
                 Imported::Home(tensor) => {
                     return if copy == Some(true) {
@@ -90,23 +98,13 @@ fn asarray(obj: &Bound<'_, PyAny>, copy: Option<bool>) -> PyResult<Py<PyAny>> {
                         Ok(obj.clone().unbind())
                     };
                 }
-                imported => imported.into_tensor(obj),
+                imported => imported.into_tensor(),
             };
-            if copy == Some(true)
-                && !tensor.device().is_cpu()
-                && tensor.source() == Source::Dlpack
-                && !dlpack_python::is_dlpack_capsule(obj)
-            {
-                // dlbridge copies CPU memory only: a DLPack producer copies its
-                // own device's when asked (`copy=True`), as `from_dlpack` asks it.
-                drop(tensor);
-                let copy = dlpack_python::import_object(obj, None, Some(true), false)?;
-                return Ok(Py::new(py, PyTensor::new(copy))?.into_any());
-            }
-            // The common case builds the object in place: through `finish`
-            // (not inlined) the tensor was moved once more, with `memcpy`.
+            // The common case (no copy) builds the object in place: through
+            // a function not inlined the tensor was moved once more, with
+            // `memcpy`.
             if copy == Some(true) {
-                return Ok(Py::new(py, finish(tensor, copy)?)?.into_any());
+                return Ok(Py::new(py, copied(tensor)?)?.into_any());
             }
             Ok(Py::new(py, PyTensor::new(tensor))?.into_any())
         },

@@ -11,7 +11,7 @@ use crate::cuda::driver;
 use crate::python::fast_path;
 
 /// `{"ndarray_fields": n, "exchange_api": n, "lent_arguments": n,
-/// "builtin_buffer": n}`: imports taken through each fast path since the
+/// "builtin_buffer": n, "chunked_array_stream": n}`: imports taken through each fast path since the
 /// module was loaded (the suite asserts that the fast paths are taken).
 #[pyfunction(name = "fast_path_counts")]
 fn fast_path_counts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {

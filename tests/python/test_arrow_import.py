@@ -7,6 +7,7 @@
       arrow.fixed_shape_tensor (test_fixed_shape_tensor,
       test_fixed_shape_tensor_permutation)
  2  real producers: test_pyarrow_chunked_array_of_one_chunk,
+      test_a_pyarrow_chunked_array_skips_its_copying_view_counted,
       test_pyarrow_record_batch_column, test_polars_array_series,
       test_polars_series_with_nulls_still_converts, test_duckdb_embeddings,
       test_duckdb_relation_is_a_table, test_nanoarrow, test_round_trip_keeps_the_pointer,
@@ -166,6 +167,40 @@ def test_stream_producers_with_a_view_give_the_view_first():
     fsl = pa.FixedSizeListArray.from_arrays(np.arange(8, dtype=np.int64), 4)
     t = dlbridge.asarray(pa.chunked_array([fsl]))
     assert (t.source, t.shape) == ("arrow", (2, 4)) and t.data_ptr == values_address(fsl)
+
+
+def test_a_pyarrow_chunked_array_skips_its_copying_view_counted():
+    """pyarrow's ChunkedArray (recognised by identity) is not asked for a
+    view (its `__array__` always copies): counted as `chunked_array_stream`.
+    An object that merely looks like one (pyarrow's module and name) is
+    asked, and not counted."""
+    counts = dlbridge._native._testing.fast_path_counts
+    fsl = pa.FixedSizeListArray.from_arrays(np.arange(8, dtype=np.int64), 4)
+    before = counts()["chunked_array_stream"]
+    t = dlbridge.asarray(pa.chunked_array([fsl]))
+    assert (t.source, t.shape) == ("arrow", (2, 4)) and t.data_ptr == values_address(fsl)
+    assert counts()["chunked_array_stream"] == before + 1
+
+    asked = []
+
+    class ChunkedArray:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __arrow_c_stream__(self, requested_schema=None):
+            return self.inner.__arrow_c_stream__(requested_schema)
+
+        def __array__(self, dtype=None, copy=None):
+            asked.append(copy)
+            raise ValueError("a copy is needed")
+
+    ChunkedArray.__module__ = "pyarrow.lib"
+    ChunkedArray.__qualname__ = "ChunkedArray"
+    lookalike = ChunkedArray(pa.chunked_array([fsl]))
+    t = dlbridge.asarray(lookalike)
+    assert (t.source, t.shape) == ("arrow", (2, 4)) and t.data_ptr == values_address(fsl)
+    assert asked == [False]  # asked for a view first, as any stream-only producer
+    assert counts()["chunked_array_stream"] == before + 1
 
 
 def test_polars_series_with_nulls_still_converts():

@@ -139,16 +139,57 @@ def test_copy_true_of_a_cuda_tensor_is_asked_of_the_producer(stand):
     assert stand.deleted() == deleted + 1
 
 
-def test_asarray_copy_true_of_a_cuda_tensor_is_asked_of_the_producer(stand):
-    """asarray(copy=True) as from_dlpack(copy=True): the producer copies its device's memory."""
+@pytest.mark.parametrize("table", [True, False], ids=["table", "no-table"])
+def test_asarray_copy_true_of_a_cuda_tensor_is_asked_of_the_producer(stand, table):
+    """asarray(copy=True) as from_dlpack(copy=True), call for call: the
+    table's tensor (if it has one) handed back once, the producer asked
+    once, for a copy of its device's memory."""
+    calls, released = [], []
+    for importer in (dlbridge.from_dlpack, dlbridge.asarray):
+        stand.lib.producer_reset()
+        deleted = stand.deleted()
+        t = importer(stand.tensor(table=table), copy=True)
+        assert (t.device, t.data_ptr, t.source) == ((2, 0), COPY, "dlpack")
+        calls.append(stand.calls())
+        del t
+        gc.collect()
+        released.append(stand.deleted() - deleted)
+    asked = "__dlpack__ {'max_version': (1, 3), 'stream': 1, 'copy': True}"
+    expected = ["managed_tensor_from_py_object_no_sync (2, 0)", asked] if table else [asked]
+    assert calls == [expected, expected]
+    # The table's tensor (handed back) and the copy, each released once.
+    assert released == [len(expected), len(expected)]
+
+
+def test_asarray_copy_true_of_a_cpu_tensor_with_a_table_is_copied_here(stand):
+    """The table's CPU tensor is taken (one call) and copied by dlbridge."""
+    source = dlbridge.zeros(4)
     deleted = stand.deleted()
-    t = dlbridge.asarray(stand.tensor(), copy=True)
-    assert (t.device, t.data_ptr) == ((2, 0), COPY)
-    assert dlpack_calls(stand)[-1] == "__dlpack__ {'max_version': (1, 3), 'stream': 1, 'copy': True}"
-    del t
-    # Each managed tensor released once: the first import, the table's on
-    # the second (handed back: a table cannot copy), and the copy.
-    assert stand.deleted() == deleted + 3
+    t = dlbridge.asarray(stand.tensor(device=(1, 0), data=source.data_ptr), copy=True)
+    assert t.source == "rust" and t.data_ptr != source.data_ptr
+    assert stand.calls() == ["managed_tensor_from_py_object_no_sync (1, 0)"]
+    assert stand.deleted() == deleted + 1
+
+
+def test_asarray_copy_true_of_a_cuda_capsule_is_refused_as_from_dlpack_refuses_it():
+    """A capsule cannot be asked for a copy (docs/errors.md,
+    dlpack-capsule-copy-device): asarray says what from_dlpack says."""
+    message = "copy=True of a DLPack capsule on device cuda:0: dlbridge copies CPU memory only"
+    with pytest.raises(BufferError, match=message):
+        dlbridge.from_dlpack(capsule(device=(2, 0), data=POINTER), copy=True)
+    with pytest.raises(BufferError, match=message):
+        dlbridge.asarray(capsule(device=(2, 0), data=POINTER), copy=True)
+
+
+def test_asarray_copy_true_of_a_home_cuda_tensor_is_refused():
+    """A dlbridge.Tensor on a device: dlbridge is its producer and copies CPU
+    memory only, so asarray refuses as its own __dlpack__(copy=True) does."""
+    t = dlbridge.from_dlpack(capsule(device=(2, 0), data=POINTER))
+    with pytest.raises(BufferError, match="copy\\(\\) needs CPU memory, but the tensor is on device cuda:0"):
+        dlbridge.asarray(t, copy=True)
+    with pytest.raises(BufferError, match="needs CPU memory"):
+        t.__dlpack__(max_version=(1, 3), copy=True)
+    assert dlbridge.asarray(t) is t
 
 
 def test_copy_true_of_a_cpu_tensor_is_made_here(stand):

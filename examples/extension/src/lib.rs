@@ -327,7 +327,8 @@ fn hold(x: ReadonlyTensor<'_, f64>, callback: &Bound<'_, PyAny>) -> PyResult<Py<
 /// producer's own pointer when nothing was copied.
 #[pyfunction]
 fn data_ptr(x: ReadonlyTensor<'_>) -> usize {
-    x.data_ptr() as usize
+    // A shared borrow's pointer is `*const u8`: read, never written through.
+    x.data_ptr().addr()
 }
 
 /// The address of the first element of a `TypedTensor<f64>` argument (any
@@ -342,7 +343,7 @@ fn typed_data_ptr(x: TypedTensor<f64>) -> usize {
 /// view reads the producer's own memory.
 #[pyfunction]
 fn typed_borrowed_data_ptr(x: ReadonlyTensor<'_, f64>) -> (usize, f64) {
-    (x.data_ptr() as usize, x.view().sum())
+    (x.data_ptr().addr(), x.view().sum())
 }
 
 /// An owning tensor made from a borrowed argument on a thread detached
@@ -431,7 +432,7 @@ fn writable_block(m: TypedTensor<f64, IxDyn, (Shape2<4, 4>, Writable)>) -> Vec<u
 /// The address of any CPU tensor's memory, any dtype and rank.
 #[pyfunction]
 fn cpu_address(x: ReadonlyTensor<'_, AnyDtype, IxDyn, Cpu>) -> usize {
-    x.data_ptr() as usize
+    x.data_ptr().addr()
 }
 
 // --- Framework-native returns ------------------------------------------------

@@ -270,17 +270,20 @@ pub(crate) fn import(
 /// loop, the capsule and ndarray checks, `__dlpack__` looked up again:
 /// about 350 of the 3,850 instructions of `asarray(torch tensor)`,
 /// measured). Anything but a tensor (the table refusing, another device, a
-/// refusal of torch's states) is `None`: the DLPack stage then asks again
-/// from the start and gives its answer in its own words (a refusal there is
-/// weighed against the other protocols), so nothing is decided here but the
-/// common case.
+/// refusal of torch's states) is `None`: the DLPack stage then checks
+/// torch's states and asks `__dlpack__` (not the table again: the producer
+/// is asked once), and gives its answer in its own words (a refusal there
+/// is weighed against the other protocols), so nothing is decided here but
+/// the common case. With `copy` (asarray's `copy=True`) a tensor not on the
+/// CPU is handed back, as `from_dlpack(copy=True)` hands it back: the
+/// DLPack stage asks its producer for the copy.
 #[inline(always)]
-pub(crate) fn shortcut(object: &Bound<'_, PyAny>) -> Option<Tensor> {
+pub(crate) fn shortcut(object: &Bound<'_, PyAny>, copy: bool) -> Option<Tensor> {
     let producer = producer(object);
     if !producer.dlpack_defined {
         return None;
     }
-    import(object, producer, false).ok().flatten()
+    import(object, producer, copy).ok().flatten()
 }
 
 /// A DLPack exchange table's `managed_tensor_to_py_object_no_sync`.

@@ -145,27 +145,62 @@ pub(crate) fn import_object(
     copy: Option<bool>,
     legacy_writable: bool,
 ) -> PyResult<Tensor> {
-    import_object_retrying(object, device, copy, legacy_writable, |_| true)
+    import_object_retrying(
+        object,
+        device,
+        copy,
+        legacy_writable,
+        |_| true,
+        Asker::FromDlpack,
+    )
+}
+
+/// Who imports through [`import_object_retrying`]: what it asks, and who
+/// makes a copy of CPU memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asker {
+    /// `from_dlpack`: an exact ndarray's fields and the exchange table are
+    /// asked first, and a copy of CPU memory is made here.
+    FromDlpack,
+    /// The importer's DLPack stage (`importer.rs`): its shortcuts asked the
+    /// ndarray's fields and the exchange table already (asking again would
+    /// ask the producer twice), and `asarray`'s `accept` copies the CPU
+    /// memory of whichever stage took the object; a device tensor is the
+    /// producer's copy (`__dlpack__(copy=True)`), or refused.
+    ImporterStage,
+}
+
+impl Asker {
+    /// `tensor`, once `copy=True` owed a copy of it that the producer was
+    /// not asked for: made here (`Tensor::copy`, which refuses memory not
+    /// the CPU's), or, for the importer's stage, left to `asarray` when the
+    /// memory is the CPU's.
+    #[inline(always)]
+    fn copied(self, tensor: Tensor, copy: bool) -> PyResult<Tensor> {
+        let here = copy && (self == Self::FromDlpack || !tensor.device().is_cpu());
+        copied_here(tensor, here)
+    }
 }
 
 /// [`import_object`], asking a producer that rejected the versioned call
 /// with `TypeError` again with no arguments only if `retry_legacy(object)`
 /// (discovery says no for a producer it can ask through another protocol:
 /// pyarrow refuses with `TypeError` what DLPack cannot carry, and warns on
-/// the legacy call).
+/// the legacy call), as `asker` asks ([`Asker`]).
 pub(crate) fn import_object_retrying(
     object: &Bound<'_, PyAny>,
     device: Option<DeviceRequest>,
     copy: Option<bool>,
     legacy_writable: bool,
     retry_legacy: impl Fn(&Bound<'_, PyAny>) -> bool,
+    asker: Asker,
 ) -> PyResult<Tensor> {
     let py = object.py();
     if is_dlpack_capsule(object) {
         let tensor = consume_capsule(object, legacy_writable)?;
-        return from_capsule(tensor, device, copy);
+        return from_capsule(tensor, device, copy, asker);
     }
-    let fast = device.is_none() && copy != Some(false);
+    let fast = device.is_none() && copy != Some(false) && asker == Asker::FromDlpack;
     if fast && let Some(tensor) = ndarray_fields::import(object)? {
         return copied_here(tensor, copy == Some(true));
     }
@@ -239,7 +274,7 @@ pub(crate) fn import_object_retrying(
         )
         .into());
     }
-    copied_here(tensor, copy_here)
+    asker.copied(tensor, copy_here)
 }
 
 /// `__dlpack__(stream=1)`: the legacy default stream.
@@ -284,6 +319,7 @@ fn from_capsule(
     tensor: Tensor,
     device: Option<DeviceRequest>,
     copy: Option<bool>,
+    asker: Asker,
 ) -> PyResult<Tensor> {
     let on = tensor.device();
     if let Some(request) = device
@@ -309,7 +345,7 @@ fn from_capsule(
         )
         .into());
     }
-    copied_here(tensor, copy == Some(true))
+    asker.copied(tensor, copy == Some(true))
 }
 
 /// `tensor`, or a Rust-owned copy of it (inlined: a `Tensor` is large, and
