@@ -127,8 +127,8 @@ impl PyTensor {
 
     /// A fresh `PyArrayInterface` capsule that keeps the memory alive.
     #[getter]
-    fn __array_struct__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        array_interface::structs::struct_capsule(py, &self.inner)
+    fn __array_struct__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        array_interface::structs::struct_capsule(slf)
     }
 
     /// The CUDA array interface, version 3 (a fresh dict), for CUDA memory;

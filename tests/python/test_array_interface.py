@@ -16,6 +16,7 @@ import ctypes
 import gc
 import itertools
 import sys
+import types
 import weakref
 
 import ml_dtypes
@@ -628,28 +629,46 @@ def test_export_dict_descr_list_is_not_shared():
     assert t.__array_interface__["descr"] is not t.__array_interface__["descr"]
 
 
-def test_export_struct_capsule_is_unnamed_and_holds_no_reference_to_the_tensor():
+def test_export_struct_capsule_is_unnamed_and_holds_the_tensor_until_it_goes():
+    # Each capsule holds one reference to the Tensor object (its interface
+    # points into the object's frozen layout, as NumPy's points into the
+    # array's), and gives it back when it goes: nothing leaks.
     t = dlbridge.asarray(np.arange(12.0).reshape(3, 4))
     base = sys.getrefcount(t)
     for _ in range(1000):
         capsule = t.__array_struct__
     assert capsule_name(capsule) is None
+    assert sys.getrefcount(t) == base + 1
     capsules = [t.__array_struct__ for _ in range(100)]
-    refs = sys.getrefcount(t)
-    assert refs == base  # a capsule owns a clone of the hub tensor, not the Python object
+    assert sys.getrefcount(t) == base + 101
+    del capsule, capsules
+    assert sys.getrefcount(t) == base
     wrapper = StructOnly(t)
     refs_with_wrapper = sys.getrefcount(t)
     arrays = [np.asarray(wrapper) for _ in range(100)]  # each array's base holds (wrapper, capsule)
-    refs = sys.getrefcount(t)
-    assert refs == refs_with_wrapper
     assert all(x.ctypes.data == t.data_ptr for x in arrays)
+    del arrays
+    assert sys.getrefcount(t) == refs_with_wrapper
+    # The capsule alone keeps the tensor (and its memory) alive, until it goes.
+    live = dlbridge.live_buffers()
+    r = dlbridge.asarray(np.arange(12.0).reshape(3, 4), copy=True)
+    data = r.data_ptr
+    capsule = r.__array_struct__
+    del r
+    assert dlbridge.live_buffers() == live + 1
+    view = np.asarray(StructOnly(types.SimpleNamespace(__array_struct__=capsule)))
+    assert view.ctypes.data == data and view[2, 3] == 11.0
+    del capsule
+    assert dlbridge.live_buffers() == live + 1  # the array's base holds the capsule
+    del view
+    gc.collect()
+    assert dlbridge.live_buffers() == live
     interface_arrays = [np.asarray(InterfaceOnly(t)) for _ in range(10)]  # each holds its wrapper, so t
     refs = sys.getrefcount(t)
     assert refs == refs_with_wrapper + 10
-    del capsules, arrays, capsule, interface_arrays, wrapper
+    del interface_arrays, wrapper
     collect()
-    refs = sys.getrefcount(t)
-    assert refs == base
+    assert sys.getrefcount(t) == base
 
 
 def test_export_struct_keeps_rust_memory_alive_until_the_last_consumer():

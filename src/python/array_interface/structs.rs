@@ -1,5 +1,5 @@
 //! `__array_struct__` both ways: capsules in (the capsule is the owner),
-//! capsules out (a block holding the interface and a tensor clone).
+//! capsules out (a block holding the interface and the tensor object).
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -11,6 +11,7 @@ use crate::protocol::array_interface::{self as core, PyArrayInterface, StructBlo
 use crate::python::capsule;
 use crate::python::names::type_name;
 use crate::python::owner::PyOwner;
+use crate::python::tensor::PyTensor;
 use crate::tensor::Tensor;
 
 /// Imports an `__array_struct__` capsule; the capsule becomes the owner.
@@ -62,9 +63,16 @@ pub(crate) fn import_struct(
     Ok(unsafe { Tensor::from_held(descriptor, Holder::new(owner)) })
 }
 
-/// `Tensor.__array_struct__`: a fresh unnamed capsule per call.
-pub(crate) fn struct_capsule<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<Bound<'py, PyAny>> {
-    let raw = StructBlock::new(tensor)?.into_raw();
+/// `Tensor.__array_struct__`: a fresh unnamed capsule per call, whose block
+/// holds a reference to the `dlbridge.Tensor` (as NumPy's holds the array):
+/// the interface points into its frozen tensor's layout arrays.
+pub(crate) fn struct_capsule<'py>(tensor: &Bound<'py, PyTensor>) -> PyResult<Bound<'py, PyAny>> {
+    let py = tensor.py();
+    let keep = tensor.clone().into_any().unbind();
+    // SAFETY: a `dlbridge.Tensor` is frozen: its tensor never changes and,
+    // inside the object, never moves; `keep` holds the object until the
+    // block is freed.
+    let raw = unsafe { StructBlock::kept(&tensor.get().inner, keep) }?.into_raw();
     // SAFETY: a NULL name is what the protocol requires; `raw` is the
     // interface's address (the block's), and the capsule owns the block:
     // `free_struct_block` frees it once.
@@ -72,24 +80,33 @@ pub(crate) fn struct_capsule<'py>(py: Python<'py>, tensor: &Tensor) -> PyResult<
         unsafe { ffi::PyCapsule_New(raw.cast(), std::ptr::null(), Some(free_struct_block)) };
     if capsule.is_null() {
         // SAFETY: the capsule was not created: the block is still ours alone,
-        // taken back once.
-        drop(unsafe { StructBlock::from_raw(raw) });
+        // taken back once, as the `StructBlock<Kept>` it was made.
+        drop(unsafe { StructBlock::<Kept>::from_raw(raw) });
         return Err(PyErr::fetch(py));
     }
     // SAFETY: PyCapsule_New returned a new reference.
     Ok(unsafe { Bound::from_owned_ptr(py, capsule) })
 }
 
+/// What an exported block keeps: the `dlbridge.Tensor` object.
+type Kept = Py<PyAny>;
+
 /// Destructor of an exported `__array_struct__` capsule: frees the block
-/// (and with it the tensor clone's share of the owner). Nothing here can
+/// (and with it its reference to the tensor object). Nothing here can
 /// unwind, and the dying capsule is never turned into a new reference.
 unsafe extern "C" fn free_struct_block(capsule: *mut ffi::PyObject) {
     // SAFETY: CPython passes the capsule being destroyed, attached.
     let Some(block) = (unsafe { capsule::pointer_in(capsule, None) }) else {
         return;
     };
-    // SAFETY: the block came from StructBlock::into_raw in `struct_capsule`
-    // and only this destructor, run once per capsule, takes it back. Dropping
-    // the tensor clone may release a Python owner: the GIL is held here.
-    drop(unsafe { StructBlock::from_raw(block.cast::<PyArrayInterface>().as_ptr()) });
+    // SAFETY: the block came from StructBlock::<Kept>::into_raw in
+    // `struct_capsule` and only this destructor, run once per capsule, takes
+    // it back.
+    let block = unsafe { StructBlock::<Kept>::from_raw(block.cast::<PyArrayInterface>().as_ptr()) };
+    // Released here, not by dropping the `Py`: CPython runs this attached,
+    // but outside any PyO3 frame, where PyO3 would only queue the decrement
+    // for later (the object outlived its last capsule, measured).
+    // SAFETY: the GIL is held (a capsule destructor); the reference is the
+    // block's own, released once. It may free the tensor object.
+    unsafe { ffi::Py_DECREF(block.into_keep().into_ptr()) };
 }
