@@ -624,8 +624,9 @@ impl Layout {
 
     /// Writes DLPack element strides (byte strides divided by the itemsize)
     /// into `out`. An axis whose stride cannot matter (extent 1, or an empty
-    /// tensor) gets its compact value; any other stride that is not a multiple
-    /// of the itemsize is refused.
+    /// tensor) gets its compact value when its own is not a whole number of
+    /// elements or overflows in bytes; any other stride that is not a
+    /// multiple of the itemsize is refused.
     ///
     /// # Errors
     ///
@@ -660,7 +661,12 @@ impl Layout {
             .enumerate()
             .rev()
         {
-            *out = if let Some(elements) = whole(stride) {
+            // A saturated byte stride (only an axis whose stride cannot
+            // matter holds one: `from_ndarray` saturates) is not the
+            // producer's stride times the itemsize: it gets the compact
+            // value too, never a stride a consumer would overflow scaling.
+            let saturated = stride == isize::MAX || stride == isize::MIN;
+            *out = if let Some(elements) = whole(stride).filter(|_| !saturated) {
                 elements as i64
             } else if extent <= 1 || self.size == 0 {
                 compact

@@ -382,12 +382,22 @@ pub(crate) fn array_into_dlpack<T: Element, D: ndarray::Dimension>(
     let write_dims = |shape: &mut [MaybeUninit<i64>], strides: &mut [MaybeUninit<i64>]| {
         // An owned array's extents each fit in `isize` (their product over
         // the non-zero ones does), and its strides count elements already,
-        // as DLPack's do: nothing to check or convert.
+        // as DLPack's do: nothing to convert.
         for (to, &extent) in shape.iter_mut().zip(array.shape()) {
             to.write(extent as i64);
         }
-        for (to, &stride) in strides.iter_mut().zip(array.strides()) {
-            to.write(stride as i64);
+        // One stride can still be too large in bytes: an axis whose stride
+        // is never applied (length 1, or an empty array) keeps whatever it
+        // was built with. It gets the compact value, as the `Tensor` path
+        // writes it (`Layout::element_strides_into`), not one a consumer
+        // would overflow scaling by the itemsize.
+        let fits = isize::MAX as usize / size_of::<T>().max(1);
+        for (axis, (to, &stride)) in strides.iter_mut().zip(array.strides()).enumerate() {
+            to.write(if stride.unsigned_abs() <= fits {
+                stride as i64
+            } else {
+                compact_stride(&array.shape()[axis + 1..])
+            });
         }
         Ok(())
     };
@@ -402,6 +412,16 @@ pub(crate) fn array_into_dlpack<T: Element, D: ndarray::Dimension>(
     // life, and every element the dims reach lies in it (ndarray's
     // invariant for an owned array).
     finish_block(block, RustVec::holding(array))
+}
+
+/// The compact (row-major) element stride of an axis followed by axes of
+/// `extents_after`: their product, each counted as at least 1, saturating
+/// (as `Layout::element_strides_into` counts it).
+#[cold]
+fn compact_stride(extents_after: &[usize]) -> i64 {
+    extents_after.iter().fold(1i64, |compact, &extent| {
+        compact.saturating_mul(extent.max(1) as i64)
+    })
 }
 
 /// Hands `owner` to a block from [`fill_block`] and makes it a managed

@@ -46,7 +46,7 @@ impl<T: Element, D: ndarray::Dimension> IntoDlpack for ndarray::Array<T, D> {
 #[cfg(test)]
 mod tests {
     use dlpark::DlpackFlags;
-    use ndarray::{Array, ArrayD, Axis, IxDyn, s};
+    use ndarray::{Array, ArrayD, Axis, IxDyn, ShapeBuilder, s};
 
     use super::*;
     use crate::error::{Cause, ErrorKind};
@@ -122,6 +122,40 @@ mod tests {
         let mut one = grid();
         one.slice_collapse(s![1..2, ..;4]); // both axes of length 1
         same(one);
+        // A length-1 axis whose stride is never applied: ndarray keeps
+        // whatever stride it was built with (slicing zeroes it, a shape
+        // builder does not). Both paths carry it as it is, and write the
+        // compact stride for one that overflows in bytes (checked below).
+        for odd in [
+            5,
+            -7,
+            isize::MAX / 4,
+            isize::MIN / 2,
+            isize::MAX,
+            isize::MIN + 1,
+        ] {
+            let raw = (1, 3).strides((odd as usize, 1));
+            same(Array::from_shape_vec(raw, vec![1.0, 2.0, 3.0]).unwrap());
+            let raw = (3, 1, 2).strides((2, odd as usize, 1));
+            same(Array::from_shape_vec(raw, vec![0.0; 6]).unwrap());
+        }
+        let raw = (2, 1, 3).strides((3, (isize::MIN + 1) as usize, 1));
+        let managed = Array::from_shape_vec(raw, vec![0u8; 6])
+            .unwrap()
+            .into_dlpack()
+            .unwrap();
+        // One byte per element: the stride fits in bytes and is kept.
+        assert_eq!(described(&managed).5, [3, isize::MIN as i64 + 1, 1]);
+        let raw = (2, 1, 3).strides((3, (isize::MIN + 1) as usize, 1));
+        let managed = Array::from_shape_vec(raw, vec![0u16; 6])
+            .unwrap()
+            .into_dlpack()
+            .unwrap();
+        assert_eq!(
+            described(&managed).5,
+            [3, 3, 1],
+            "overflows in bytes: compact"
+        );
         let shape: Vec<usize> = (0..9).map(|axis| 1 + axis % 2).collect();
         let mut wide = ArrayD::<f64>::zeros(IxDyn(&shape));
         wide.invert_axis(Axis(3));
