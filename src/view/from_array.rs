@@ -236,80 +236,41 @@ impl Tensor {
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{Array, Axis, s};
+    use ndarray::Array;
 
+    use super::super::awkward::{self, at_fixed_rank};
     use super::*;
     use crate::dtype::Element;
 
-    /// The layout `From<Array>` builds without checks is the one the
-    /// checked constructor builds (and accepts), for every kind of owned
-    /// array: 0-d, empty, length-1 axes, negative and stepped strides,
-    /// permuted axes.
+    /// The layout `From<Array>` (fixed ranks) and `TryFrom<ArrayD>` build
+    /// without checks is the one the checked constructor builds (and
+    /// accepts), over the array's own memory, for every kind of owned
+    /// array (`awkward::arrays`), past the inline ranks too.
     #[test]
     fn owned_array_layouts_match_the_checked_constructor() {
+        fn checked(array: &ndarray::ArrayView<'_, f64, impl Dimension>) -> Layout {
+            Layout::from_ndarray(array.shape(), array.strides(), 8).unwrap()
+        }
         fn same<D: Dimension + 'static>(array: Array<f64, D>)
         where
             Tensor: From<Array<f64, D>>,
         {
-            let (shape, strides) = (array.shape().to_vec(), array.strides().to_vec());
-            let ptr = array.as_ptr();
-            let checked = Layout::from_ndarray(&shape, &strides, 8).unwrap();
+            let (layout, ptr) = (checked(&array.view()), array.as_ptr());
             let t = Tensor::from(array);
-            assert_eq!(t.layout(), &checked, "{shape:?} {strides:?}");
+            assert_eq!(t.layout(), &layout);
             assert_eq!(t.data_ptr().cast_const(), ptr.cast());
             assert_eq!((t.dtype(), t.source()), (f64::DTYPE, Source::Rust));
         }
-        let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
-        same(ndarray::arr0(1.0));
-        same(Array::<f64, _>::zeros((0, 3)));
-        same(Array::<f64, _>::zeros((3, 0, 2)));
-        same(grid());
-        same(grid().reversed_axes());
-        let mut flipped = grid();
-        flipped.invert_axis(Axis(1));
-        same(flipped);
-        let mut stepped = grid();
-        stepped.slice_collapse(s![..;2, ..;-3]);
-        same(stepped);
-        let mut one = grid();
-        one.slice_collapse(s![1..2, ..;4]); // both axes of length 1
-        same(one);
-        let mut cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64);
-        cube.swap_axes(0, 2);
-        cube.invert_axis(Axis(1));
-        same(cube);
-        same(Array::<f64, _>::zeros((1, 1, 1, 1, 1, 7)));
-    }
-
-    /// `TryFrom<ArrayD>` builds its layout without checks too (below
-    /// `MAX_NDIM` axes): the same layout the checked constructor builds, for
-    /// dynamic-rank arrays of every kind, past the inline ranks as well.
-    #[test]
-    fn dynamic_rank_layouts_match_the_checked_constructor() {
-        fn same(array: ndarray::ArrayD<f64>) {
-            let (shape, strides) = (array.shape().to_vec(), array.strides().to_vec());
-            let ptr = array.as_ptr();
-            let checked = Layout::from_ndarray(&shape, &strides, 8).unwrap();
+        fn same_dyn(array: ndarray::ArrayD<f64>) {
+            let (layout, ptr) = (checked(&array.view()), array.as_ptr());
             let t = Tensor::try_from(array).unwrap();
-            assert_eq!(t.layout(), &checked, "{shape:?} {strides:?}");
+            assert_eq!(t.layout(), &layout);
             assert_eq!(t.data_ptr().cast_const(), ptr.cast());
         }
-        let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64).into_dyn();
-        same(ndarray::arr0(1.0).into_dyn());
-        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[0, 3])));
-        same(grid());
-        same(grid().reversed_axes());
-        let mut stepped = grid();
-        stepped.slice_collapse(s![..;2, ..;-3]);
-        same(stepped);
-        let mut cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64).into_dyn();
-        cube.swap_axes(0, 2);
-        cube.invert_axis(Axis(1));
-        same(cube);
-        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[
-            2, 1, 3, 1, 2, 1, 2, 1,
-        ])));
-        same(Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 64])));
+        for array in awkward::arrays() {
+            same_dyn(array.clone());
+            at_fixed_rank!(array, same, |_| ());
+        }
         let too_many = Array::<f64, _>::zeros(ndarray::IxDyn(&[1; 65]));
         assert!(Tensor::try_from(too_many).is_err());
     }

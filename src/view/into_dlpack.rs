@@ -46,8 +46,9 @@ impl<T: Element, D: ndarray::Dimension> IntoDlpack for ndarray::Array<T, D> {
 #[cfg(test)]
 mod tests {
     use dlpark::DlpackFlags;
-    use ndarray::{Array, ArrayD, Axis, IxDyn, ShapeBuilder, s};
+    use ndarray::{Array, ArrayD, IxDyn, ShapeBuilder};
 
+    use super::super::awkward::{self, at_fixed_rank};
     use super::*;
     use crate::error::{Cause, ErrorKind};
     use crate::tensor::Tensor;
@@ -83,8 +84,8 @@ mod tests {
 
     /// Straight from the array, the managed tensor is the one the checked
     /// path (`Tensor::from(array).into_dlpack()`) writes, for every kind of
-    /// owned array: 0-d, empty, length-1 axes, negative and stepped
-    /// strides, permuted axes, dynamic rank beyond the inline six.
+    /// owned array (`awkward::arrays`), each at its own fixed rank where it
+    /// has one.
     #[test]
     fn writes_what_the_tensor_path_writes() {
         fn same<D: ndarray::Dimension>(array: Array<f64, D>) {
@@ -104,50 +105,22 @@ mod tests {
             let back = Tensor::try_from(direct).unwrap();
             assert_eq!(back.data_ptr(), data);
         }
-        let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
-        same(ndarray::arr0(1.0));
-        same(Array::<f64, _>::zeros((0, 3)));
-        same(grid());
-        same(grid().reversed_axes());
-        let mut flipped = grid();
-        flipped.invert_axis(Axis(1));
-        same(flipped);
-        let mut stepped = grid();
-        stepped.slice_collapse(s![..;2, ..;-3]);
-        same(stepped);
-        let mut cube = Array::from_shape_fn((2, 3, 4), |(i, j, k)| (i + j + k) as f64);
-        cube.swap_axes(0, 2);
-        cube.invert_axis(Axis(1));
-        same(cube);
-        let mut one = grid();
-        one.slice_collapse(s![1..2, ..;4]); // both axes of length 1
-        same(one);
-        // A length-1 axis whose stride is never applied: ndarray keeps
-        // whatever stride it was built with (slicing zeroes it, a shape
-        // builder does not). Both paths carry it as it is, and write the
-        // compact stride for one that overflows in bytes (checked below).
-        for odd in [
-            5,
-            -7,
-            isize::MAX / 4,
-            isize::MIN / 2,
-            isize::MAX,
-            isize::MIN + 1,
-        ] {
-            let raw = (1, 3).strides((odd as usize, 1));
-            same(Array::from_shape_vec(raw, vec![1.0, 2.0, 3.0]).unwrap());
-            let raw = (3, 1, 2).strides((2, odd as usize, 1));
-            same(Array::from_shape_vec(raw, vec![0.0; 6]).unwrap());
+        fn same_dyn(array: ArrayD<f64>) {
+            same(array);
         }
-        let raw = (2, 1, 3).strides((3, (isize::MIN + 1) as usize, 1));
-        let managed = Array::from_shape_vec(raw, vec![0u8; 6])
+        for array in awkward::arrays() {
+            at_fixed_rank!(array, same, same_dyn);
+        }
+        // An element stride that fits in bytes is kept, one that does not
+        // is written compact (the `f64` arrays above overflow; these check
+        // the values themselves, one byte and two per element).
+        let raw = || (2, 1, 3).strides((3, (isize::MIN + 1) as usize, 1));
+        let managed = Array::from_shape_vec(raw(), vec![0u8; 6])
             .unwrap()
             .into_dlpack()
             .unwrap();
-        // One byte per element: the stride fits in bytes and is kept.
         assert_eq!(described(&managed).5, [3, isize::MIN as i64 + 1, 1]);
-        let raw = (2, 1, 3).strides((3, (isize::MIN + 1) as usize, 1));
-        let managed = Array::from_shape_vec(raw, vec![0u16; 6])
+        let managed = Array::from_shape_vec(raw(), vec![0u16; 6])
             .unwrap()
             .into_dlpack()
             .unwrap();
@@ -156,10 +129,6 @@ mod tests {
             [3, 3, 1],
             "overflows in bytes: compact"
         );
-        let shape: Vec<usize> = (0..9).map(|axis| 1 + axis % 2).collect();
-        let mut wide = ArrayD::<f64>::zeros(IxDyn(&shape));
-        wide.invert_axis(Axis(3));
-        same(wide);
     }
 
     #[test]

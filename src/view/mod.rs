@@ -88,6 +88,8 @@
 //!   read an invalid `bool`. A byte changed to something else *while* a
 //!   view lives is the foreign-side case above, or breaks the contract of
 //!   the unchecked mutable view that wrote it.
+#[cfg(test)]
+mod awkward;
 pub mod constraints;
 mod from_array;
 mod into_dlpack;
