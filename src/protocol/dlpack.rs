@@ -391,13 +391,16 @@ pub(crate) fn array_into_dlpack<T: Element, D: ndarray::Dimension>(
         // was built with. It gets the compact value, as the `Tensor` path
         // writes it (`Layout::element_strides_into`), not one a consumer
         // would overflow scaling by the itemsize.
+        // Checked once after the loop (an OR of their sizes is at least the
+        // largest), so the common export pays one OR per axis.
         let fits = isize::MAX as usize / size_of::<T>().max(1);
-        for (axis, (to, &stride)) in strides.iter_mut().zip(array.strides()).enumerate() {
-            to.write(if stride.unsigned_abs() <= fits {
-                stride as i64
-            } else {
-                compact_stride(&array.shape()[axis + 1..])
-            });
+        let mut widest = 0usize;
+        for (to, &stride) in strides.iter_mut().zip(array.strides()) {
+            to.write(stride as i64);
+            widest |= stride.unsigned_abs();
+        }
+        if widest > fits {
+            compact_overflowing(strides, array.shape(), array.strides(), fits);
         }
         Ok(())
     };
@@ -414,14 +417,24 @@ pub(crate) fn array_into_dlpack<T: Element, D: ndarray::Dimension>(
     finish_block(block, RustVec::holding(array))
 }
 
-/// The compact (row-major) element stride of an axis followed by axes of
-/// `extents_after`: their product, each counted as at least 1, saturating
+/// Rewrites, in `out` (the element strides written), each stride larger
+/// than `fits` elements with its axis's compact (row-major) value: the
+/// product of the extents after it, each counted as at least 1, saturating
 /// (as `Layout::element_strides_into` counts it).
 #[cold]
-fn compact_stride(extents_after: &[usize]) -> i64 {
-    extents_after.iter().fold(1i64, |compact, &extent| {
-        compact.saturating_mul(extent.max(1) as i64)
-    })
+fn compact_overflowing(
+    out: &mut [MaybeUninit<i64>],
+    shape: &[usize],
+    strides: &[isize],
+    fits: usize,
+) {
+    let mut compact: i64 = 1;
+    for ((to, &stride), &extent) in out.iter_mut().zip(strides).zip(shape).rev() {
+        if stride.unsigned_abs() > fits {
+            to.write(compact);
+        }
+        compact = compact.saturating_mul(extent.max(1) as i64);
+    }
 }
 
 /// Hands `owner` to a block from [`fill_block`] and makes it a managed
