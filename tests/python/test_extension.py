@@ -243,6 +243,18 @@ def test_mutable_function_refuses_what_its_producer_forbids():
     with pytest.raises(BufferError, match=r"resolve_neg\(\)"):
         ex.sum(z.conj().imag)
     assert ex.sum(z.conj().imag.resolve_neg()) == -2.0 + 4.0
+    # The bit set in place on a tensor that is no view, after the same
+    # tensor was accepted once: asked again on each call, not remembered.
+    x = torch.ones(3, dtype=torch.float64)
+    assert ex.sum(x) == 3.0
+    torch._C._set_neg(x, True)
+    assert not x._is_view()
+    with pytest.raises(BufferError, match=r"resolve_neg\(\)"):
+        ex.sum(x)
+    with pytest.raises(BufferError, match=r"resolve_neg\(\)"):
+        ex.add_one_inplace(x)
+    torch._C._set_neg(x, False)
+    assert ex.sum(x) == 3.0
 
 
 def test_mutable_function_refuses_self_overlapping_inputs():

@@ -185,6 +185,23 @@ def test_torch_neg_bit_refused_on_real_dtypes(path, dtype):
         IMPORT_PATHS[path](x)
 
 
+@pytest.mark.parametrize("path", IMPORT_PATHS)
+def test_torch_neg_bit_set_in_place_is_refused(path):
+    # The negative bit is not a property of views alone, nor fixed for a
+    # tensor's life: `torch._C._set_neg` sets it in place on a tensor that
+    # is no view (so `_is_view()`, which reads without releasing the GIL,
+    # cannot stand in for `is_neg()`), after the same tensor was imported
+    # once (so the answer cannot be remembered per tensor).
+    x = torch.ones(3)
+    IMPORT_PATHS[path](x)
+    torch._C._set_neg(x, True)
+    assert x.is_neg() and not x._is_view()
+    with pytest.raises(BufferError, match=r"resolve_neg\(\)"):
+        IMPORT_PATHS[path](x)
+    torch._C._set_neg(x, False)
+    IMPORT_PATHS[path](x)
+
+
 def test_torch_view_bits_the_exchange_path_does_not_ask():
     # The exchange path skips `is_conj()` on non-complex tensors and
     # `is_neg()` on bool ones (each costs a GIL round trip inside torch).
