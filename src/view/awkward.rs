@@ -5,11 +5,12 @@
 
 use ndarray::{Array, ArrayD, Axis, IxDyn, ShapeBuilder, s};
 
-/// 0-d, 1-d reversed and stepped, empty, length-1 axes (sliced, and built with strides that are
-/// never applied, up to ones that overflow in bytes), negative and stepped
-/// strides, permuted axes, the inline ranks and past them (8, 9 and 64
-/// axes). Values differ per element where there are any, so a wrong
-/// stride reads a wrong value.
+/// 0-d, 1-d reversed and stepped, empty, length-1 axes (sliced, and built
+/// with strides that are never applied, up to ones that overflow in
+/// bytes), negative and stepped strides, permuted axes, the inline ranks
+/// and past them (8, 9 and 64 axes). Values differ per element in most
+/// (the zeros arrays test shapes and strides alone), so a wrong stride
+/// reads a wrong value where a test compares values.
 pub(crate) fn arrays() -> Vec<ArrayD<f64>> {
     let grid = || Array::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64).into_dyn();
     let mut flipped = grid();

@@ -16,7 +16,6 @@ import ctypes
 import gc
 import itertools
 import sys
-import types
 import weakref
 
 import ml_dtypes
@@ -647,6 +646,7 @@ def test_export_struct_capsule_is_unnamed_and_holds_the_tensor_until_it_goes():
     refs_with_wrapper = sys.getrefcount(t)
     arrays = [np.asarray(wrapper) for _ in range(100)]  # each array's base holds (wrapper, capsule)
     assert all(x.ctypes.data == t.data_ptr for x in arrays)
+    assert sys.getrefcount(t) == refs_with_wrapper + 100  # one per array's capsule
     del arrays
     assert sys.getrefcount(t) == refs_with_wrapper
     # The capsule alone keeps the tensor (and its memory) alive, until it goes.
@@ -656,7 +656,7 @@ def test_export_struct_capsule_is_unnamed_and_holds_the_tensor_until_it_goes():
     capsule = r.__array_struct__
     del r
     assert dlbridge.live_buffers() == live + 1
-    view = np.asarray(StructOnly(types.SimpleNamespace(__array_struct__=capsule)))
+    view = np.asarray(StructSource(capsule))
     assert view.ctypes.data == data and view[2, 3] == 11.0
     del capsule
     assert dlbridge.live_buffers() == live + 1  # the array's base holds the capsule

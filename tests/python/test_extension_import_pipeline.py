@@ -147,6 +147,29 @@ def test_every_entry_point_agrees(entry, name):
         assert after[key] == before[key] + (key == path), (key, after[key] - before[key])
 
 
+@pytest.mark.parametrize("name", PRODUCERS)
+def test_asarray_copy_true_takes_asarrays_stages_then_copies(name):
+    """`asarray(x, copy=True)` is an importer instance of its own
+    (`asarray_copied` in src/python/mod.rs): the same stages, refusals and
+    fast paths as `asarray(x)`, counted the same, and then a copy (another
+    pointer, the same elements), so its shortcuts cannot vanish unseen."""
+    obj, answer = expected("asarray", name)
+    counts = dlbridge._native._testing.fast_path_counts
+    before = counts()
+    if isinstance(answer, type):
+        with pytest.raises(answer):
+            dlbridge.asarray(obj, copy=True)
+        assert counts() == before, "a refusal is not counted as a fast path"
+        return
+    t = dlbridge.asarray(obj, copy=True)
+    assert t.data_ptr != answer.ctypes.data, "copy=True copies"
+    assert np.from_dlpack(t).ravel().tolist() == answer.ravel().tolist()
+    after = counts()
+    path = fast_path("asarray", name)
+    for key in before:
+        assert after[key] == before[key] + (key == path), (key, after[key] - before[key])
+
+
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_a_dlbridge_tensor_is_its_own_or_crosses_the_exchange_table(entry):
     """In `dlbridge._native` (asarray) a `dlbridge.Tensor` is this binary's
